@@ -1,0 +1,78 @@
+"""certsync's one error tree, grouped by what the caller must do about it.
+
+Clients translate every httpx exception into one of these at the boundary, so
+`plan`, `apply` and `sync` never see an HTTP library type. Each error carries the
+process exit code SPEC.md assigns to it.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+EXIT_GUARD = 3
+
+
+class CertsyncError(Exception):
+    """Base of every error certsync raises on purpose."""
+
+    exit_code = EXIT_FAILED
+
+
+class ConfigError(CertsyncError):
+    """A setting, a mapping file or a command line is wrong: the operator must fix it."""
+
+    exit_code = EXIT_CONFIG
+
+
+class StoreError(CertsyncError):
+    """The mapping store cannot be used as it is (newer schema, corrupt file, read-only)."""
+
+    exit_code = EXIT_CONFIG
+
+
+class LockBusyError(CertsyncError):
+    """Another certsync process holds the writer lock of this store."""
+
+
+class ApiError(CertsyncError):
+    """An API answered in a way certsync cannot go on with for this request."""
+
+    def __init__(self, api: str, message: str, *, status: int | None = None) -> None:
+        super().__init__(f"{api}: {message}")
+        self.api = api
+        self.status = status
+
+
+class AuthError(ApiError):
+    """401: the token is missing, wrong or expired."""
+
+    exit_code = EXIT_CONFIG
+
+
+class ForbiddenError(AuthError):
+    """403: the token lacks a scope (or the caller's IP is not allowed)."""
+
+    def __init__(self, api: str, message: str, *, scope: str | None) -> None:
+        super().__init__(api, message, status=403)
+        self.scope = scope
+
+
+class NotFoundError(ApiError):
+    """404: the resource does not exist (a deleted template, an unknown user)."""
+
+
+class RejectedError(ApiError):
+    """422 or another 4xx: the server refused the request as sent; retrying will not help."""
+
+
+class RetriableError(ApiError):
+    """A network error, 429 or 5xx that outlived every retry."""
+
+
+class OutcomeUnknownError(RetriableError):
+    """A write whose outcome is unknown: the request may or may not have taken effect."""
+
+
+class ResponseFormatError(ApiError):
+    """The body is not the documented JSON (HTML, truncated, wrong envelope, too large)."""

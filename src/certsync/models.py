@@ -1,0 +1,315 @@
+"""Frozen value types shared by the clients, the store, the plan and the report.
+
+Nothing here does I/O: these are the nouns the rest of certsync passes around.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Literal
+
+# --- Natecosmic -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CertificationType:
+    """The certification type embedded in a Natecosmic record."""
+
+    id: str | None = None
+    slug: str | None = None
+    title: str | None = None
+    status: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CertificationRecord:
+    """One Natecosmic certification, every documented field.
+
+    Enumerations stay plain strings: a value Natecosmic adds later is kept, and
+    simply does not count as held.
+    """
+
+    id: str
+    user_id: str
+    issued_on: date
+    lifecycle_status: str
+    validity_status: str
+    certification_type_id: str | None = None
+    certification_type: CertificationType | None = None
+    expires_on: date | None = None
+    verification_status: str | None = None
+    organization_id: str | None = None
+    organization_member_id: str | None = None
+    external_id: str | None = None
+    external_source: str | None = None
+    source: str | None = None
+    issuer_name: str | None = None
+    serial_number: str | None = None
+    verification_method: str | None = None
+    last_verified_at: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    def type_keys(self) -> tuple[str, ...]:
+        """Keys a type mapping may use for this record: the type UUID first, then its slug."""
+        keys: list[str] = []
+        if self.certification_type_id:
+            keys.append(self.certification_type_id)
+        if self.certification_type is not None:
+            if self.certification_type.slug:
+                keys.append(self.certification_type.slug)
+            if self.certification_type.id and self.certification_type.id not in keys:
+                keys.append(self.certification_type.id)
+        return tuple(keys)
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedRecord:
+    """A Natecosmic record that failed validation: skipped and reported, never fatal."""
+
+    index: int
+    record_id: str | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Pull:
+    """The result of one Natecosmic pull."""
+
+    records: tuple[CertificationRecord, ...]
+    rejected: tuple[RejectedRecord, ...] = ()
+
+
+# --- Monotree -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Holding:
+    """What Monotree says (or certsync last knew) of one user's certificate.
+
+    `expiry_known` is false where certsync wrote the holding itself and has not
+    yet read back the expiry Monotree derived from the template.
+    """
+
+    certificate_id: int
+    user_id: int
+    active: bool
+    issued_on: date | None = None
+    expires_on: date | None = None
+    expiry_known: bool = True
+
+
+Holdings = Mapping[int, Mapping[int, Holding]]
+"""certificate id -> Monotree user id -> holding, for every template certsync knows."""
+
+Pair = tuple[int, int]
+"""(certificate id, Monotree user id)."""
+
+
+# --- mappings and policy --------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The `[policy]` table of the mapping file."""
+
+    revoke: bool = True
+    notify_on_revoke: bool = False
+    require_verified: bool = False
+    max_revoke_fraction: float = 0.2
+    max_revoke_min: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class TypeMapping:
+    """A Natecosmic certification type (slug or UUID) -> a Monotree template."""
+
+    natecosmic: str
+    monotree: int
+    authoritative: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class UserMapping:
+    """A Natecosmic user -> a Monotree user, by id or by an email still to resolve."""
+
+    natecosmic: str
+    monotree: int | None = None
+    monotree_email: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Mappings:
+    """Everything the plan needs to translate Natecosmic into Monotree terms."""
+
+    types: Mapping[str, TypeMapping]
+    users: Mapping[str, int]
+    policy: Policy = field(default_factory=Policy)
+
+    def template_ids(self) -> tuple[int, ...]:
+        return tuple(sorted({t.monotree for t in self.types.values()}))
+
+    def authoritative_templates(self) -> frozenset[int]:
+        return frozenset(t.monotree for t in self.types.values() if t.authoritative)
+
+
+# --- the plan -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Assign:
+    """Issue a certificate that is desired and not active in Monotree."""
+
+    certificate_id: int
+    user_id: int
+    completed_at: date
+    record_id: str
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Renewal:
+    """Monotree holds an older issue: reset it, then assign the newer one."""
+
+    certificate_id: int
+    user_id: int
+    completed_at: date
+    previous_issued_on: date
+    record_id: str
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Revoke:
+    """An active holding no longer desired: reset with expire.
+
+    `owned` is false only where the template's mapping is authoritative.
+    """
+
+    certificate_id: int
+    user_id: int
+    owned: bool
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Drift:
+    """Report only: Monotree's expiry and Natecosmic's differ by more than a day."""
+
+    certificate_id: int
+    user_id: int
+    monotree_expires_on: date | None
+    natecosmic_expires_on: date | None
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class KeptNewer:
+    """Report only: Monotree holds a newer issue than Natecosmic; left alone."""
+
+    certificate_id: int
+    user_id: int
+    monotree_issued_on: date
+    natecosmic_issued_on: date
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Unmapped:
+    """A record whose type or user has no mapping."""
+
+    kind: Literal["type", "user"]
+    key: str
+    record_id: str
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class MissingUser:
+    """A mapped Monotree user that Monotree does not list (deactivated, invite pending)."""
+
+    user_id: int
+    certificate_id: int
+    record_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The whole diff between Natecosmic and Monotree, sorted so equal inputs give equal plans."""
+
+    assigns: tuple[Assign, ...] = ()
+    renewals: tuple[Renewal, ...] = ()
+    revokes: tuple[Revoke, ...] = ()
+    drift: tuple[Drift, ...] = ()
+    kept_newer: tuple[KeptNewer, ...] = ()
+    unmapped: tuple[Unmapped, ...] = ()
+    missing_users: tuple[MissingUser, ...] = ()
+    rejected: tuple[RejectedRecord, ...] = ()
+    desired: int = 0
+    owned_active: int = 0
+    held_back_revokes: tuple[Revoke, ...] = ()
+    held_back_reason: str | None = None
+
+    @property
+    def has_writes(self) -> bool:
+        return bool(self.assigns or self.renewals or self.revokes)
+
+
+# --- write requests (the batched form of a plan) --------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AssignItem:
+    certificate_id: int
+    user_id: int
+    completed_at: date
+
+
+@dataclass(frozen=True, slots=True)
+class AssignRequest:
+    """One `POST /certificates/assign` body."""
+
+    items: tuple[AssignItem, ...]
+
+    def certificate_ids(self) -> tuple[int, ...]:
+        return tuple(sorted({i.certificate_id for i in self.items}))
+
+
+@dataclass(frozen=True, slots=True)
+class ResetRequest:
+    """One `POST /certificates/{id}/reset` body with `expire: true`.
+
+    `revoke_user_ids` are the users whose holding ends; the others are the first
+    half of a renewal.
+    """
+
+    certificate_id: int
+    user_ids: tuple[int, ...]
+    notify: bool
+    revoke_user_ids: tuple[int, ...] = ()
+
+
+WriteRequest = AssignRequest | ResetRequest
+
+
+# --- the report -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A write that failed, or whose outcome is unknown, with the reason."""
+
+    action: Literal["assign", "reset"]
+    certificate_ids: tuple[int, ...]
+    user_ids: tuple[int, ...]
+    error: str
+    outcome: Literal["failed", "unknown"] = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    """What applying the write requests of a plan did."""
+
+    requests_ok: int = 0
+    failures: tuple[Failure, ...] = ()
+    stopped: str | None = None
+
+
+RequestCounts = Mapping[str, int]
+"""`"api METHOD status"` -> number of requests."""

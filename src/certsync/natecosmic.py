@@ -1,0 +1,75 @@
+"""The Natecosmic client: `GET /v1/certifications`, parsed record by record."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from certsync.errors import ResponseFormatError
+from certsync.http import ApiHttp
+from certsync.models import CertificationRecord, Pull, RejectedRecord
+
+API = "natecosmic"
+SCOPE_READ = "certification_records:read"
+
+_RECORD = TypeAdapter(CertificationRecord)
+
+
+def _reason(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_input=False, include_url=False)[:3]:
+        where = ".".join(str(p) for p in err["loc"]) or "record"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def parse_record(index: int, raw: Any) -> CertificationRecord | RejectedRecord:
+    """One record, or the reason it was rejected. Unknown fields are ignored."""
+    record_id = raw.get("id") if isinstance(raw, dict) else None
+    record_id = record_id if isinstance(record_id, str) else None
+    if not isinstance(raw, dict):
+        return RejectedRecord(index, None, f"record is a {type(raw).__name__}, not an object")
+    try:
+        record = _RECORD.validate_python(raw)
+    except ValidationError as exc:
+        return RejectedRecord(index, record_id, _reason(exc))
+    if not record.id.strip() or not record.user_id.strip():
+        return RejectedRecord(index, record_id, "id and user_id must not be empty")
+    if not record.type_keys():
+        return RejectedRecord(
+            index, record_id, "no certification_type_id nor certification_type.slug"
+        )
+    return record
+
+
+def parse_certifications(body: Any) -> Pull:
+    """The whole list. A body that is not `{"data": [...]}` is an error, never an empty pull."""
+    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+        raise ResponseFormatError(
+            API, "GET /v1/certifications did not answer with a JSON object holding a 'data' list"
+        )
+    records: list[CertificationRecord] = []
+    rejected: list[RejectedRecord] = []
+    seen_ids: set[str] = set()
+    for index, raw in enumerate(body["data"]):
+        parsed = parse_record(index, raw)
+        if isinstance(parsed, RejectedRecord):
+            rejected.append(parsed)
+        elif parsed.id in seen_ids:
+            rejected.append(RejectedRecord(index, parsed.id, "duplicate record id in the pull"))
+        else:
+            seen_ids.add(parsed.id)
+            records.append(parsed)
+    return Pull(tuple(records), tuple(rejected))
+
+
+class NatecosmicClient:
+    """Reads certifications from Natecosmic through the shared HTTP layer."""
+
+    def __init__(self, http: ApiHttp) -> None:
+        self._http = http
+
+    def list_certifications(self) -> Pull:
+        body = self._http.request("GET", self._http.url("/v1/certifications"), scope=SCOPE_READ)
+        return parse_certifications(body)
