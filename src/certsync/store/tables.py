@@ -1,0 +1,131 @@
+"""The store's tables, as SQLModel classes.
+
+The DDL that creates them lives in `migrations.py`; a test checks that the two
+agree, so a column added here without a migration fails the suite.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlmodel import Field, SQLModel
+
+
+class SchemaVersion(SQLModel, table=True):
+    __tablename__ = "certsync_schema"
+    id: int = Field(default=1, primary_key=True)
+    version: int
+
+
+class TypeMappingRow(SQLModel, table=True):
+    __tablename__ = "type_mapping"
+    natecosmic: str = Field(primary_key=True)
+    monotree: int
+    authoritative: bool = False
+
+
+class UserMappingRow(SQLModel, table=True):
+    __tablename__ = "user_mapping"
+    natecosmic: str = Field(primary_key=True)
+    monotree: int | None = None
+    monotree_email: str | None = None
+
+
+class SettingRow(SQLModel, table=True):
+    """Small named values: the mapping file's policy, the time of the last full cycle."""
+
+    __tablename__ = "setting"
+    key: str = Field(primary_key=True)
+    value: str
+
+
+class MonotreeUserRow(SQLModel, table=True):
+    """Monotree's user list, cached for email resolution; refreshed on full cycles."""
+
+    __tablename__ = "monotree_user"
+    id: int = Field(primary_key=True)
+    email: str | None = Field(default=None, index=True)
+    name: str | None = None
+    seen_at: datetime
+
+
+class OwnershipRow(SQLModel, table=True):
+    """A holding certsync issued. Written before the assign request is sent."""
+
+    __tablename__ = "ownership"
+    certificate_id: int = Field(primary_key=True)
+    user_id: int = Field(primary_key=True)
+    issued_on: date
+    run_id: str
+    journal_id: str
+
+
+class HoldingRow(SQLModel, table=True):
+    """Monotree's state as certsync last read or wrote it; what incremental cycles plan against."""
+
+    __tablename__ = "known_holding"
+    certificate_id: int = Field(primary_key=True)
+    user_id: int = Field(primary_key=True)
+    active: bool
+    issued_on: date | None = None
+    expires_on: date | None = None
+    expiry_known: bool = True
+
+
+class TemplateStateRow(SQLModel, table=True):
+    """Whether certsync's picture of a template can be trusted without reading it again."""
+
+    __tablename__ = "template_state"
+    certificate_id: int = Field(primary_key=True)
+    read_at: datetime | None = None
+    dirty: bool = True
+
+
+class RunRow(SQLModel, table=True):
+    __tablename__ = "run"
+    id: str = Field(primary_key=True)
+    kind: str
+    started_at: datetime
+    ended_at: datetime | None = None
+    outcome: str | None = None
+    exit_code: int | None = None
+    counts: str = "{}"
+    requests: str = "{}"
+    error: str | None = None
+
+
+class JournalRow(SQLModel, table=True):
+    """One write request: its intent before it is sent, its outcome after."""
+
+    __tablename__ = "journal"
+    id: str = Field(primary_key=True)
+    run_id: str = Field(foreign_key="run.id", index=True)
+    seq: int
+    action: str
+    certificate_ids: str
+    payload: str
+    intent_at: datetime
+    outcome: str | None = None
+    outcome_at: datetime | None = None
+    error: str | None = None
+
+
+class PullSnapshotRow(SQLModel, table=True):
+    """The last Natecosmic pull, compressed: what changed upstream since the cycle before."""
+
+    __tablename__ = "pull_snapshot"
+    id: int = Field(default=1, primary_key=True)
+    pulled_at: datetime
+    record_count: int
+    digest: str
+    body: str
+
+
+class WriterLockRow(SQLModel, table=True):
+    __tablename__ = "writer_lock"
+    id: int = Field(default=1, primary_key=True)
+    owner: str
+    pid: int
+    host: str
+    acquired_at: datetime
+    heartbeat_at: datetime
