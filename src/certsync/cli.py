@@ -1,0 +1,219 @@
+"""The `certsync` command: parses arguments, builds settings, calls sync, daemon or sandbox.
+
+Anything a user can cause ends in one `certsync: error: ...` line on stderr and
+the exit code SPEC.md gives it; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, TextIO
+
+import structlog
+
+from certsync import __version__
+from certsync import logging as certsync_logging
+from certsync.checks import check_mappings
+from certsync.errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, CertsyncError, ConfigError
+from certsync.http import REDACTOR
+from certsync.mappings_file import load_mapping_file
+from certsync.report import render_table, to_json
+from certsync.settings import Settings, load_settings
+from certsync.store import Store
+from certsync.sync import SyncOptions, check_config, open_clients, run_sync
+
+log = structlog.get_logger("certsync.cli")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse exits 2 on usage errors, as SPEC.md says
+        self.print_usage(sys.stderr)
+        raise ConfigError(f"usage: {message}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="certsync", description="Keep Monotree certificates in step with Natecosmic."
+    )
+    parser.add_argument("--version", action="version", version=f"certsync {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    fmt = {"choices": ["table", "json"], "default": "table", "help": "output format"}
+    sync = sub.add_parser("sync", help="run one sync")
+    sync.add_argument("--dry-run", action="store_true", help="make no write call; print the plan")
+    sync.add_argument("--full", action="store_true", help="read every holder in Monotree")
+    sync.add_argument("--format", **fmt)  # type: ignore[arg-type]
+    sync.add_argument(
+        "--allow-mass-revoke", action="store_true", help="override the mass-revoke guard"
+    )
+    plan = sub.add_parser("plan", help="the same as sync --dry-run")
+    plan.add_argument("--full", action="store_true", help="read every holder in Monotree")
+    plan.add_argument("--format", **fmt)  # type: ignore[arg-type]
+
+    mappings = sub.add_parser("mappings", help="manage the mapping store")
+    msub = mappings.add_subparsers(dest="mappings_command", required=True, parser_class=_Parser)
+    imp = msub.add_parser("import", help="load a mapping file into the store")
+    imp.add_argument("file", type=Path)
+    imp.add_argument(
+        "--prune", action="store_true", help="remove mappings the file no longer names"
+    )
+    lst = msub.add_parser("list", help="list the mappings in the store")
+    lst.add_argument("--format", **fmt)  # type: ignore[arg-type]
+    msub.add_parser("check", help="check every mapping against both APIs")
+
+    status = sub.add_parser("status", help="recent runs and their outcomes")
+    status.add_argument("--limit", type=int, default=10)
+    status.add_argument("--format", **fmt)  # type: ignore[arg-type]
+
+    return parser
+
+
+def _progress(stream: TextIO) -> Callable[[str], None] | None:
+    if not stream.isatty():
+        return None
+
+    def show(message: str) -> None:
+        stream.write(f"\r\033[K{message}")
+        stream.flush()
+
+    return show
+
+
+def cmd_sync(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    check_config(settings)
+    store = Store(settings.database_url)
+    progress = _progress(sys.stderr) if args.format == "table" else None
+    try:
+        with open_clients(settings) as clients:
+            report = run_sync(
+                settings,
+                store,
+                clients,
+                SyncOptions(
+                    dry_run=args.command == "plan" or args.dry_run,
+                    force_full=args.full,
+                    allow_mass_revoke=getattr(args, "allow_mass_revoke", False),
+                ),
+                progress=progress,
+            )
+    finally:
+        if progress is not None:
+            sys.stderr.write("\r\033[K")
+        store.close()
+    if args.format == "json":
+        json.dump(to_json(report), out, indent=2, default=str)
+        out.write("\n")
+    else:
+        out.write(render_table(report) + "\n")
+    return report.exit_code
+
+
+def cmd_mappings(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    if args.mappings_command == "import":
+        mapping_file = load_mapping_file(args.file)
+        store = Store(settings.database_url)
+        try:
+            summary = store.import_mappings(mapping_file, prune=args.prune)
+        finally:
+            store.close()
+        out.write(
+            f"imported {args.file}: types +{summary.types_added} ~{summary.types_updated}"
+            f" -{summary.types_pruned}, users +{summary.users_added} ~{summary.users_updated}"
+            f" -{summary.users_pruned}, {summary.unchanged} unchanged"
+            + (", policy updated" if summary.policy_changed else "")
+            + (f"; pruned {summary.types_pruned + summary.users_pruned}" if args.prune else "")
+            + "\n"
+        )
+        return EXIT_OK
+    if args.mappings_command == "list":
+        store = Store(settings.database_url)
+        try:
+            types, users, policy = store.type_mappings(), store.user_mappings(), store.policy()
+        finally:
+            store.close()
+        if args.format == "json":
+            doc = {
+                "policy": asdict(policy),
+                "types": [asdict(t) for t in types],
+                "users": [asdict(u) for u in users],
+            }
+            json.dump(doc, out, indent=2)
+            out.write("\n")
+            return EXIT_OK
+        out.write(f"policy: {', '.join(f'{k}={v}' for k, v in asdict(policy).items())}\n")
+        out.write(f"types ({len(types)}):\n")
+        for t in types:
+            flag = "  authoritative" if t.authoritative else ""
+            out.write(f"  {t.natecosmic} -> template {t.monotree}{flag}\n")
+        out.write(f"users ({len(users)}):\n")
+        for u in users:
+            target = f"user {u.monotree}" if u.monotree is not None else f"email {u.monotree_email}"
+            out.write(f"  {u.natecosmic} -> {target}\n")
+        return EXIT_OK
+    return check_mappings(settings, out)
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    store = Store(settings.database_url)
+    try:
+        runs = store.recent_runs(args.limit)
+    finally:
+        store.close()
+    if args.format == "json":
+        json.dump([asdict(r) for r in runs], out, indent=2, default=str)
+        out.write("\n")
+        return EXIT_OK
+    if not runs:
+        out.write("no runs yet\n")
+        return EXIT_OK
+    out.write(f"{'run':16}  {'kind':11}  {'started (UTC)':19}  {'outcome':11}  exit  summary\n")
+    for r in runs:
+        summary = ", ".join(
+            f"{k} {v}"
+            for k, v in r.counts.items()
+            if v and k in ("assign", "renew", "revoke", "held_back", "failed_requests")
+        )
+        exit_code = "-" if r.exit_code is None else str(r.exit_code)
+        out.write(
+            f"{r.id:16}  {r.kind:11}  {r.started_at:%Y-%m-%d %H:%M:%S}  "
+            f"{r.outcome or 'running':11}  {exit_code:>4}  {summary or '-'}"
+            + (f"  error: {r.error}" if r.error else "")
+            + "\n"
+        )
+    return EXIT_OK
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace, Settings, TextIO], int]] = {
+    "sync": cmd_sync,
+    "plan": cmd_sync,
+    "mappings": cmd_mappings,
+    "status": cmd_status,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+        settings = load_settings()
+        certsync_logging.configure(settings.log_format, settings.log_level)
+        return _COMMANDS[args.command](args, settings, sys.stdout)
+    except CertsyncError as exc:
+        sys.stderr.write(f"certsync: error: {REDACTOR(str(exc))}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("certsync: interrupted\n")
+        return 130
+    except SystemExit as exc:  # --help and --version
+        return int(exc.code or 0) if isinstance(exc.code, int) else EXIT_CONFIG
+    except Exception as exc:
+        log.debug("cli.internal_error", exc_info=True)
+        message = REDACTOR(f"{type(exc).__name__}: {exc}")
+        sys.stderr.write(
+            f"certsync: internal error: {message} (CERTSYNC_LOG_LEVEL=debug shows where)\n"
+        )
+        return EXIT_FAILED

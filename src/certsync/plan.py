@@ -1,0 +1,238 @@
+"""The reconcile engine's pure core: what must change, and in which requests.
+
+Every function here is a function of its arguments alone: no clock (today is
+passed in), no logging, no database, no HTTP. Outputs are sorted so the same
+input always gives the same plan, which makes dry runs, tests and journals
+comparable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Set
+from dataclasses import replace
+from datetime import date
+
+from certsync.models import (
+    Assign,
+    AssignItem,
+    AssignRequest,
+    CertificationRecord,
+    Drift,
+    Holdings,
+    KeptNewer,
+    Mappings,
+    MissingUser,
+    Pair,
+    Plan,
+    Policy,
+    RejectedRecord,
+    Renewal,
+    ResetRequest,
+    Revoke,
+    Unmapped,
+    WriteRequest,
+)
+
+DRIFT_TOLERANCE_DAYS = 1
+
+
+def is_held(record: CertificationRecord, policy: Policy, today: date) -> bool:
+    """A record counts as held when it is active, valid, unexpired (and verified, if required)."""
+    if record.lifecycle_status != "active" or record.validity_status != "valid":
+        return False
+    if record.expires_on is not None and record.expires_on < today:
+        return False
+    return not (policy.require_verified and record.verification_status != "verified")
+
+
+def _latest(a: CertificationRecord, b: CertificationRecord) -> CertificationRecord:
+    # The latest issue wins; equal dates fall back to the record id so the
+    # choice does not depend on the order Natecosmic listed them in.
+    return max(a, b, key=lambda r: (r.issued_on, r.id))
+
+
+def _drifts(monotree: date | None, natecosmic: date | None) -> bool:
+    if monotree is None or natecosmic is None:
+        return monotree != natecosmic
+    return abs((monotree - natecosmic).days) > DRIFT_TOLERANCE_DAYS
+
+
+def plan(
+    records: Iterable[CertificationRecord],
+    mappings: Mappings,
+    holdings: Holdings,
+    owned: Set[Pair],
+    today: date,
+    *,
+    rejected: Iterable[RejectedRecord] = (),
+    missing_users: Set[int] = frozenset(),
+) -> Plan:
+    """Compute every action that makes Monotree hold exactly what Natecosmic says.
+
+    `holdings` must hold an entry (possibly empty) for every mapped template:
+    a template missing from it is treated as having no holders. `owned` is
+    the set of (certificate, user) pairs certsync issued. `missing_users` are
+    mapped Monotree users that Monotree does not list.
+    """
+    policy = mappings.policy
+    unmapped: list[Unmapped] = []
+    desired: dict[Pair, CertificationRecord] = {}
+
+    for record in records:
+        type_mapping = next(
+            (mappings.types[k] for k in record.type_keys() if k in mappings.types), None
+        )
+        if type_mapping is None:
+            key = record.type_keys()[0] if record.type_keys() else "(none)"
+            unmapped.append(Unmapped("type", key, record.id))
+            continue
+        user_id = mappings.users.get(record.user_id)
+        if user_id is None:
+            unmapped.append(Unmapped("user", record.user_id, record.id))
+            continue
+        if not is_held(record, policy, today):
+            continue
+        pair = (type_mapping.monotree, user_id)
+        seen = desired.get(pair)
+        desired[pair] = record if seen is None else _latest(seen, record)
+
+    assigns: list[Assign] = []
+    renewals: list[Renewal] = []
+    drift: list[Drift] = []
+    kept: list[KeptNewer] = []
+    missing: list[MissingUser] = []
+
+    for (cert, user), record in desired.items():
+        held = holdings.get(cert, {}).get(user)
+        if held is None or not held.active:
+            if user in missing_users:
+                missing.append(MissingUser(user, cert, record.id))
+            else:
+                assigns.append(Assign(cert, user, record.issued_on, record.id))
+            continue
+        if held.issued_on is None:
+            # Monotree did not say when it issued this one: leave it rather
+            # than renew on every cycle.
+            continue
+        if held.issued_on < record.issued_on:
+            renewals.append(Renewal(cert, user, record.issued_on, held.issued_on, record.id))
+        elif held.issued_on > record.issued_on:
+            kept.append(KeptNewer(cert, user, held.issued_on, record.issued_on))
+        elif held.expiry_known and _drifts(held.expires_on, record.expires_on):
+            drift.append(Drift(cert, user, held.expires_on, record.expires_on))
+
+    authoritative = mappings.authoritative_templates()
+    mapped_templates = set(mappings.template_ids())
+    revokes: list[Revoke] = []
+    owned_active = 0
+    for cert, by_user in holdings.items():
+        if cert not in mapped_templates:
+            continue
+        for user, held in by_user.items():
+            if not held.active:
+                continue
+            is_owned = (cert, user) in owned
+            owned_active += is_owned
+            if (cert, user) in desired:
+                continue
+            if is_owned or cert in authoritative:
+                revokes.append(Revoke(cert, user, owned=is_owned))
+
+    return Plan(
+        assigns=tuple(sorted(assigns)),
+        renewals=tuple(sorted(renewals)),
+        revokes=tuple(sorted(revokes)) if policy.revoke else (),
+        drift=tuple(sorted(drift)),
+        kept_newer=tuple(sorted(kept)),
+        unmapped=tuple(sorted(unmapped)),
+        missing_users=tuple(sorted(missing)),
+        rejected=tuple(sorted(rejected, key=lambda r: r.index)),
+        desired=len(desired),
+        owned_active=owned_active,
+        held_back_revokes=() if policy.revoke else tuple(sorted(revokes)),
+        held_back_reason=None if policy.revoke or not revokes else "policy.revoke is false",
+    )
+
+
+def guard_revokes(
+    the_plan: Plan,
+    policy: Policy,
+    *,
+    pull_empty: bool,
+    allow_mass_revoke: bool,
+) -> Plan:
+    """Hold back revocations the safety rules forbid; say why in the plan.
+
+    An empty pull never revokes, whatever the override: it is far likelier to
+    be an upstream fault than a company that lost every certification at once.
+    """
+    revokes = the_plan.revokes
+    if not revokes:
+        return the_plan
+    reason: str | None = None
+    if pull_empty:
+        reason = "the Natecosmic pull held no valid record; no revocation follows an empty pull"
+    elif not allow_mass_revoke:
+        limit = policy.max_revoke_fraction * the_plan.owned_active
+        if len(revokes) > limit and len(revokes) > policy.max_revoke_min:
+            reason = (
+                f"mass-revoke guard: {len(revokes)} revocations exceed "
+                f"{policy.max_revoke_fraction:.0%} of {the_plan.owned_active} owned active "
+                f"holdings and the minimum of {policy.max_revoke_min}; "
+                "rerun with --allow-mass-revoke if this is intended"
+            )
+    if reason is None:
+        return the_plan
+    return replace(
+        the_plan,
+        revokes=(),
+        held_back_revokes=tuple(sorted((*the_plan.held_back_revokes, *revokes))),
+        held_back_reason=reason,
+    )
+
+
+def _chunks(items: list[int], size: int) -> Iterable[tuple[int, ...]]:
+    for start in range(0, len(items), size):
+        yield tuple(items[start : start + size])
+
+
+def write_requests(
+    the_plan: Plan, *, chunk_size: int, notify_on_revoke: bool
+) -> list[WriteRequest]:
+    """Batch a plan into the fewest requests, in the order they must be sent.
+
+    Resets come first: a renewal's reset must precede its assign (assign skips
+    active holders). A renewal's reset and a revocation share one request per
+    certificate unless revocations notify users and renewals must not.
+    """
+    if chunk_size < 1:
+        raise ValueError("chunk_size must be at least 1")
+    renew_users: dict[int, set[int]] = {}
+    for r in the_plan.renewals:
+        renew_users.setdefault(r.certificate_id, set()).add(r.user_id)
+    revoke_users: dict[int, set[int]] = {}
+    for v in the_plan.revokes:
+        revoke_users.setdefault(v.certificate_id, set()).add(v.user_id)
+
+    requests: list[WriteRequest] = []
+    for cert in sorted(renew_users.keys() | revoke_users.keys()):
+        renewing = renew_users.get(cert, set())
+        revoking = revoke_users.get(cert, set())
+        if notify_on_revoke and renewing and revoking:
+            groups = [(sorted(renewing), False), (sorted(revoking), True)]
+        else:
+            groups = [(sorted(renewing | revoking), bool(revoking) and notify_on_revoke)]
+        for users, notify in groups:
+            for chunk in _chunks(users, chunk_size):
+                requests.append(
+                    ResetRequest(cert, chunk, notify, tuple(u for u in chunk if u in revoking))
+                )
+
+    items = sorted(
+        [AssignItem(a.certificate_id, a.user_id, a.completed_at) for a in the_plan.assigns]
+        + [AssignItem(r.certificate_id, r.user_id, r.completed_at) for r in the_plan.renewals],
+        key=lambda i: (i.certificate_id, i.user_id),
+    )
+    for start in range(0, len(items), chunk_size):
+        requests.append(AssignRequest(tuple(items[start : start + chunk_size])))
+    return requests

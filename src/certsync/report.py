@@ -1,0 +1,150 @@
+"""A sync report as a table for people and as one JSON document for scripts."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict
+from typing import Any
+
+from certsync.models import AssignRequest
+from certsync.sync import SyncReport
+
+_SHOW = 10  # rows of each list shown on a terminal; JSON has them all
+
+
+def requests_by_api(counts: dict[str, int]) -> dict[str, int]:
+    totals: Counter[str] = Counter()
+    for key, n in counts.items():
+        totals[key.split(" ", 1)[0]] += n
+    return dict(sorted(totals.items()))
+
+
+def to_json(report: SyncReport) -> dict[str, Any]:
+    p = report.plan
+    return {
+        "run_id": report.run_id,
+        "kind": report.kind,
+        "dry_run": report.dry_run,
+        "outcome": report.outcome,
+        "exit_code": report.exit_code,
+        "error": report.error,
+        "duration_seconds": round(report.duration, 3),
+        "counts": report.counts(),
+        "pull": {
+            "records": report.pull_records,
+            "since_last": None if report.pull_delta is None else asdict(report.pull_delta),
+        },
+        "plan": {
+            "assign": [asdict(a) for a in p.assigns],
+            "renew": [asdict(r) for r in p.renewals],
+            "revoke": [asdict(v) for v in p.revokes],
+            "held_back": {
+                "reason": p.held_back_reason,
+                "revoke": [asdict(v) for v in p.held_back_revokes],
+            },
+            "drift": [asdict(d) for d in p.drift],
+            "kept_newer": [asdict(k) for k in p.kept_newer],
+            "unmapped": [asdict(u) for u in p.unmapped],
+            "missing_users": [asdict(m) for m in p.missing_users],
+            "rejected": [asdict(r) for r in p.rejected],
+        },
+        "write_requests": [
+            {"action": "assign", "users": len(r.items), "certificates": list(r.certificate_ids())}
+            if isinstance(r, AssignRequest)
+            else {"action": "reset", "certificate": r.certificate_id, "users": len(r.user_ids)}
+            for r in report.requests
+        ],
+        "failures": [asdict(f) for f in report.result.failures],
+        "missing_templates": report.missing_templates,
+        "unresolved_emails": report.unresolved_emails,
+        "templates_read": report.templates_read,
+        "requests": report.request_counts,
+        "requests_by_api": requests_by_api(report.request_counts),
+    }
+
+
+def _rows(title: str, items: list[str]) -> list[str]:
+    if not items:
+        return []
+    lines = [f"{title}:"]
+    lines += [f"  {item}" for item in items[:_SHOW]]
+    if len(items) > _SHOW:
+        lines.append(f"  ... and {len(items) - _SHOW} more (see --format json)")
+    return lines
+
+
+def render_table(report: SyncReport) -> str:
+    p = report.plan
+    mode = "dry run (nothing written)" if report.dry_run else "applied"
+    lines = [f"certsync {report.kind} sync {report.run_id}: {report.outcome} ({mode})"]
+    if report.error:
+        lines.append(f"error: {report.error}")
+    counts = report.counts()
+    width = max(len(k) for k in counts)
+    lines.append("")
+    lines.append(f"{'action'.ljust(width)}  count")
+    lines.append(f"{'-' * width}  -----")
+    lines += [f"{k.ljust(width)}  {v:5d}" for k, v in counts.items()]
+    lines.append("")
+    lines += _rows(
+        "assign",
+        [
+            f"certificate {a.certificate_id} -> user {a.user_id} as of {a.completed_at}"
+            for a in p.assigns
+        ],
+    )
+    lines += _rows(
+        "renew (reset, then assign)",
+        [
+            f"certificate {r.certificate_id} user {r.user_id}: "
+            f"{r.previous_issued_on} -> {r.completed_at}"
+            for r in p.renewals
+        ],
+    )
+    lines += _rows(
+        "revoke",
+        [
+            f"certificate {v.certificate_id} user {v.user_id}"
+            + ("" if v.owned else " (authoritative mapping)")
+            for v in p.revokes
+        ],
+    )
+    if p.held_back_revokes:
+        lines.append(f"held back: {len(p.held_back_revokes)} revocation(s): {p.held_back_reason}")
+    lines += _rows(
+        "drift (report only)",
+        [
+            f"certificate {d.certificate_id} user {d.user_id}: Monotree expires "
+            f"{d.monotree_expires_on}, Natecosmic {d.natecosmic_expires_on}"
+            for d in p.drift
+        ],
+    )
+    lines += _rows(
+        "unmapped",
+        [f"record {u.record_id}: no mapping for {u.kind} {u.key!r}" for u in p.unmapped],
+    )
+    lines += _rows(
+        "rejected records",
+        [f"#{r.index} {r.record_id or '(no id)'}: {r.reason}" for r in p.rejected],
+    )
+    lines += _rows(
+        "missing Monotree users",
+        [f"user {m.user_id} (certificate {m.certificate_id})" for m in p.missing_users],
+    )
+    lines += _rows("missing templates", [f"certificate {c}" for c in report.missing_templates])
+    lines += _rows("unresolved emails", report.unresolved_emails)
+    lines += _rows(
+        "failures",
+        [
+            f"{f.action} certificate(s) {', '.join(map(str, f.certificate_ids))} "
+            f"({len(f.user_ids)} user(s)), {f.outcome}: {f.error}"
+            for f in report.result.failures
+        ],
+    )
+    by_api = requests_by_api(report.request_counts)
+    lines.append(
+        "requests: "
+        + (", ".join(f"{api} {n}" for api, n in by_api.items()) or "none")
+        + f" in {report.duration:.2f}s"
+    )
+    return "\n".join(lines)
