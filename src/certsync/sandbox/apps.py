@@ -1,0 +1,391 @@
+"""The two simulated APIs as Starlette apps, behind one ASGI gate each.
+
+The gate does what every endpoint shares: counting, injected faults, latency,
+bearer tokens (401), Monotree's rate limit (429 with `Retry-After` and
+`X-RateLimit-*` on every answer) and scopes (403). Handlers only apply the rules
+in `state.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import re
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from certsync.pagination import PER_PAGE
+from certsync.sandbox.state import SandboxState, Template, iso
+
+Handler = Callable[[Request], Awaitable[Response]]
+_IDS = re.compile(r"/\d+")
+PREFIX = "/api/open/v1"
+
+
+def _monotree_scope(method: str, path: str) -> str:
+    if re.fullmatch(rf"{PREFIX}/users(/\d+)?", path):
+        return "read:users"
+    return "read:certificates" if method == "GET" else "write:certificates"
+
+
+class Gate:
+    """ASGI middleware: count, inject faults, authenticate, rate-limit, check scopes."""
+
+    def __init__(self, app: ASGIApp, state: SandboxState, api: str) -> None:
+        self.app = app
+        self.state = state
+        self.api = api
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method, path = scope["method"], scope["path"]
+        if path.startswith("/_sandbox"):
+            await self.app(scope, receive, send)
+            return
+        state = self.state
+        with state.lock:
+            state.counts[f"{self.api} {method} {_IDS.sub('/{id}', path)}"] += 1
+        if state.faults.latency and self.api in state.faults.apis:
+            await asyncio.sleep(state.faults.latency)
+        fault = state.pick_fault(self.api, method, path)
+        if fault is not None and fault.kind == "delay":
+            await asyncio.sleep(fault.delay)
+        elif fault is not None and fault.kind == "drop":
+            await _drop(send)
+            return
+        elif fault is not None and fault.kind == "status":
+            headers = {}
+            if fault.status in (429, 503) and fault.retry_after is not None:
+                headers["Retry-After"] = str(math.ceil(fault.retry_after))
+            message = "Too Many Attempts." if fault.status == 429 else "Server Error"
+            await self._answer(scope, receive, send, fault.status, {"message": message}, headers)
+            return
+
+        token = _bearer(scope)
+        scopes = state.tokens[self.api].get(token or "")
+        if scopes is None:
+            await self._answer(scope, receive, send, 401, {"message": "Unauthenticated."}, {})
+            return
+        extra: dict[str, str] = {}
+        if self.api == "monotree":
+            with state.lock:
+                allowed, extra, wait = state.limiter.hit(token or "")
+            if not allowed:
+                extra["Retry-After"] = str(max(1, math.ceil(wait)))
+                await self._answer(
+                    scope, receive, send, 429, {"message": "Too Many Attempts."}, extra
+                )
+                return
+            needed = _monotree_scope(method, path)
+        else:
+            needed = "certification_records:read"
+        if needed not in scopes:
+            await self._answer(
+                scope, receive, send, 403, {"message": "This action is unauthorized."}, extra
+            )
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += [(k.lower().encode(), v.encode()) for k, v in extra.items()]
+                message = {**message, "headers": headers}
+                with state.lock:
+                    state.statuses[f"{self.api} {message['status']}"] += 1
+            await send(message)
+
+        if fault is not None and fault.kind == "drop-after":
+            # The request takes effect; the answer never arrives.
+            async def swallow(_: Message) -> None:
+                return None
+
+            await self.app(scope, receive, swallow)
+            await _drop(send)
+            return
+        await self.app(scope, receive, send_with_headers)
+
+    async def _answer(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        status: int,
+        body: dict[str, Any],
+        headers: dict[str, str],
+    ) -> None:
+        with self.state.lock:
+            self.state.statuses[f"{self.api} {status}"] += 1
+        await JSONResponse(body, status_code=status, headers=headers)(scope, receive, send)
+
+
+async def _drop(send: Send) -> None:
+    """Start an answer and break off: the client sees the connection die mid-response."""
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    raise ConnectionAbortedError("sandbox: connection dropped on purpose")
+
+
+def _bearer(scope: Scope) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == b"authorization":
+            text = value.decode("latin-1")
+            if text.lower().startswith("bearer "):
+                return text[7:].strip()
+    return None
+
+
+def _page(request: Request, items: list[Any]) -> JSONResponse:
+    """Monotree's envelope: data, links (absolute URLs) and meta."""
+    try:
+        page = max(1, int(request.query_params.get("page", "1")))
+        per_page = min(PER_PAGE, max(1, int(request.query_params.get("per_page", "25"))))
+    except ValueError:
+        return JSONResponse({"message": "The page must be an integer."}, status_code=422)
+    total = len(items)
+    last = max(1, math.ceil(total / per_page))
+    chunk = items[(page - 1) * per_page : page * per_page]
+
+    def link(n: int) -> str:
+        return str(request.url.include_query_params(page=n, per_page=per_page))
+
+    return JSONResponse(
+        {
+            "data": chunk,
+            "links": {
+                "first": link(1),
+                "last": link(last),
+                "prev": link(page - 1) if page > 1 else None,
+                "next": link(page + 1) if page < last else None,
+            },
+            "meta": {
+                "current_page": page,
+                "last_page": last,
+                "per_page": per_page,
+                "total": total,
+                "from": (page - 1) * per_page + 1 if chunk else None,
+                "to": (page - 1) * per_page + len(chunk) if chunk else None,
+            },
+        }
+    )
+
+
+async def _json_body(request: Request) -> Any:
+    raw = await request.body()
+    if not raw:
+        return {}
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+def monotree_app(state: SandboxState) -> ASGIApp:
+    def _id(request: Request, name: str = "id") -> int:
+        return int(request.path_params[name])
+
+    async def list_certificates(request: Request) -> Response:
+        q = request.query_params
+        with state.lock:
+            items = [t for t in state.templates.values() if not t.deleted]
+            if q.get("is_published") in ("true", "false"):
+                want = q["is_published"] == "true"
+                items = [t for t in items if t.is_published == want]
+            if q.get("title"):
+                items = [t for t in items if q["title"].lower() in t.title.lower()]
+            if q.get("since"):
+                try:
+                    since = datetime.fromisoformat(q["since"])
+                except ValueError:
+                    return JSONResponse({"message": "The since is not a valid date."}, 422)
+                items = [t for t in items if t.created_at >= since]
+            data = [state.template_json(t) for t in sorted(items, key=lambda t: t.id)]
+        return _page(request, data)
+
+    async def get_certificate(request: Request) -> Response:
+        with state.lock:
+            t = state.live_template(_id(request))
+            if t is None:
+                return JSONResponse({"message": "Not found."}, 404)
+            return JSONResponse({"data": state.template_json(t)})
+
+    def _validate_template(body: Any, *, partial: bool) -> tuple[dict[str, Any], dict[str, list[str]]]:
+        errors: dict[str, list[str]] = {}
+        if not isinstance(body, dict):
+            return {}, {"body": ["The body must be a JSON object."]}
+        if not partial and not isinstance(body.get("title"), str):
+            errors["title"] = ["The title field is required."]
+        days = body.get("reset_days_before_expiry")
+        if days is not None and (not isinstance(days, int) or not 14 <= days <= 365):
+            errors["reset_days_before_expiry"] = ["Must be between 14 and 365."]
+        return body, errors
+
+    async def create_certificate(request: Request) -> Response:
+        body, errors = _validate_template(await _json_body(request), partial=False)
+        if errors:
+            return JSONResponse({"message": "The given data was invalid.", "errors": errors}, 422)
+        with state.lock:
+            new_id = max(state.templates, default=0) + 1
+            t = Template(
+                id=new_id,
+                title=body["title"],
+                description=body.get("description"),
+                validity_months=body.get("validity_months"),
+                reset_days_before_expiry=body.get("reset_days_before_expiry"),
+                certificate_type_id=body.get("certificate_type_id"),
+                is_published=bool(body.get("is_published", False)),
+                created_at=state.clock(),
+                updated_at=state.clock(),
+            )
+            state.templates[new_id] = t
+            return JSONResponse({"data": state.template_json(t)}, status_code=201)
+
+    async def update_certificate(request: Request) -> Response:
+        body, errors = _validate_template(await _json_body(request), partial=True)
+        if errors:
+            return JSONResponse({"message": "The given data was invalid.", "errors": errors}, 422)
+        with state.lock:
+            t = state.live_template(_id(request))
+            if t is None:
+                return JSONResponse({"message": "Not found."}, 404)
+            for key in (
+                "title",
+                "description",
+                "validity_months",
+                "reset_days_before_expiry",
+                "certificate_type_id",
+                "is_published",
+            ):
+                if key in body:
+                    setattr(t, key, body[key])
+            t.updated_at = state.clock()
+            return JSONResponse({"data": state.template_json(t)})
+
+    async def delete_certificate(request: Request) -> Response:
+        with state.lock:
+            t = state.live_template(_id(request))
+            if t is None:
+                return JSONResponse({"message": "Not found."}, 404)
+            t.deleted = True
+        return Response(status_code=204)
+
+    async def holders(request: Request) -> Response:
+        with state.lock:
+            if state.live_template(_id(request)) is None:
+                return JSONResponse({"message": "Not found."}, 404)
+            data = state.holders(_id(request))
+        return _page(request, data)
+
+    async def assign(request: Request) -> Response:
+        body = await _json_body(request)
+        with state.lock:
+            status, answer = state.assign(body)
+        return Response(status_code=204) if answer is None else JSONResponse(answer, status)
+
+    async def reset(request: Request) -> Response:
+        body = await _json_body(request)
+        with state.lock:
+            status, answer = state.reset(_id(request), body)
+        return Response(status_code=204) if answer is None else JSONResponse(answer, status)
+
+    def _user_certs(user_id: int) -> list[dict[str, Any]]:
+        out = []
+        for (cert, uid), issuance in sorted(state.issuances.items()):
+            t = state.live_template(cert)
+            if uid != user_id or t is None:
+                continue
+            tj = state.template_json(t)
+            out.append(
+                {
+                    "id": t.id,
+                    "title": t.title,
+                    "description": t.description,
+                    "validity_months": t.validity_months,
+                    "issued_at": iso(issuance.issued_at),
+                    "expires_at": iso(issuance.expires_at),
+                    "is_expired": issuance.is_expired(state.clock()),
+                    "certificate_type": tj["certificate_type"],
+                    "history": list(issuance.history),
+                }
+            )
+        return out
+
+    async def user_certificates(request: Request) -> Response:
+        with state.lock:
+            user = state.users.get(_id(request))
+            if user is None or not user.listed:
+                return JSONResponse({"message": "Not found."}, 404)
+            return _page(request, _user_certs(user.id))
+
+    async def user_certificate(request: Request) -> Response:
+        with state.lock:
+            user = state.users.get(_id(request))
+            cert = _id(request, "certificate_id")
+            found = [c for c in _user_certs(user.id) if c["id"] == cert] if user else []
+            if user is None or not user.listed or not found:
+                return JSONResponse({"message": "Not found."}, 404)
+            return JSONResponse({"data": found[0]})
+
+    async def list_users(request: Request) -> Response:
+        with state.lock:
+            data = [u.as_json() for _, u in sorted(state.users.items()) if u.listed]
+        return _page(request, data)
+
+    async def get_user(request: Request) -> Response:
+        with state.lock:
+            user = state.users.get(_id(request))
+            if user is None or not user.listed:
+                return JSONResponse({"message": "Not found."}, 404)
+            return JSONResponse({"data": user.as_json()})
+
+    async def counts(_: Request) -> Response:
+        with state.lock:
+            return JSONResponse({"requests": dict(state.counts), "statuses": dict(state.statuses)})
+
+    routes = [
+        Route(f"{PREFIX}/certificates", list_certificates, methods=["GET"]),
+        Route(f"{PREFIX}/certificates", create_certificate, methods=["POST"]),
+        Route(f"{PREFIX}/certificates/assign", assign, methods=["POST"]),
+        Route(f"{PREFIX}/certificates/{{id:int}}", get_certificate, methods=["GET"]),
+        Route(f"{PREFIX}/certificates/{{id:int}}", update_certificate, methods=["PUT", "PATCH"]),
+        Route(f"{PREFIX}/certificates/{{id:int}}", delete_certificate, methods=["DELETE"]),
+        Route(f"{PREFIX}/certificates/{{id:int}}/users", holders, methods=["GET"]),
+        Route(f"{PREFIX}/certificates/{{id:int}}/reset", reset, methods=["POST"]),
+        Route(f"{PREFIX}/users", list_users, methods=["GET"]),
+        Route(f"{PREFIX}/users/{{id:int}}", get_user, methods=["GET"]),
+        Route(f"{PREFIX}/users/{{id:int}}/certificates", user_certificates, methods=["GET"]),
+        Route(
+            f"{PREFIX}/users/{{id:int}}/certificates/{{certificate_id:int}}",
+            user_certificate,
+            methods=["GET"],
+        ),
+        Route("/_sandbox/requests", counts, methods=["GET"]),
+    ]
+    return Gate(Starlette(routes=routes), state, "monotree")
+
+
+def natecosmic_app(state: SandboxState) -> ASGIApp:
+    async def certifications(_: Request) -> Response:
+        with state.lock:
+            if state.natecosmic_body is not None:
+                return Response(state.natecosmic_body, media_type="text/html")
+            body = json.dumps({"data": state.records}).encode()
+        return Response(body, media_type="application/json")
+
+    async def counts(_: Request) -> Response:
+        with state.lock:
+            return JSONResponse({"requests": dict(state.counts), "statuses": dict(state.statuses)})
+
+    routes = [
+        Route("/v1/certifications", certifications, methods=["GET"]),
+        Route("/_sandbox/requests", counts, methods=["GET"]),
+    ]
+    return Gate(Starlette(routes=routes), state, "natecosmic")

@@ -1,0 +1,408 @@
+"""The sandbox's world: Natecosmic records, Monotree users, templates and holdings.
+
+Every rule of `shared/api/` that certsync relies on is implemented here, in
+plain Python, so the apps in `apps.py` stay thin and the rules can be tested
+without a server.
+"""
+
+from __future__ import annotations
+
+import calendar
+import math
+import random
+import re
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal
+
+MONOTREE_SCOPES = frozenset({"read:certificates", "write:certificates", "read:users"})
+NATECOSMIC_SCOPES = frozenset({"certification_records:read"})
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    month = moment.month - 1 + months
+    year = moment.year + month // 12
+    month = month % 12 + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+def iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+@dataclass
+class MonotreeUser:
+    id: int
+    name: str
+    email: str
+    registered: bool = True
+    active: bool = True
+
+    @property
+    def listed(self) -> bool:
+        """Only registered, active accounts appear in the API."""
+        return self.registered and self.active
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "email": self.email,
+            "type": "employee",
+            "groups": [],
+            "hired_at": None,
+            "is_away": False,
+            "last_active_on": None,
+            "registered_at": "2026-01-01T00:00:00+00:00",
+            "created_at": "2026-01-01T00:00:00+00:00",
+        }
+
+
+@dataclass
+class Template:
+    id: int
+    title: str
+    validity_months: int | None = 12
+    description: str | None = None
+    reset_days_before_expiry: int | None = None
+    certificate_type_id: int | None = None
+    is_published: bool = True
+    deleted: bool = False
+    created_at: datetime = field(default_factory=lambda: datetime(2026, 1, 1, tzinfo=UTC))
+    updated_at: datetime = field(default_factory=lambda: datetime(2026, 1, 1, tzinfo=UTC))
+
+
+@dataclass
+class Issuance:
+    """One user's certificate: the current issue and any earlier ones."""
+
+    issued_at: datetime
+    expires_at: datetime | None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    completion_reset: bool = False
+
+    def is_expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+
+@dataclass
+class Fault:
+    """A scripted answer for the next `times` requests matching `match` (`METHOD path-regex`)."""
+
+    match: str
+    kind: Literal["status", "drop", "drop-after", "delay"]
+    status: int = 503
+    delay: float = 0.0
+    times: int = 1
+    retry_after: float | None = None
+
+
+@dataclass
+class FaultConfig:
+    """Random faults, seeded so a run can be repeated."""
+
+    latency: float = 0.0
+    error_rate: float = 0.0
+    error_statuses: tuple[int, ...] = (429, 500, 503)
+    drop_rate: float = 0.0
+    slow_rate: float = 0.0
+    slow_seconds: float = 0.0
+    retry_after: float = 1.0
+    seed: int = 0
+    apis: tuple[str, ...] = ("natecosmic", "monotree")
+
+
+class RateLimiter:
+    """Per-token fixed windows of 60 s, like Monotree's default throttle."""
+
+    def __init__(self, per_minute: int | None, clock: Any = time.time) -> None:
+        self.per_minute = per_minute
+        self._clock = clock
+        self._windows: dict[str, tuple[float, int]] = {}
+
+    def hit(self, token: str) -> tuple[bool, dict[str, str], float]:
+        """(allowed, headers, seconds until the window resets)."""
+        if self.per_minute is None:
+            return True, {}, 0.0
+        now = self._clock()
+        start, count = self._windows.get(token, (now, 0))
+        if now >= start + 60.0:
+            start, count = now, 0
+        reset = start + 60.0
+        allowed = count < self.per_minute
+        if allowed:
+            count += 1
+        self._windows[token] = (start, count)
+        headers = {
+            "X-RateLimit-Limit": str(self.per_minute),
+            "X-RateLimit-Remaining": str(max(0, self.per_minute - count)),
+            # Rounded up: a client waiting until this second never lands in the old window.
+            "X-RateLimit-Reset": str(math.ceil(reset)),
+        }
+        return allowed, headers, reset - now
+
+
+class SandboxState:
+    """Both simulated APIs' data and counters, behind one lock."""
+
+    def __init__(
+        self,
+        *,
+        natecosmic_token: str = "nc_sandbox_token",
+        monotree_token: str = "mono_sandbox_token",
+        rate_limit: int | None = 60,
+        faults: FaultConfig | None = None,
+    ) -> None:
+        self.lock = threading.RLock()
+        self.tokens: dict[str, dict[str, frozenset[str]]] = {
+            "natecosmic": {natecosmic_token: NATECOSMIC_SCOPES},
+            "monotree": {monotree_token: MONOTREE_SCOPES},
+        }
+        self.natecosmic_token = natecosmic_token
+        self.monotree_token = monotree_token
+        self.records: list[dict[str, Any]] = []
+        self.natecosmic_body: bytes | None = None  # a raw body to serve instead (HTML, truncated)
+        self.users: dict[int, MonotreeUser] = {}
+        self.templates: dict[int, Template] = {}
+        self.issuances: dict[tuple[int, int], Issuance] = {}
+        self.notified: Counter[int] = Counter()
+        self.limiter = RateLimiter(rate_limit)
+        self.faults = faults or FaultConfig()
+        self.rng = random.Random(self.faults.seed)
+        self.scripted: list[Fault] = []
+        self.counts: Counter[str] = Counter()
+        self.statuses: Counter[str] = Counter()
+        self.clock: Any = lambda: datetime.now(UTC)
+
+    # --- set-up helpers (tests, demo, generator) -------------------------------
+
+    def set_faults(self, faults: FaultConfig) -> None:
+        with self.lock:
+            self.faults = faults
+            self.rng = random.Random(faults.seed)
+
+    def script(self, fault: Fault) -> None:
+        with self.lock:
+            self.scripted.append(fault)
+
+    def add_user(self, user: MonotreeUser) -> None:
+        with self.lock:
+            self.users[user.id] = user
+
+    def add_template(self, template: Template) -> None:
+        with self.lock:
+            self.templates[template.id] = template
+
+    def issue(self, certificate_id: int, user_id: int, on: date) -> None:
+        """Issue directly, as if by hand in Monotree's app (not through the API)."""
+        with self.lock:
+            self._issue(certificate_id, user_id, on)
+
+    def _issue(self, certificate_id: int, user_id: int, on: date) -> None:
+        template = self.templates[certificate_id]
+        issued = datetime(on.year, on.month, on.day, tzinfo=UTC)
+        expires = (
+            add_months(issued, template.validity_months)
+            if template.validity_months is not None
+            else None
+        )
+        previous = self.issuances.get((certificate_id, user_id))
+        history = []
+        if previous is not None:
+            history = [
+                *previous.history,
+                {"issued_at": iso(previous.issued_at), "expires_at": iso(previous.expires_at)},
+            ]
+        self.issuances[(certificate_id, user_id)] = Issuance(issued, expires, history)
+
+    def active_pairs(self) -> dict[tuple[int, int], date]:
+        """(certificate, user) -> issue date of every active holding: what a test asserts on."""
+        now = self.clock()
+        with self.lock:
+            return {
+                pair: i.issued_at.date()
+                for pair, i in self.issuances.items()
+                if not i.is_expired(now) and not self.templates[pair[0]].deleted
+            }
+
+    def count(self, api: str | None = None, method: str | None = None) -> int:
+        with self.lock:
+            return sum(
+                n
+                for key, n in self.counts.items()
+                if (api is None or key.split(" ")[0] == api)
+                and (method is None or key.split(" ")[1] == method)
+            )
+
+    def reset_counts(self) -> None:
+        with self.lock:
+            self.counts.clear()
+            self.statuses.clear()
+
+    # --- faults -------------------------------------------------------------------
+
+    def pick_fault(self, api: str, method: str, path: str) -> Fault | None:
+        """A scripted fault first, then a random one drawn from the seeded generator."""
+        with self.lock:
+            for fault in self.scripted:
+                pattern_method, _, pattern = fault.match.partition(" ")
+                if pattern_method in (method, "*") and re.search(pattern, path):
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        self.scripted.remove(fault)
+                    return fault
+            cfg = self.faults
+            if api not in cfg.apis:
+                return None
+            roll = self.rng.random()
+            if roll < cfg.error_rate:
+                status = self.rng.choice(cfg.error_statuses)
+                return Fault("", "status", status=status, retry_after=cfg.retry_after)
+            roll -= cfg.error_rate
+            if roll < cfg.drop_rate:
+                return Fault("", "drop")
+            roll -= cfg.drop_rate
+            if roll < cfg.slow_rate:
+                return Fault("", "delay", delay=cfg.slow_seconds)
+            return None
+
+    # --- Monotree rules -------------------------------------------------------------
+
+    def template_json(self, t: Template) -> dict[str, Any]:
+        now = self.clock()
+        active = sum(
+            1
+            for (cert, _), i in self.issuances.items()
+            if cert == t.id and not i.is_expired(now)
+        )
+        ctype = (
+            {
+                "id": t.certificate_type_id,
+                "title": "Compliance",
+                "is_published": True,
+                "published_at": iso(t.created_at),
+                "created_at": iso(t.created_at),
+                "updated_at": iso(t.created_at),
+            }
+            if t.certificate_type_id
+            else None
+        )
+        return {
+            "id": t.id,
+            "title": t.title,
+            "description": t.description,
+            "validity_months": t.validity_months,
+            "reset_days_before_expiry": t.reset_days_before_expiry,
+            "active_users_count": active,
+            "is_published": t.is_published,
+            "certificate_type": ctype,
+            "published_at": iso(t.created_at) if t.is_published else None,
+            "created_at": iso(t.created_at),
+            "updated_at": iso(t.updated_at),
+        }
+
+    def user_state(self, issuance: Issuance) -> dict[str, Any]:
+        return {
+            "has_certificate": True,
+            "issued_at": iso(issuance.issued_at),
+            "expires_at": iso(issuance.expires_at),
+            "is_expired": issuance.is_expired(self.clock()),
+            "completables": [] if issuance.completion_reset else [{"type": "course", "done": True}],
+            "history": list(issuance.history),
+        }
+
+    def live_template(self, certificate_id: int) -> Template | None:
+        t = self.templates.get(certificate_id)
+        return None if t is None or t.deleted else t
+
+    def holders(self, certificate_id: int) -> list[dict[str, Any]]:
+        """Holder items: the user object plus `user_state`, ordered by user id."""
+        out = []
+        for (cert, user_id), issuance in sorted(self.issuances.items()):
+            user = self.users.get(user_id)
+            if cert != certificate_id or user is None or not user.listed:
+                continue
+            out.append({**user.as_json(), "user_state": self.user_state(issuance)})
+        return out
+
+    def assign(self, payload: Any) -> tuple[int, dict[str, Any] | None]:
+        """Validate the whole body first (Laravel-style 422), then issue; skip active holders."""
+        errors: dict[str, list[str]] = {}
+        assignments = payload.get("assignments") if isinstance(payload, dict) else None
+        if not isinstance(assignments, list) or not assignments:
+            return 422, _invalid({"assignments": ["The assignments field is required."]})
+        for a_index, a in enumerate(assignments):
+            cert = a.get("certificate_id") if isinstance(a, dict) else None
+            if not isinstance(cert, int) or self.live_template(cert) is None:
+                errors[f"assignments.{a_index}.certificate_id"] = [
+                    "The selected certificate id is invalid."
+                ]
+            users = a.get("users") if isinstance(a, dict) else None
+            if not isinstance(users, list) or not users:
+                errors[f"assignments.{a_index}.users"] = ["The users field is required."]
+                continue
+            for u_index, u in enumerate(users):
+                where = f"assignments.{a_index}.users.{u_index}"
+                uid = u.get("user_id") if isinstance(u, dict) else None
+                user = self.users.get(uid) if isinstance(uid, int) else None
+                if user is None or not user.listed:
+                    errors[f"{where}.user_id"] = ["The selected user id is invalid."]
+                try:
+                    date.fromisoformat(str(u.get("completed_at")))
+                except (ValueError, AttributeError):
+                    errors[f"{where}.completed_at"] = ["The completed at is not a valid date."]
+        if errors:
+            return 422, _invalid(errors)
+        now = self.clock()
+        for a in assignments:
+            for u in a["users"]:
+                current = self.issuances.get((a["certificate_id"], u["user_id"]))
+                if current is not None and not current.is_expired(now):
+                    continue
+                self._issue(a["certificate_id"], u["user_id"], date.fromisoformat(u["completed_at"]))
+        return 204, None
+
+    def reset(self, certificate_id: int, payload: Any) -> tuple[int, dict[str, Any] | None]:
+        if self.live_template(certificate_id) is None:
+            return 404, {"message": "Not found."}
+        payload = payload if isinstance(payload, dict) else {}
+        user_ids = payload.get("user_ids")
+        if user_ids is not None and (
+            not isinstance(user_ids, list) or not all(isinstance(u, int) for u in user_ids)
+        ):
+            return 422, _invalid({"user_ids": ["The user ids must be an array of integers."]})
+        expire = bool(payload.get("expire", False))
+        notify = bool(payload.get("notify", False))
+        now = self.clock()
+        targets = (
+            [u for (c, u) in self.issuances if c == certificate_id]
+            if user_ids is None
+            else user_ids
+        )
+        for uid in targets:
+            issuance = self.issuances.get((certificate_id, uid))
+            if issuance is None:
+                continue
+            issuance.completion_reset = True
+            if expire:
+                if issuance.expires_at is None or issuance.expires_at > now:
+                    issuance.expires_at = now
+                if notify:
+                    self.notified[uid] += 1
+        return 204, None
+
+
+def _invalid(errors: dict[str, list[str]]) -> dict[str, Any]:
+    return {"message": "The given data was invalid.", "errors": errors}
+
+
+def months_later(on: date, months: int) -> date:
+    return add_months(datetime(on.year, on.month, on.day, tzinfo=UTC), months).date()
+
+
+def days_ago(today: date, days: int) -> date:
+    return today - timedelta(days=days)
