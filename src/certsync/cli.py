@@ -19,10 +19,12 @@ import structlog
 from certsync import __version__
 from certsync import logging as certsync_logging
 from certsync.checks import check_mappings
+from certsync.demo import run_demo
 from certsync.errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, CertsyncError, ConfigError
 from certsync.http import REDACTOR
 from certsync.mappings_file import load_mapping_file
 from certsync.report import render_table, to_json
+from certsync.sandbox import FaultConfig, Sandbox, SandboxState, generate
 from certsync.settings import Settings, load_settings
 from certsync.store import Store
 from certsync.sync import SyncOptions, check_config, open_clients, run_sync
@@ -70,6 +72,30 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--limit", type=int, default=10)
     status.add_argument("--format", **fmt)  # type: ignore[arg-type]
 
+    sandbox = sub.add_parser("sandbox", help="serve local simulators of both APIs on 127.0.0.1")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--natecosmic-port", type=int, default=8001)
+    sandbox.add_argument("--monotree-port", type=int, default=8002)
+    sandbox.add_argument("--users", type=int, default=20)
+    sandbox.add_argument("--types", type=int, default=3)
+    sandbox.add_argument("--seed", type=int, default=1)
+    sandbox.add_argument(
+        "--mappings-out",
+        type=Path,
+        default=Path("sandbox-mappings.toml"),
+        help="where to write the mapping file that fits the generated world",
+    )
+    sandbox.add_argument(
+        "--rate-limit", type=int, default=60, help="Monotree requests a minute; 0 turns it off"
+    )
+    sandbox.add_argument("--latency", type=float, default=0.0, help="seconds added to each answer")
+    sandbox.add_argument("--error-rate", type=float, default=0.0, help="share answered 429/500/503")
+    sandbox.add_argument(
+        "--drop-rate", type=float, default=0.0, help="share of dropped connections"
+    )
+    sandbox.add_argument("--slow-rate", type=float, default=0.0, help="share of slow answers")
+    sandbox.add_argument("--slow-seconds", type=float, default=5.0)
+    sub.add_parser("demo", help="a demo sync against the built-in sandbox, in a temp folder")
     return parser
 
 
@@ -188,11 +214,70 @@ def cmd_status(args: argparse.Namespace, settings: Settings, out: TextIO) -> int
     return EXIT_OK
 
 
+def cmd_sandbox(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    for name in ("error_rate", "drop_rate", "slow_rate"):
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be between 0 and 1")
+    state = SandboxState(
+        rate_limit=args.rate_limit or None,
+        faults=FaultConfig(
+            latency=args.latency,
+            error_rate=args.error_rate,
+            drop_rate=args.drop_rate,
+            slow_rate=args.slow_rate,
+            slow_seconds=args.slow_seconds,
+            seed=args.seed,
+        ),
+    )
+    world = generate(state, users=args.users, types=args.types, seed=args.seed)
+    args.mappings_out.write_text(world.mapping_toml, encoding="utf-8")
+    sandbox = Sandbox(
+        state,
+        host=args.host,
+        natecosmic_port=args.natecosmic_port,
+        monotree_port=args.monotree_port,
+    )
+    try:
+        sandbox.start()
+    except RuntimeError as exc:
+        raise ConfigError(f"{exc} (is the port already in use?)") from None
+    out.write(
+        f"Natecosmic sandbox: {sandbox.natecosmic_url}\n"
+        f"Monotree sandbox:   {sandbox.monotree_url}\n"
+        f"{len(state.records)} records, {args.users} users, {args.types} templates; "
+        f"mapping file written to {args.mappings_out}\n"
+        "Point certsync at it from another terminal with:\n"
+    )
+    for key, value in {
+        **sandbox.env(),
+        "CERTSYNC_MAPPINGS_FILE": str(args.mappings_out),
+    }.items():
+        out.write(f"  export {key}={value}\n")
+    out.write("Press Ctrl-C to stop.\n")
+    out.flush()
+    try:
+        while sandbox._thread is not None and sandbox._thread.is_alive():
+            sandbox._thread.join(timeout=0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sandbox.stop()
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    # The demo speaks through its tables; only problems are worth a log line.
+    certsync_logging.configure(settings.log_format, "warning")
+    return run_demo(out)
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings, TextIO], int]] = {
     "sync": cmd_sync,
     "plan": cmd_sync,
     "mappings": cmd_mappings,
     "status": cmd_status,
+    "sandbox": cmd_sandbox,
+    "demo": cmd_demo,
 }
 
 

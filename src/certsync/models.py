@@ -243,6 +243,7 @@ class Plan:
     rejected: tuple[RejectedRecord, ...] = ()
     desired: int = 0
     owned_active: int = 0
+    left_alone: int = 0
     held_back_revokes: tuple[Revoke, ...] = ()
     held_back_reason: str | None = None
 

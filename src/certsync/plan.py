@@ -125,6 +125,7 @@ def plan(
     mapped_templates = set(mappings.template_ids())
     revokes: list[Revoke] = []
     owned_active = 0
+    left_alone = 0
     for cert, by_user in holdings.items():
         if cert not in mapped_templates:
             continue
@@ -137,6 +138,8 @@ def plan(
                 continue
             if is_owned or cert in authoritative:
                 revokes.append(Revoke(cert, user, owned=is_owned))
+            else:
+                left_alone += 1
 
     return Plan(
         assigns=tuple(sorted(assigns)),
@@ -149,6 +152,7 @@ def plan(
         rejected=tuple(sorted(rejected, key=lambda r: r.index)),
         desired=len(desired),
         owned_active=owned_active,
+        left_alone=left_alone,
         held_back_revokes=() if policy.revoke else tuple(sorted(revokes)),
         held_back_reason=None if policy.revoke or not revokes else "policy.revoke is false",
     )

@@ -119,9 +119,10 @@ def render_table(report: SyncReport) -> str:
             for d in p.drift
         ],
     )
+    unmapped = Counter((u.kind, u.key) for u in p.unmapped)
     lines += _rows(
         "unmapped",
-        [f"record {u.record_id}: no mapping for {u.kind} {u.key!r}" for u in p.unmapped],
+        [f"no mapping for {kind} {key!r}: {n} record(s)" for (kind, key), n in unmapped.items()],
     )
     lines += _rows(
         "rejected records",

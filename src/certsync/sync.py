@@ -128,6 +128,7 @@ class SyncReport:
             "held_back": len(p.held_back_revokes),
             "drift": len(p.drift),
             "kept_newer": len(p.kept_newer),
+            "not_owned_left_alone": p.left_alone,
             "unmapped": len(p.unmapped),
             "rejected": len(p.rejected),
             "missing_users": len(p.missing_users),
@@ -285,17 +286,16 @@ def _cycle(
 
     mappings, unresolved = store.mappings()
     has_email_users = any(u.monotree_email for u in store.user_mappings())
+    missing_users: frozenset[int] = frozenset()
     if has_email_users and (full or (unresolved and store.monotree_user_ids() is None)):
         say("reading Monotree's user list for email mappings")
         _refresh_users(store, clients)
         mappings, unresolved = store.mappings()
+        # Only a list read in this very cycle may call a user missing: an older
+        # one has not seen today's new hires.
+        listed = store.monotree_user_ids() or set()
+        missing_users = frozenset(set(mappings.users.values()) - listed)
     report.unresolved_emails = sorted(str(u.monotree_email) for u in unresolved)
-    known_users = store.monotree_user_ids()
-    missing_users = (
-        frozenset(set(mappings.users.values()) - known_users)
-        if known_users is not None
-        else frozenset()
-    )
 
     templates = list(mappings.template_ids())
     if full:

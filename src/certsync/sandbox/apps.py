@@ -68,13 +68,13 @@ class Gate:
             if fault.status in (429, 503) and fault.retry_after is not None:
                 headers["Retry-After"] = str(math.ceil(fault.retry_after))
             message = "Too Many Attempts." if fault.status == 429 else "Server Error"
-            await self._answer(scope, receive, send, fault.status, {"message": message}, headers)
+            await self._answer(scope, receive, send, fault.status, message, headers)
             return
 
         token = _bearer(scope)
         scopes = state.tokens[self.api].get(token or "")
         if scopes is None:
-            await self._answer(scope, receive, send, 401, {"message": "Unauthenticated."}, {})
+            await self._answer(scope, receive, send, 401, "Unauthenticated.", {})
             return
         extra: dict[str, str] = {}
         if self.api == "monotree":
@@ -82,17 +82,13 @@ class Gate:
                 allowed, extra, wait = state.limiter.hit(token or "")
             if not allowed:
                 extra["Retry-After"] = str(max(1, math.ceil(wait)))
-                await self._answer(
-                    scope, receive, send, 429, {"message": "Too Many Attempts."}, extra
-                )
+                await self._answer(scope, receive, send, 429, "Too Many Attempts.", extra)
                 return
             needed = _monotree_scope(method, path)
         else:
             needed = "certification_records:read"
         if needed not in scopes:
-            await self._answer(
-                scope, receive, send, 403, {"message": "This action is unauthorized."}, extra
-            )
+            await self._answer(scope, receive, send, 403, "This action is unauthorized.", extra)
             return
 
         async def send_with_headers(message: Message) -> None:
@@ -114,18 +110,13 @@ class Gate:
             return
         await self.app(scope, receive, send_with_headers)
 
-    async def _answer(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        status: int,
-        body: dict[str, Any],
-        headers: dict[str, str],
-    ) -> None:
+    async def _answer(self, *args: Any) -> None:
+        """(scope, receive, send, status, message, headers): a JSON `{"message": ...}` answer."""
+        scope, receive, send, status, message, headers = args
         with self.state.lock:
             self.state.statuses[f"{self.api} {status}"] += 1
-        await JSONResponse(body, status_code=status, headers=headers)(scope, receive, send)
+        response = JSONResponse({"message": message}, status_code=status, headers=headers)
+        await response(scope, receive, send)
 
 
 async def _drop(send: Send) -> None:
@@ -139,7 +130,8 @@ def _bearer(scope: Scope) -> str | None:
         if key == b"authorization":
             text = value.decode("latin-1")
             if text.lower().startswith("bearer "):
-                return text[7:].strip()
+                token: str = text[7:].strip()
+                return token
     return None
 
 
@@ -217,7 +209,9 @@ def monotree_app(state: SandboxState) -> ASGIApp:
                 return JSONResponse({"message": "Not found."}, 404)
             return JSONResponse({"data": state.template_json(t)})
 
-    def _validate_template(body: Any, *, partial: bool) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    def _validate_template(
+        body: Any, *, partial: bool
+    ) -> tuple[dict[str, Any], dict[str, list[str]]]:
         errors: dict[str, list[str]] = {}
         if not isinstance(body, dict):
             return {}, {"body": ["The body must be a JSON object."]}

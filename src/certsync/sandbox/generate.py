@@ -66,7 +66,12 @@ def make_record(
         "last_verified_at": stamp,
         "created_at": stamp,
         "updated_at": stamp,
-        "certification_type": {"id": type_id, "slug": slug, "title": slug.title(), "status": "active"},
+        "certification_type": {
+            "id": type_id,
+            "slug": slug,
+            "title": slug.title(),
+            "status": "active",
+        },
     }
 
 
@@ -97,7 +102,9 @@ def generate(
     templates = [100 + k for k in range(types)]
     validity = [VALIDITY_CHOICES[k % len(VALIDITY_CHOICES)] for k in range(types)]
     for k, tid in enumerate(templates):
-        state.add_template(Template(id=tid, title=f"Certificate {k + 1}", validity_months=validity[k]))
+        state.add_template(
+            Template(id=tid, title=f"Certificate {k + 1}", validity_months=validity[k])
+        )
     user_ids = [_uuid(rng) for _ in range(users)]
     monotree_ids = [1000 + i for i in range(users)]
     for i, mid in enumerate(monotree_ids):
@@ -111,7 +118,9 @@ def generate(
             issued = today - timedelta(days=rng.randrange(1, 300))
             lifecycle, validity_status = "active", "valid"
             if rng.random() < inactive_share:
-                lifecycle, validity_status = rng.choice([("revoked", "valid"), ("active", "expired")])
+                lifecycle, validity_status = rng.choice(
+                    [("revoked", "valid"), ("active", "expired")]
+                )
             records.append(
                 make_record(
                     rng,

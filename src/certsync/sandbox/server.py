@@ -73,7 +73,7 @@ class Sandbox:
         def run() -> None:
             try:
                 asyncio.run(self.serve())
-            except BaseException as exc:  # noqa: BLE001 - reported to the starting thread
+            except BaseException as exc:
                 self._failure = exc
 
         self._thread = threading.Thread(target=run, name="certsync-sandbox", daemon=True)

@@ -275,9 +275,7 @@ class SandboxState:
     def template_json(self, t: Template) -> dict[str, Any]:
         now = self.clock()
         active = sum(
-            1
-            for (cert, _), i in self.issuances.items()
-            if cert == t.id and not i.is_expired(now)
+            1 for (cert, _), i in self.issuances.items() if cert == t.id and not i.is_expired(now)
         )
         ctype = (
             {
@@ -363,7 +361,9 @@ class SandboxState:
                 current = self.issuances.get((a["certificate_id"], u["user_id"]))
                 if current is not None and not current.is_expired(now):
                     continue
-                self._issue(a["certificate_id"], u["user_id"], date.fromisoformat(u["completed_at"]))
+                self._issue(
+                    a["certificate_id"], u["user_id"], date.fromisoformat(u["completed_at"])
+                )
         return 204, None
 
     def reset(self, certificate_id: int, payload: Any) -> tuple[int, dict[str, Any] | None]:
