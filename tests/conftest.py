@@ -1,0 +1,131 @@
+"""Shared fixtures: a fake clock for retries, HTTP sessions for respx, a live sandbox, the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from certsync.http import ApiHttp, Pacer, RequestCounter
+from certsync.sandbox import Sandbox, SandboxState
+from certsync.settings import ClientSettings
+
+NATECOSMIC = "https://api.natecosmic.com"
+MONOTREE = "https://acme.monotree.com"
+N_TOKEN = "nc_unit_test_token_0123456789"
+M_TOKEN = "mono_unit_test_token_9876543210"
+CERTSYNC = str(Path(sys.executable).with_name("certsync"))
+
+
+@dataclass
+class FakeTime:
+    """A clock that only moves when something sleeps: retries and pacing cost no real time."""
+
+    now: float = 1_800_000_000.0
+    sleeps: list[float] = field(default_factory=list)
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def clock(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def fake_time() -> FakeTime:
+    return FakeTime()
+
+
+@pytest.fixture
+def make_http(fake_time: FakeTime) -> Iterator[Callable[..., ApiHttp]]:
+    clients: list[httpx.Client] = []
+
+    def make(api: str = "monotree", base_url: str = MONOTREE, **settings: object) -> ApiHttp:
+        token = M_TOKEN if api == "monotree" else N_TOKEN
+        client = httpx.Client()
+        clients.append(client)
+        return ApiHttp(
+            api=api,
+            base_url=base_url,
+            token=token,
+            client=client,
+            settings=ClientSettings(**settings),  # type: ignore[arg-type]
+            counter=RequestCounter(),
+            pacer=Pacer(clock=fake_time.clock, sleep=fake_time.sleep),
+            sleep=fake_time.sleep,
+            clock=fake_time.clock,
+            wall_clock=fake_time.clock,
+            rand=lambda: 1.0,
+        )
+
+    yield make
+    for c in clients:
+        c.close()
+
+
+@pytest.fixture
+def sandbox_state() -> SandboxState:
+    """A sandbox with Monotree's rate limit off, so tests are not paced; tests that want it set it."""
+    return SandboxState(rate_limit=None)
+
+
+@pytest.fixture
+def sandbox(sandbox_state: SandboxState) -> Iterator[Sandbox]:
+    with Sandbox(sandbox_state) as running:
+        yield running
+
+
+@dataclass
+class Cli:
+    """Runs the installed `certsync` command against a sandbox, in a folder of its own."""
+
+    env: dict[str, str]
+    cwd: Path
+
+    def __call__(self, *args: str, timeout: float = 60, **extra_env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [CERTSYNC, *args],
+            env={**self.env, **extra_env},
+            cwd=self.cwd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def popen(self, *args: str, **extra_env: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [CERTSYNC, *args],
+            env={**self.env, **extra_env},
+            cwd=self.cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+
+def clean_env() -> dict[str, str]:
+    """The test process's environment without any CERTSYNC_ setting of the developer's."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("CERTSYNC_")}
+
+
+@pytest.fixture
+def cli(sandbox: Sandbox, tmp_path: Path) -> Cli:
+    env = {
+        **clean_env(),
+        **sandbox.env(),
+        "CERTSYNC_DATABASE_URL": f"sqlite:///{tmp_path / 'certsync.db'}",
+        "CERTSYNC_MAPPINGS_FILE": str(tmp_path / "mappings.toml"),
+        "CERTSYNC_SECRETS_DIR": str(tmp_path / "no-secrets"),
+        "CERTSYNC_CLIENT__BACKOFF_BASE": "0.01",
+        "CERTSYNC_CLIENT__BACKOFF_MAX": "0.05",
+        "CERTSYNC_LOG_FORMAT": "json",
+    }
+    return Cli(env, tmp_path)
