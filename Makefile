@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench reliability lock clean
+.PHONY: demo test lint typecheck unit bench bench-store lock clean
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,8 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q
 
-bench: $(STAMP)
-	$(BIN)/python bench/run.py
+bench-store: $(STAMP)
+	$(BIN)/python bench/users_csv.py
 
 # Regenerates both lock files from pyproject.toml (needs pip-tools in the venv).
 lock: $(STAMP)

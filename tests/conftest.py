@@ -89,7 +89,9 @@ class Cli:
     env: dict[str, str]
     cwd: Path
 
-    def __call__(self, *args: str, timeout: float = 60, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    def __call__(
+        self, *args: str, timeout: float = 60, **extra_env: str
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [CERTSYNC, *args],
             env={**self.env, **extra_env},

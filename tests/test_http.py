@@ -19,7 +19,7 @@ from certsync.errors import (
     RetriableError,
 )
 from certsync.http import ApiHttp, Pacer, backoff_delay, parse_retry_after
-from tests.conftest import MONOTREE, M_TOKEN, FakeTime
+from tests.conftest import M_TOKEN, MONOTREE, FakeTime
 
 URL = f"{MONOTREE}/api/open/v1/certificates/12"
 Make = Callable[..., ApiHttp]
@@ -30,7 +30,9 @@ def test_429_with_retry_after_waits_then_succeeds(make_http: Make, fake_time: Fa
     """A 429 with `Retry-After: 2` makes the client wait two seconds, then it succeeds."""
     route = respx.get(URL).mock(
         side_effect=[
-            httpx.Response(429, headers={"Retry-After": "2"}, json={"message": "Too Many Attempts."}),
+            httpx.Response(
+                429, headers={"Retry-After": "2"}, json={"message": "Too Many Attempts."}
+            ),
             httpx.Response(200, json={"data": {"id": 12}}),
         ]
     )
@@ -71,7 +73,10 @@ def test_503_burst_then_success(make_http: Make, fake_time: FakeTime) -> None:
 def test_retries_give_up_after_the_bound_with_a_clear_error(make_http: Make) -> None:
     """A server that keeps failing is tried max_attempts times, then named in the error."""
     route = respx.get(URL).mock(return_value=httpx.Response(500))
-    with pytest.raises(RetriableError, match=r"monotree: GET /api/open/v1/certificates/12 gave up after 3 attempt\(s\)"):
+    with pytest.raises(
+        RetriableError,
+        match=r"monotree: GET /api/open/v1/certificates/12 gave up after 3 attempt\(s\)",
+    ):
         make_http(max_attempts=3).request("GET", URL, scope="read:certificates")
     assert route.call_count == 3
 
@@ -97,10 +102,15 @@ def test_connect_timeout_is_retried_then_reported(make_http: Make) -> None:
 @respx.mock
 def test_read_timeout_on_a_write_means_outcome_unknown(make_http: Make) -> None:
     """A write whose answer timed out may have taken effect: the error says the outcome is unknown."""
-    respx.post(f"{MONOTREE}/api/open/v1/certificates/assign").mock(side_effect=httpx.ReadTimeout("slow"))
+    respx.post(f"{MONOTREE}/api/open/v1/certificates/assign").mock(
+        side_effect=httpx.ReadTimeout("slow")
+    )
     with pytest.raises(OutcomeUnknownError):
         make_http(max_attempts=2).request(
-            "POST", f"{MONOTREE}/api/open/v1/certificates/assign", json_body={}, scope="write:certificates"
+            "POST",
+            f"{MONOTREE}/api/open/v1/certificates/assign",
+            json_body={},
+            scope="write:certificates",
         )
 
 
@@ -114,7 +124,9 @@ def test_401_and_403_are_distinct_and_name_api_and_scope(make_http: Make) -> Non
     assert "monotree" in str(auth.value) and "401" in str(auth.value)
     assert auth.value.exit_code == 2
 
-    respx.get(URL).mock(return_value=httpx.Response(403, json={"message": "This action is unauthorized."}))
+    respx.get(URL).mock(
+        return_value=httpx.Response(403, json={"message": "This action is unauthorized."})
+    )
     with pytest.raises(ForbiddenError) as forbidden:
         make_http().request("GET", URL, scope="read:certificates")
     assert forbidden.value.scope == "read:certificates"
@@ -127,7 +139,10 @@ def test_422_carries_the_servers_message(make_http: Make) -> None:
     route = respx.post(f"{MONOTREE}/x").mock(
         return_value=httpx.Response(
             422,
-            json={"message": "The given data was invalid.", "errors": {"assignments.0.users.0.user_id": ["The selected user id is invalid."]}},
+            json={
+                "message": "The given data was invalid.",
+                "errors": {"assignments.0.users.0.user_id": ["The selected user id is invalid."]},
+            },
         )
     )
     with pytest.raises(RejectedError, match="selected user id is invalid"):
@@ -147,7 +162,9 @@ def test_404_is_not_found(make_http: Make) -> None:
 @respx.mock
 def test_html_with_status_200_is_an_error(make_http: Make) -> None:
     """A 200 answer that is an HTML page is a ResponseFormatError, never an empty result."""
-    respx.get(URL).mock(return_value=httpx.Response(200, html="<html><body>Maintenance</body></html>"))
+    respx.get(URL).mock(
+        return_value=httpx.Response(200, html="<html><body>Maintenance</body></html>")
+    )
     with pytest.raises(ResponseFormatError, match="not JSON"):
         make_http().request("GET", URL, scope="read:certificates")
 

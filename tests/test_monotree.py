@@ -76,7 +76,9 @@ def test_three_pages_by_links_next(client: MonotreeClient) -> None:
     route = respx.get(f"{API}/certificates/12/users").mock(
         side_effect=lambda request: httpx.Response(
             200,
-            json=page([holder(int(request.url.params["page"]) * 100)], int(request.url.params["page"]), 3),
+            json=page(
+                [holder(int(request.url.params["page"]) * 100)], int(request.url.params["page"]), 3
+            ),
         )
     )
     holders = client.list_holders(12)
@@ -91,7 +93,12 @@ def test_pages_by_meta_last_page_when_links_are_missing(client: MonotreeClient) 
     route = respx.get(f"{API}/certificates/12/users").mock(
         side_effect=lambda request: httpx.Response(
             200,
-            json=page([holder(int(request.url.params["page"]))], int(request.url.params["page"]), 2, links=False),
+            json=page(
+                [holder(int(request.url.params["page"]))],
+                int(request.url.params["page"]),
+                2,
+                links=False,
+            ),
         )
     )
     assert [h.user_id for h in client.list_holders(12)] == [1, 2]
@@ -119,7 +126,9 @@ def test_a_repeated_next_link_does_not_loop(client: MonotreeClient) -> None:
         "links": {"next": f"{API}/certificates/12/users?page=2&per_page=50"},
         "meta": {"current_page": 1, "last_page": 9},
     }
-    route = respx.get(f"{API}/certificates/12/users").mock(return_value=httpx.Response(200, json=same))
+    route = respx.get(f"{API}/certificates/12/users").mock(
+        return_value=httpx.Response(200, json=same)
+    )
     with pytest.raises(ResponseFormatError, match="back to a page it read"):
         client.list_holders(12)
     assert route.call_count == 2
@@ -143,18 +152,26 @@ def test_list_templates_with_filters(client: MonotreeClient) -> None:
     assert templates[0].id == 12 and templates[0].validity_months == 12
     assert templates[0].certificate_type is not None and templates[0].certificate_type.id == 3
     params = route.calls.last.request.url.params
-    assert (params["is_published"], params["title"], params["since"]) == ("true", "Food", "2026-01-01")
+    assert (params["is_published"], params["title"], params["since"]) == (
+        "true",
+        "Food",
+        "2026-01-01",
+    )
     assert params["per_page"] == "50"
 
 
 @respx.mock
 def test_get_create_update_delete_template(client: MonotreeClient) -> None:
     """Get, create (draft by default), PUT and PATCH partial updates, soft delete with 204."""
-    respx.get(f"{API}/certificates/12").mock(return_value=httpx.Response(200, json={"data": TEMPLATE}))
+    respx.get(f"{API}/certificates/12").mock(
+        return_value=httpx.Response(200, json={"data": TEMPLATE})
+    )
     assert client.get_template(12).title == "Food Safety"
 
     create = respx.post(f"{API}/certificates").mock(
-        return_value=httpx.Response(201, json={"data": {**TEMPLATE, "id": 13, "is_published": False}})
+        return_value=httpx.Response(
+            201, json={"data": {**TEMPLATE, "id": 13, "is_published": False}}
+        )
     )
     created = client.create_template(title="Food Safety", validity_months=12)
     assert created.id == 13
@@ -212,7 +229,11 @@ def test_reset_with_and_without_user_ids(client: MonotreeClient) -> None:
     """Reset sends user_ids, expire and notify; without user_ids it targets every holder."""
     route = respx.post(f"{API}/certificates/12/reset").mock(return_value=httpx.Response(204))
     client.reset(12, user_ids=[501], expire=True, notify=False)
-    assert json.loads(route.calls.last.request.content) == {"user_ids": [501], "expire": True, "notify": False}
+    assert json.loads(route.calls.last.request.content) == {
+        "user_ids": [501],
+        "expire": True,
+        "notify": False,
+    }
     client.reset(12)
     assert json.loads(route.calls.last.request.content) == {"expire": False, "notify": False}
 
@@ -232,8 +253,15 @@ def test_user_certificates_and_users(client: MonotreeClient) -> None:
     respx.get(f"{API}/users/501/certificates").mock(
         return_value=httpx.Response(200, json={"data": [cert], "links": {"next": None}, "meta": {}})
     )
-    respx.get(f"{API}/users/501/certificates/12").mock(return_value=httpx.Response(200, json={"data": cert}))
-    user = {"id": 501, "name": "Jo", "email": "jo@example.com", "groups": [{"id": 1, "name": "Kitchen"}]}
+    respx.get(f"{API}/users/501/certificates/12").mock(
+        return_value=httpx.Response(200, json={"data": cert})
+    )
+    user = {
+        "id": 501,
+        "name": "Jo",
+        "email": "jo@example.com",
+        "groups": [{"id": 1, "name": "Kitchen"}],
+    }
     users = respx.get(f"{API}/users").mock(
         return_value=httpx.Response(200, json={"data": [user], "links": {"next": None}, "meta": {}})
     )

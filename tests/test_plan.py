@@ -62,7 +62,13 @@ def maps(policy: Policy = Policy(), authoritative: bool = False) -> Mappings:
     )
 
 
-def held(cert: int, user: int, issued: date = date(2026, 6, 1), expires: date | None = date(2027, 6, 1), active: bool = True) -> Holding:
+def held(
+    cert: int,
+    user: int,
+    issued: date = date(2026, 6, 1),
+    expires: date | None = date(2027, 6, 1),
+    active: bool = True,
+) -> Holding:
     return Holding(cert, user, active, issued, expires)
 
 
@@ -73,14 +79,24 @@ def holdings(*items: Holding) -> dict[int, dict[int, Holding]]:
     return out
 
 
-def run(records: Iterable[CertificationRecord], have: Holdings | None = None, owned: Set[Pair] = frozenset(), m: Mappings | None = None, **kw: object) -> Plan:
-    return plan(list(records), m or maps(), have if have is not None else holdings(), owned, TODAY, **kw)  # type: ignore[arg-type]
+def run(
+    records: Iterable[CertificationRecord],
+    have: Holdings | None = None,
+    owned: Set[Pair] = frozenset(),
+    m: Mappings | None = None,
+    **kw: object,
+) -> Plan:
+    return plan(
+        list(records), m or maps(), have if have is not None else holdings(), owned, TODAY, **kw
+    )  # type: ignore[arg-type]
 
 
 def test_fresh_assign() -> None:
     """A held record with no holding in Monotree is assigned as of its issue date."""
     p = run([rec()])
-    assert [(a.certificate_id, a.user_id, a.completed_at) for a in p.assigns] == [(FOOD, 501, date(2026, 6, 1))]
+    assert [(a.certificate_id, a.user_id, a.completed_at) for a in p.assigns] == [
+        (FOOD, 501, date(2026, 6, 1))
+    ]
     assert not p.renewals and not p.revokes
 
 
@@ -133,12 +149,20 @@ def test_a_newer_issue_in_monotree_is_kept() -> None:
     """Monotree's newer issue is never downgraded; it is reported as kept."""
     p = run([rec(issued=date(2026, 1, 1))], holdings(held(FOOD, 501, issued=date(2026, 6, 1))))
     assert not p.has_writes
-    assert [(k.monotree_issued_on, k.natecosmic_issued_on) for k in p.kept_newer] == [(date(2026, 6, 1), date(2026, 1, 1))]
+    assert [(k.monotree_issued_on, k.natecosmic_issued_on) for k in p.kept_newer] == [
+        (date(2026, 6, 1), date(2026, 1, 1))
+    ]
 
 
 def test_several_records_for_one_pair_the_latest_issue_wins() -> None:
     """Of several held records for one pair, the latest issued_on is the one assigned."""
-    p = run([rec("a", issued=date(2026, 1, 1)), rec("b", issued=date(2026, 8, 1)), rec("c", issued=date(2026, 3, 1))])
+    p = run(
+        [
+            rec("a", issued=date(2026, 1, 1)),
+            rec("b", issued=date(2026, 8, 1)),
+            rec("c", issued=date(2026, 3, 1)),
+        ]
+    )
     assert [(a.completed_at, a.record_id) for a in p.assigns] == [(date(2026, 8, 1), "b")]
 
 
@@ -164,7 +188,9 @@ def test_unmapped_type() -> None:
 
 def test_type_matched_by_uuid_before_slug() -> None:
     """A mapping may name the type by UUID; the record's certification_type_id finds it."""
-    r = CertificationRecord("r", "nc-ann", date(2026, 6, 1), "active", "valid", certification_type_id="uuid-1")
+    r = CertificationRecord(
+        "r", "nc-ann", date(2026, 6, 1), "active", "valid", certification_type_id="uuid-1"
+    )
     m = Mappings(types={"uuid-1": TypeMapping("uuid-1", FOOD)}, users={"nc-ann": 501})
     assert run([r], m=m).assigns[0].certificate_id == FOOD
 
@@ -192,10 +218,18 @@ def test_require_verified() -> None:
 
 def test_expiry_drift_is_reported_only() -> None:
     """Monotree's expiry more than a day off Natecosmic's is drift: reported, never written."""
-    p = run([rec(expires=date(2027, 6, 1))], holdings(held(FOOD, 501, expires=date(2027, 12, 1))), owned={(FOOD, 501)})
+    p = run(
+        [rec(expires=date(2027, 6, 1))],
+        holdings(held(FOOD, 501, expires=date(2027, 12, 1))),
+        owned={(FOOD, 501)},
+    )
     assert not p.has_writes
-    assert [(d.monotree_expires_on, d.natecosmic_expires_on) for d in p.drift] == [(date(2027, 12, 1), date(2027, 6, 1))]
-    within_a_day = run([rec(expires=date(2027, 6, 1))], holdings(held(FOOD, 501, expires=date(2027, 6, 2))))
+    assert [(d.monotree_expires_on, d.natecosmic_expires_on) for d in p.drift] == [
+        (date(2027, 12, 1), date(2027, 6, 1))
+    ]
+    within_a_day = run(
+        [rec(expires=date(2027, 6, 1))], holdings(held(FOOD, 501, expires=date(2027, 6, 2)))
+    )
     assert within_a_day.drift == ()
 
 
@@ -219,7 +253,10 @@ def test_mass_revoke_guard_holds_revocations_back() -> None:
     assert "mass-revoke guard" in (guarded.held_back_reason or "")
     assert guard_revokes(p, m.policy, pull_empty=False, allow_mass_revoke=True).revokes == p.revokes
     few = run(keep + [rec(f"r{i}", user=f"nc-{i}") for i in range(35, 45)], have, owned, m=m)
-    assert guard_revokes(few, m.policy, pull_empty=False, allow_mass_revoke=False).revokes == few.revokes
+    assert (
+        guard_revokes(few, m.policy, pull_empty=False, allow_mass_revoke=False).revokes
+        == few.revokes
+    )
 
 
 def test_an_empty_pull_never_revokes() -> None:
@@ -244,9 +281,16 @@ def test_revocations_and_renewal_resets_share_one_request_per_certificate() -> N
     )
     requests = write_requests(p, chunk_size=500, notify_on_revoke=False)
     resets = [r for r in requests if isinstance(r, ResetRequest)]
-    assert len(resets) == 1 and resets[0].user_ids == (501, 502) and resets[0].revoke_user_ids == (502,)
+    assert (
+        len(resets) == 1
+        and resets[0].user_ids == (501, 502)
+        and resets[0].revoke_user_ids == (502,)
+    )
     split = write_requests(p, chunk_size=500, notify_on_revoke=True)
-    assert [(r.user_ids, r.notify) for r in split if isinstance(r, ResetRequest)] == [((501,), False), ((502,), True)]
+    assert [(r.user_ids, r.notify) for r in split if isinstance(r, ResetRequest)] == [
+        ((501,), False),
+        ((502,), True),
+    ]
 
 
 def test_assigns_are_chunked_across_certificates() -> None:
@@ -259,7 +303,11 @@ def test_assigns_are_chunked_across_certificates() -> None:
 
 def test_the_plan_is_sorted_and_deterministic() -> None:
     """The same input in another order gives the same plan."""
-    records = [rec("a", user="nc-cy"), rec("b", user="nc-ann"), rec("c", user="nc-bob", ctype="fire-warden")]
+    records = [
+        rec("a", user="nc-cy"),
+        rec("b", user="nc-ann"),
+        rec("c", user="nc-bob", ctype="fire-warden"),
+    ]
     assert run(records) == run(list(reversed(records)))
     keys = [(a.certificate_id, a.user_id) for a in run(records).assigns]
     assert keys == sorted(keys) == [(FOOD, 501), (FOOD, 503), (FIRE, 502)]
@@ -288,7 +336,9 @@ records_st = st.lists(
         st.sampled_from(DATES),
         st.sampled_from(["active", "active", "revoked"]),
         st.sampled_from(["valid", "valid", "expired"]),
-        st.one_of(st.none(), st.sampled_from([TODAY - timedelta(days=3), TODAY + timedelta(days=300)])),
+        st.one_of(
+            st.none(), st.sampled_from([TODAY - timedelta(days=3), TODAY + timedelta(days=300)])
+        ),
     ),
     max_size=25,
     unique_by=lambda r: r.id,
@@ -316,12 +366,19 @@ def apply_plan(p: Plan, have: dict[int, dict[int, Holding]], owned: set[Pair]) -
         have[v.certificate_id].pop(v.user_id, None)
         owned.discard((v.certificate_id, v.user_id))
     for a in [*p.assigns, *p.renewals]:
-        have[a.certificate_id][a.user_id] = Holding(a.certificate_id, a.user_id, True, a.completed_at, None, False)
+        have[a.certificate_id][a.user_id] = Holding(
+            a.certificate_id, a.user_id, True, a.completed_at, None, False
+        )
         owned.add((a.certificate_id, a.user_id))
 
 
 @settings(max_examples=300, deadline=None)
-@given(records_st, st.lists(holding_st, max_size=20), st.sets(st.tuples(st.sampled_from([10, 11]), st.integers(1000, 1006))), st.booleans())
+@given(
+    records_st,
+    st.lists(holding_st, max_size=20),
+    st.sets(st.tuples(st.sampled_from([10, 11]), st.integers(1000, 1006))),
+    st.booleans(),
+)
 def test_applying_a_plan_then_planning_again_gives_an_empty_plan(
     records: list[CertificationRecord], hs: list[Holding], owned: set[Pair], authoritative: bool
 ) -> None:
@@ -337,7 +394,12 @@ def test_applying_a_plan_then_planning_again_gives_an_empty_plan(
 
 
 @settings(max_examples=300, deadline=None)
-@given(records_st, st.lists(holding_st, max_size=20), st.sets(st.tuples(st.sampled_from([10, 11]), st.integers(1000, 1006))), st.booleans())
+@given(
+    records_st,
+    st.lists(holding_st, max_size=20),
+    st.sets(st.tuples(st.sampled_from([10, 11]), st.integers(1000, 1006))),
+    st.booleans(),
+)
 def test_nothing_unowned_is_revoked_unless_authoritative(
     records: list[CertificationRecord], hs: list[Holding], owned: set[Pair], authoritative: bool
 ) -> None:
@@ -354,9 +416,19 @@ def test_nothing_unowned_is_revoked_unless_authoritative(
 
 
 @settings(max_examples=300, deadline=None)
-@given(records_st, st.lists(holding_st, max_size=20), st.sets(st.tuples(st.sampled_from([10, 11]), st.integers(1000, 1006))), st.integers(1, 7), st.booleans())
+@given(
+    records_st,
+    st.lists(holding_st, max_size=20),
+    st.sets(st.tuples(st.sampled_from([10, 11]), st.integers(1000, 1006))),
+    st.integers(1, 7),
+    st.booleans(),
+)
 def test_write_requests_meet_the_lower_bound(
-    records: list[CertificationRecord], hs: list[Holding], owned: set[Pair], chunk: int, notify: bool
+    records: list[CertificationRecord],
+    hs: list[Holding],
+    owned: set[Pair],
+    chunk: int,
+    notify: bool,
 ) -> None:
     """Law: requests = ceil(assigned users / chunk) + per certificate ceil(reset users / chunk)."""
     m = world_mappings(False)
@@ -375,5 +447,10 @@ def test_write_requests_meet_the_lower_bound(
         else:
             bound += math.ceil(len(renew | revoke) / chunk)
     assert len(requests) == bound
-    sent = [(i.certificate_id, i.user_id) for r in requests if isinstance(r, AssignRequest) for i in r.items]
+    sent = [
+        (i.certificate_id, i.user_id)
+        for r in requests
+        if isinstance(r, AssignRequest)
+        for i in r.items
+    ]
     assert len(sent) == len(set(sent)) == assigned

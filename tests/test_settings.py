@@ -32,7 +32,11 @@ def test_nested_names_as_spec_md_gives_them(monkeypatch: pytest.MonkeyPatch) -> 
     s = load_settings()
     assert s.monotree.base_url == "https://acme.monotree.com"
     assert s.natecosmic.base_url == "https://api.natecosmic.com"
-    assert (s.schedule.interval, s.schedule.cron, s.schedule.full_every) == (60, "*/5 * * * *", 3600)
+    assert (s.schedule.interval, s.schedule.cron, s.schedule.full_every) == (
+        60,
+        "*/5 * * * *",
+        3600,
+    )
     assert s.http.port == 0 and s.http.host == "0.0.0.0"
     assert s.database_url == "sqlite:////data/certsync.db"
     assert s.mappings_file == Path("config/mappings.toml")
@@ -54,7 +58,10 @@ def test_token_from_a_file_variable(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     secret.write_text("mono_from_file\n")
     monkeypatch.setenv("CERTSYNC_MONOTREE__BASE_URL", "https://acme.monotree.com")
     monkeypatch.setenv("CERTSYNC_MONOTREE__TOKEN_FILE", str(secret))
-    assert require_api(load_settings(), "monotree") == ("https://acme.monotree.com", "mono_from_file")
+    assert require_api(load_settings(), "monotree") == (
+        "https://acme.monotree.com",
+        "mono_from_file",
+    )
 
 
 def test_token_from_the_secrets_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -65,7 +72,9 @@ def test_token_from_the_secrets_directory(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert require_api(load_settings(), "natecosmic")[1] == "nc_from_secrets"
 
 
-def test_unreadable_token_file_names_the_variable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_unreadable_token_file_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """A token file that cannot be read is a ConfigError naming the variable."""
     monkeypatch.setenv("CERTSYNC_MONOTREE__TOKEN_FILE", str(tmp_path / "missing"))
     with pytest.raises(ConfigError, match="CERTSYNC_MONOTREE__TOKEN_FILE"):
@@ -76,7 +85,10 @@ def test_missing_token_names_every_way_to_give_it() -> None:
     """A missing token names the variable, the _FILE variant and the secrets file."""
     with pytest.raises(ConfigError, match=r"CERTSYNC_MONOTREE__BASE_URL is required"):
         require_api(load_settings(), "monotree")
-    with pytest.raises(ConfigError, match=r"CERTSYNC_NATECOSMIC__TOKEN is required \(or CERTSYNC_NATECOSMIC__TOKEN_FILE"):
+    with pytest.raises(
+        ConfigError,
+        match=r"CERTSYNC_NATECOSMIC__TOKEN is required \(or CERTSYNC_NATECOSMIC__TOKEN_FILE",
+    ):
         require_api(load_settings(), "natecosmic")
 
 
@@ -101,7 +113,9 @@ def test_malformed_setting_is_one_line_naming_the_variable(
 def test_cli_reports_a_bad_setting_in_one_line_with_exit_2(tmp_path: Path) -> None:
     """The command prints one clear line, exits 2 and shows no traceback."""
     env = {**clean_env(), "CERTSYNC_SCHEDULE__INTERVAL": "soon"}
-    result = subprocess.run([CERTSYNC, "status"], env=env, cwd=tmp_path, capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [CERTSYNC, "status"], env=env, cwd=tmp_path, capture_output=True, text=True, check=False
+    )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "certsync: error: invalid setting: CERTSYNC_SCHEDULE__INTERVAL: "
@@ -113,8 +127,14 @@ def test_cli_reports_a_bad_setting_in_one_line_with_exit_2(tmp_path: Path) -> No
 def test_cli_sync_without_tokens_exits_2(tmp_path: Path) -> None:
     """sync with no Monotree settings at all says which variable is missing and exits 2."""
     (tmp_path / "m.toml").write_text("")
-    env = {**clean_env(), "CERTSYNC_MAPPINGS_FILE": str(tmp_path / "m.toml"), "CERTSYNC_SECRETS_DIR": str(tmp_path)}
-    result = subprocess.run([CERTSYNC, "sync"], env=env, cwd=tmp_path, capture_output=True, text=True, check=False)
+    env = {
+        **clean_env(),
+        "CERTSYNC_MAPPINGS_FILE": str(tmp_path / "m.toml"),
+        "CERTSYNC_SECRETS_DIR": str(tmp_path),
+    }
+    result = subprocess.run(
+        [CERTSYNC, "sync"], env=env, cwd=tmp_path, capture_output=True, text=True, check=False
+    )
     assert result.returncode == 2
     assert "CERTSYNC_NATECOSMIC__TOKEN is required" in result.stderr
     assert "Traceback" not in result.stderr
@@ -122,7 +142,14 @@ def test_cli_sync_without_tokens_exits_2(tmp_path: Path) -> None:
 
 def test_cli_usage_error_exits_2(tmp_path: Path) -> None:
     """An unknown option is a usage error: exit 2, no traceback."""
-    result = subprocess.run([CERTSYNC, "sync", "--bogus"], env=clean_env(), cwd=tmp_path, capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [CERTSYNC, "sync", "--bogus"],
+        env=clean_env(),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 2
     assert "unrecognized arguments: --bogus" in result.stderr
     assert "Traceback" not in result.stderr

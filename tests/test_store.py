@@ -1,0 +1,302 @@
+"""The store: every table round-trips, schemas upgrade, newer files are refused, one writer."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import date
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect
+
+from certsync.errors import LockBusyError, StoreError
+from certsync.mappings_file import MappingFile
+from certsync.models import (
+    AssignItem,
+    AssignRequest,
+    CertificationRecord,
+    Holding,
+    Policy,
+    ResetRequest,
+    TypeMapping,
+    UserMapping,
+)
+from certsync.store import Store, migrations
+from certsync.store.tables import SQLModel
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(f"sqlite:///{tmp_path / 'certsync.db'}")
+
+
+def mapping_file(
+    tmp_path: Path, types: list[TypeMapping], users: list[UserMapping], policy: Policy = Policy()
+) -> MappingFile:
+    return MappingFile(tmp_path / "m.toml", policy, tuple(types), tuple(users))
+
+
+def test_new_database_file_is_owner_only(tmp_path: Path) -> None:
+    """A new SQLite file is created with 0600 permissions, WAL journal and foreign keys on."""
+    s = Store(f"sqlite:///{tmp_path / 'new.db'}")
+    mode = stat.S_IMODE((tmp_path / "new.db").stat().st_mode)
+    assert mode == 0o600
+    with s.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 10000
+
+
+def test_migrations_build_exactly_the_tables_the_models_declare(store: Store) -> None:
+    """The DDL of the migrations and the SQLModel tables agree, column for column."""
+    found = inspect(store.engine)
+    for table in SQLModel.metadata.sorted_tables:
+        columns = {c["name"] for c in found.get_columns(table.name)}
+        assert columns == {c.name for c in table.columns}, table.name
+    assert store.schema_version() == migrations.LATEST
+
+
+def test_mappings_round_trip_and_import_twice_changes_nothing(store: Store, tmp_path: Path) -> None:
+    """Types, users and policy come back as imported; a second import of the same file is a no-op."""
+    mf = mapping_file(
+        tmp_path,
+        [TypeMapping("food-safety", 12, authoritative=True)],
+        [UserMapping("nc-1", 501), UserMapping("nc-2", monotree_email="jo@example.com")],
+        Policy(notify_on_revoke=True, max_revoke_min=3),
+    )
+    first = store.import_mappings(mf)
+    assert (first.types_added, first.users_added, first.policy_changed) == (1, 2, True)
+    assert store.type_mappings() == [TypeMapping("food-safety", 12, True)]
+    assert store.user_mappings() == [
+        UserMapping("nc-1", 501),
+        UserMapping("nc-2", None, "jo@example.com"),
+    ]
+    assert store.policy() == Policy(notify_on_revoke=True, max_revoke_min=3)
+    again = store.import_mappings(mf)
+    assert not again.changed and again.unchanged == 3
+
+
+def test_import_upserts_and_prune_removes_and_counts(store: Store, tmp_path: Path) -> None:
+    """Import updates changed rows; --prune removes what the file no longer names, and says how many."""
+    store.import_mappings(
+        mapping_file(tmp_path, [TypeMapping("a", 1), TypeMapping("b", 2)], [UserMapping("u", 5)])
+    )
+    keep = store.import_mappings(mapping_file(tmp_path, [TypeMapping("a", 3)], []))
+    assert (keep.types_updated, keep.types_pruned) == (1, 0)
+    assert [t.natecosmic for t in store.type_mappings()] == ["a", "b"]
+    pruned = store.import_mappings(mapping_file(tmp_path, [TypeMapping("a", 3)], []), prune=True)
+    assert (pruned.types_pruned, pruned.users_pruned) == (1, 1)
+    assert store.type_mappings() == [TypeMapping("a", 3)]
+
+
+def test_email_mappings_resolve_through_the_user_cache(store: Store, tmp_path: Path) -> None:
+    """An email mapping resolves once Monotree's user list is cached; until then it is unresolved."""
+    store.import_mappings(
+        mapping_file(tmp_path, [], [UserMapping("nc-2", monotree_email="jo@example.com")])
+    )
+    mappings, unresolved = store.mappings()
+    assert mappings.users == {} and [u.natecosmic for u in unresolved] == ["nc-2"]
+    assert store.monotree_user_ids() is None
+    store.replace_monotree_users([(77, "Jo@Example.com", "Jo")])
+    mappings, unresolved = store.mappings()
+    assert mappings.users == {"nc-2": 77} and unresolved == []
+    assert store.monotree_user_ids() == {77}
+
+
+def test_journal_ownership_and_known_holdings_round_trip(store: Store) -> None:
+    """Intent writes the journal and ownership first; the outcome updates known holdings."""
+    run = store.start_run("full")
+    assign = AssignRequest(
+        (AssignItem(12, 501, date(2026, 6, 1)), AssignItem(14, 502, date(2026, 5, 1)))
+    )
+    jid = store.record_intent(run, 1, assign)
+    assert store.owned_pairs() == {(12, 501), (14, 502)}
+    assert [(j.action, j.outcome) for j in store.journal(run)] == [("assign", None)]
+    store.record_outcome(jid, assign, "ok")
+    known = store.known_holdings([12, 14])
+    assert known[12][501] == Holding(12, 501, True, date(2026, 6, 1), None, expiry_known=False)
+
+    revoke = ResetRequest(12, (501,), False, revoke_user_ids=(501,))
+    jid2 = store.record_intent(run, 2, revoke)
+    store.record_outcome(jid2, revoke, "ok")
+    assert store.owned_pairs() == {(14, 502)}
+    assert store.known_holdings([12]) == {12: {}}
+    store.finish_run(
+        run,
+        outcome="converged",
+        exit_code=0,
+        counts={"assign": 2},
+        requests={"monotree POST 204": 2},
+    )
+    summary = store.recent_runs(1)[0]
+    assert (summary.outcome, summary.counts, summary.requests) == (
+        "converged",
+        {"assign": 2},
+        {"monotree POST 204": 2},
+    )
+    assert [j.outcome for j in store.journal(run)] == ["ok", "ok"]
+
+
+def test_a_refused_assign_releases_its_ownership_and_marks_the_template_dirty(store: Store) -> None:
+    """A definite refusal means nothing was issued: no ownership stays, the template is re-read."""
+    run = store.start_run("full")
+    assign = AssignRequest((AssignItem(12, 501, date(2026, 6, 1)),))
+    store.save_full_read(12, {})
+    jid = store.record_intent(run, 1, assign)
+    store.record_outcome(jid, assign, "failed", "422")
+    assert store.owned_pairs() == set()
+    assert store.template_states()[12].dirty
+
+
+def test_an_unknown_outcome_keeps_ownership(store: Store) -> None:
+    """An assign whose outcome is unknown keeps its ownership: it may well have been issued."""
+    run = store.start_run("full")
+    assign = AssignRequest((AssignItem(12, 501, date(2026, 6, 1)),))
+    jid = store.record_intent(run, 1, assign)
+    store.record_outcome(jid, assign, "unknown", "read timeout")
+    assert store.owned_pairs() == {(12, 501)}
+    assert store.template_states()[12].dirty
+
+
+def test_recover_closes_interrupted_runs_and_open_writes(store: Store) -> None:
+    """A run a crash left open is closed; its unfinished write becomes unknown; its template dirty."""
+    run = store.start_run("full")
+    store.save_full_read(12, {})
+    store.record_intent(run, 1, AssignRequest((AssignItem(12, 501, date(2026, 6, 1)),)))
+    assert store.recover() == (1, 1)
+    assert store.recent_runs(1)[0].outcome == "interrupted"
+    assert store.journal(run)[0].outcome == "unknown"
+    assert store.template_states()[12].dirty
+    assert store.owned_pairs() == {(12, 501)}
+    assert store.recover() == (0, 0)
+
+
+def test_full_read_replaces_known_holdings(store: Store) -> None:
+    """A full read replaces what was known of that template, and marks it clean."""
+    store.save_full_read(12, {501: Holding(12, 501, True, date(2026, 1, 1), date(2027, 1, 1))})
+    store.save_full_read(
+        12, {502: Holding(12, 502, True, date(2026, 2, 1), None), 503: Holding(12, 503, False)}
+    )
+    assert list(store.known_holdings([12])[12]) == [502]
+    assert not store.template_states()[12].dirty
+
+
+def test_pull_snapshot_says_what_changed(store: Store) -> None:
+    """The pull snapshot tells how many records were added, removed or changed since the last pull."""
+
+    def r(rid: str, day: int) -> CertificationRecord:
+        return CertificationRecord(rid, "u", date(2026, 1, day), "active", "valid", "t")
+
+    assert store.save_pull([r("a", 1), r("b", 1)]).added is None
+    delta = store.save_pull([r("a", 2), r("c", 1)])
+    assert (delta.added, delta.removed, delta.changed) == (1, 1, 1)
+
+
+def test_upgrade_from_the_first_schema_keeps_the_data(tmp_path: Path) -> None:
+    """A store written at schema 1 is upgraded at start; its mappings, runs and ownership survive."""
+    path = tmp_path / "old.db"
+    con = sqlite3.connect(path)
+    con.executescript((FIXTURES / "store_v1.sql").read_text())
+    con.close()
+    s = Store(f"sqlite:///{path}")
+    assert s.schema_version() == migrations.LATEST == 2
+    assert s.type_mappings() == [TypeMapping("food-safety", 12)]
+    assert s.owned_pairs() == {(12, 501)}
+    run = s.recent_runs(1)[0]
+    assert (run.id, run.outcome, run.counts, run.requests) == (
+        "run-v1",
+        "converged",
+        {"assign": 1},
+        {},
+    )
+
+
+def test_a_newer_schema_is_refused_and_the_file_left_untouched(tmp_path: Path) -> None:
+    """A file from a newer certsync is refused with a clear message; not one byte changes."""
+    path = tmp_path / "future.db"
+    Store(f"sqlite:///{path}").close()
+    con = sqlite3.connect(path)
+    con.execute("PRAGMA journal_mode=DELETE")
+    con.execute("UPDATE certsync_schema SET version = 99")
+    con.commit()
+    con.close()
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    with pytest.raises(StoreError, match="newer certsync"):
+        Store(f"sqlite:///{path}")
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+
+
+def test_a_corrupted_file_is_refused_and_left_untouched(tmp_path: Path) -> None:
+    """A file that is not a SQLite database is refused with a clear message and kept as it was."""
+    path = tmp_path / "broken.db"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="left untouched"):
+        Store(f"sqlite:///{path}")
+    assert path.read_bytes() == b"this is not a database" * 100
+
+
+def test_a_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
+    """A database URL in a folder that does not exist says so."""
+    with pytest.raises(StoreError, match="does not exist"):
+        Store(f"sqlite:///{tmp_path / 'nope' / 'x.db'}")
+
+
+HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from certsync.store import Store
+    s = Store(sys.argv[1])
+    with s.lock.held(timeout=5):
+        print("locked", flush=True)
+        time.sleep(float(sys.argv[2]))
+    print("released", flush=True)
+    """
+)
+
+
+def test_two_processes_contend_for_the_writer_lock(tmp_path: Path) -> None:
+    """While one process holds the lock, another waits up to its bound, then fails clearly."""
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    Store(url).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, url, "3"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        contender = Store(url)
+        started = time.monotonic()
+        with (
+            pytest.raises(LockBusyError, match=rf"certsync pid {holder.pid}"),
+            contender.lock.held(timeout=0.5),
+        ):
+            pass
+        assert time.monotonic() - started >= 0.5
+        # With a longer bound the second one gets the lock once the first lets go.
+        with contender.lock.held(timeout=10):
+            assert holder.wait(timeout=10) == 0
+    finally:
+        holder.kill()
+
+
+def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path: Path) -> None:
+    """A holder killed with SIGKILL leaves its row behind; the next process takes it over safely."""
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    Store(url).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, url, "60"], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    holder.kill()
+    holder.wait()
+    s = Store(url)
+    with s.lock.held(timeout=2), s.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT pid FROM writer_lock").scalar() == os.getpid()
