@@ -206,13 +206,24 @@ def test_pacer_waits_for_the_window_when_remaining_reaches_zero(fake_time: FakeT
 
 def test_pacer_counts_its_own_requests_within_a_window(fake_time: FakeTime) -> None:
     """Requests let through are counted locally, so a burst cannot overrun the remaining budget."""
-    pacer = Pacer(clock=fake_time.clock, sleep=fake_time.sleep)
+    reset = fake_time.now + 60
+    headers = {"x-ratelimit-remaining": "2", "x-ratelimit-reset": str(reset)}
+    in_flight: list[None] = []
+
+    def answers_arrive_while_waiting(seconds: float) -> None:
+        fake_time.sleep(seconds)
+        while in_flight:
+            in_flight.pop()
+            pacer.release({"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(reset)})
+
+    pacer = Pacer(clock=fake_time.clock, sleep=answers_arrive_while_waiting)
     pacer.acquire()
-    pacer.release({"x-ratelimit-remaining": "2", "x-ratelimit-reset": str(fake_time.now + 60)})
+    pacer.release(headers)
     pacer.acquire()
     pacer.acquire()
+    in_flight += [None, None]
     assert fake_time.sleeps == []
-    pacer.acquire()  # the third would exceed what the server said remains
+    pacer.acquire()  # a third would exceed what the server said remains
     assert fake_time.sleeps == [pytest.approx(60, abs=0.1)]
 
 

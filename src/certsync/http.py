@@ -134,6 +134,7 @@ class Pacer:
         sleep: Sleep = time.sleep,
     ) -> None:
         self._lock = threading.Lock()
+        self._probe_done = threading.Condition(self._lock)
         self._clock = clock
         self._sleep = sleep
         self._cap = max_per_minute
@@ -141,6 +142,8 @@ class Pacer:
         self._remaining: float | None = None
         self._reset_at: float | None = None
         self._in_flight = 0
+        # A server that never sends rate-limit headers gives nothing to probe for.
+        self._headerless = False
         self.waited = 0.0
 
     def _delay(self, now: float) -> float:
@@ -159,11 +162,19 @@ class Pacer:
         return delay
 
     def acquire(self) -> None:
-        """Block until one more request may be sent, and count it as sent."""
+        """Block until one more request may be sent, and count it as sent.
+
+        While the window is unknown (first request, or the last window has
+        ended), one request goes alone: its answer tells what the others may do.
+        """
         while True:
             with self._lock:
                 now = self._clock()
                 delay = self._delay(now)
+                probing = self._remaining is None and not self._headerless
+                if delay <= 0 and probing and self._in_flight > 0:
+                    self._probe_done.wait(timeout=0.05)
+                    continue
                 if delay <= 0:
                     if self._remaining is not None:
                         self._remaining -= 1
@@ -179,12 +190,15 @@ class Pacer:
         """Learn from a response's rate-limit headers (or from a request that got none)."""
         with self._lock:
             self._in_flight = max(0, self._in_flight - 1)
+            self._probe_done.notify_all()
             if headers is None:
                 return
             remaining = _header_float(headers, "x-ratelimit-remaining")
             reset = _header_float(headers, "x-ratelimit-reset")
             if remaining is None:
+                self._headerless = True
                 return
+            self._headerless = False
             now = self._clock()
             if reset is not None and reset < self._EPOCH_THRESHOLD:
                 reset = now + reset

@@ -108,6 +108,15 @@ class Gate:
             await self.app(scope, receive, swallow)
             await _drop(send)
             return
+        if fault is not None and fault.kind == "delay-after":
+            # The request takes effect at once; its answer is held back.
+            async def send_late(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    await asyncio.sleep(fault.delay)
+                await send_with_headers(message)
+
+            await self.app(scope, receive, send_late)
+            return
         await self.app(scope, receive, send_with_headers)
 
     async def _answer(self, *args: Any) -> None:

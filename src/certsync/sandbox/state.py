@@ -94,7 +94,7 @@ class Fault:
     """A scripted answer for the next `times` requests matching `match` (`METHOD path-regex`)."""
 
     match: str
-    kind: Literal["status", "drop", "drop-after", "delay"]
+    kind: Literal["status", "drop", "drop-after", "delay", "delay-after"]
     status: int = 503
     delay: float = 0.0
     times: int = 1
@@ -117,10 +117,16 @@ class FaultConfig:
 
 
 class RateLimiter:
-    """Per-token fixed windows of 60 s, like Monotree's default throttle."""
+    """Per-token fixed windows of 60 s, like Monotree's default throttle.
 
-    def __init__(self, per_minute: int | None, clock: Any = time.time) -> None:
+    Tests shorten `window` so pacing can be watched without waiting a minute.
+    """
+
+    def __init__(
+        self, per_minute: int | None, clock: Any = time.time, window: float = 60.0
+    ) -> None:
         self.per_minute = per_minute
+        self.window = window
         self._clock = clock
         self._windows: dict[str, tuple[float, int]] = {}
 
@@ -130,9 +136,9 @@ class RateLimiter:
             return True, {}, 0.0
         now = self._clock()
         start, count = self._windows.get(token, (now, 0))
-        if now >= start + 60.0:
+        if now >= start + self.window:
             start, count = now, 0
-        reset = start + 60.0
+        reset = start + self.window
         allowed = count < self.per_minute
         if allowed:
             count += 1
