@@ -20,6 +20,7 @@ from certsync.errors import (
     OutcomeUnknownError,
     RejectedError,
     ResponseFormatError,
+    StopRequested,
 )
 from certsync.models import (
     ApplyResult,
@@ -129,6 +130,11 @@ def apply_requests(
             journal.record_outcome(journal_id, request, "failed", str(exc))
             failures.append(Failure(action, certs, users, str(exc)))
             raise
+        except StopRequested as exc:
+            # Raised before the request left: it was never sent.
+            journal.record_outcome(journal_id, request, "failed", f"not sent: {exc}")
+            log.info("apply.stopped", remaining=len(queue) + 1)
+            return ApplyResult(ok, tuple(failures), stopped=str(exc))
         except (RejectedError, NotFoundError) as exc:
             halves = _split(request)
             if halves is not None:

@@ -9,16 +9,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO
 
+import httpx
 import structlog
 
 from certsync import __version__
 from certsync import logging as certsync_logging
 from certsync.checks import check_mappings
+from certsync.daemon import run_daemon
 from certsync.demo import run_demo
 from certsync.errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, CertsyncError, ConfigError
 from certsync.http import REDACTOR
@@ -96,6 +99,9 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--slow-rate", type=float, default=0.0, help="share of slow answers")
     sandbox.add_argument("--slow-seconds", type=float, default=5.0)
     sub.add_parser("demo", help="a demo sync against the built-in sandbox, in a temp folder")
+    sub.add_parser("run", help="the long-running daemon: syncs on a schedule, health on HTTP")
+    health = sub.add_parser("healthcheck", help="exit 0 if the local daemon answers /healthz")
+    health.add_argument("--timeout", type=float, default=3.0)
     return parser
 
 
@@ -240,7 +246,7 @@ def cmd_sandbox(args: argparse.Namespace, settings: Settings, out: TextIO) -> in
     try:
         sandbox.start()
     except RuntimeError as exc:
-        raise ConfigError(f"{exc} (is the port already in use?)") from None
+        raise ConfigError(str(exc)) from None
     out.write(
         f"Natecosmic sandbox: {sandbox.natecosmic_url}\n"
         f"Monotree sandbox:   {sandbox.monotree_url}\n"
@@ -256,8 +262,8 @@ def cmd_sandbox(args: argparse.Namespace, settings: Settings, out: TextIO) -> in
     out.write("Press Ctrl-C to stop.\n")
     out.flush()
     try:
-        while sandbox._thread is not None and sandbox._thread.is_alive():
-            sandbox._thread.join(timeout=0.5)
+        while sandbox.alive():
+            time.sleep(0.5)
     except KeyboardInterrupt:
         pass
     finally:
@@ -271,6 +277,27 @@ def cmd_demo(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     return run_demo(out)
 
 
+def cmd_run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    return run_daemon(settings)
+
+
+def cmd_healthcheck(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """What the container's HEALTHCHECK runs: no curl needed, only certsync itself."""
+    if not settings.http.port:
+        raise ConfigError("CERTSYNC_HTTP__PORT is 0: the health listener is off")
+    host = settings.http.host
+    host = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host  # noqa: S104 - a listen-all address
+    url = f"http://{host}:{settings.http.port}/healthz"
+    try:
+        response = httpx.get(url, timeout=args.timeout)
+    except httpx.HTTPError as exc:
+        out.write(f"unhealthy: {url}: {type(exc).__name__}\n")
+        return EXIT_FAILED
+    verdict = "healthy" if response.status_code == 200 else "unhealthy"
+    out.write(f"{verdict}: {url} {response.status_code}\n")
+    return EXIT_OK if response.status_code == 200 else EXIT_FAILED
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings, TextIO], int]] = {
     "sync": cmd_sync,
     "plan": cmd_sync,
@@ -278,6 +305,8 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings, TextIO], int]] = {
     "status": cmd_status,
     "sandbox": cmd_sandbox,
     "demo": cmd_demo,
+    "run": cmd_run,
+    "healthcheck": cmd_healthcheck,
 }
 
 

@@ -35,6 +35,10 @@ class LockBusyError(CertsyncError):
     """Another certsync process holds the writer lock of this store."""
 
 
+class StopRequested(CertsyncError):
+    """The process was asked to stop (SIGTERM): nothing new starts."""
+
+
 class ApiError(CertsyncError):
     """An API answered in a way certsync cannot go on with for this request."""
 

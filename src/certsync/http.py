@@ -30,6 +30,7 @@ from certsync.errors import (
     RejectedError,
     ResponseFormatError,
     RetriableError,
+    StopRequested,
 )
 from certsync.settings import ClientSettings
 
@@ -74,6 +75,7 @@ class RequestCounter:
         self._counts: Counter[tuple[str, str, str]] = Counter()
         self.retries: Counter[str] = Counter()
         self.observers: list[Callable[[str, str, str], None]] = []
+        self.retry_observers: list[Callable[[str], None]] = []
 
     def record(self, api: str, method: str, status: int | str) -> None:
         key = (api, method, str(status))
@@ -85,6 +87,8 @@ class RequestCounter:
     def record_retry(self, api: str) -> None:
         with self._lock:
             self.retries[api] += 1
+        for observe in self.retry_observers:
+            observe(api)
 
     def snapshot(self) -> dict[str, int]:
         """`{"monotree GET 200": 3, ...}`, sorted for stable output."""
@@ -132,7 +136,9 @@ class Pacer:
         max_per_minute: int | None = None,
         clock: Clock = time.time,
         sleep: Sleep = time.sleep,
+        stop: threading.Event | None = None,
     ) -> None:
+        self._stop = stop
         self._lock = threading.Lock()
         self._probe_done = threading.Condition(self._lock)
         self._clock = clock
@@ -168,6 +174,8 @@ class Pacer:
         ended), one request goes alone: its answer tells what the others may do.
         """
         while True:
+            if self._stop is not None and self._stop.is_set():
+                raise StopRequested("stopping: no new request is sent")
             with self._lock:
                 now = self._clock()
                 delay = self._delay(now)
@@ -184,7 +192,10 @@ class Pacer:
                     return
             self.waited += delay
             log.debug("http.paced", wait=round(delay, 3))
-            self._sleep(delay)
+            if self._stop is not None:
+                self._stop.wait(delay)
+            else:
+                self._sleep(delay)
 
     def release(self, headers: Mapping[str, str] | None) -> None:
         """Learn from a response's rate-limit headers (or from a request that got none)."""
@@ -275,8 +286,10 @@ class ApiHttp:
         clock: Clock = time.monotonic,
         wall_clock: Clock = time.time,
         rand: Callable[[], float] = random.random,
+        stop: threading.Event | None = None,
     ) -> None:
         self.api = api
+        self._stop = stop
         self.base_url = base_url.rstrip("/")
         self._origin = urlsplit(self.base_url)[:2]
         self._auth = {"Authorization": f"Bearer {token}"}
@@ -337,10 +350,11 @@ class ApiHttp:
             if outcome.retry_after is not None:
                 delay = outcome.retry_after
             budget_left = self._settings.max_retry_seconds - elapsed
-            if attempt >= self._settings.max_attempts or delay > budget_left:
+            stopping = self._stop is not None and self._stop.is_set()
+            if stopping or attempt >= self._settings.max_attempts or delay > budget_left:
                 message = (
                     f"{method} {urlsplit(url).path} gave up after {attempt} attempt(s) "
-                    f"in {elapsed:.1f}s: {outcome.reason}"
+                    f"in {elapsed:.1f}s{' (stopping)' if stopping else ''}: {outcome.reason}"
                 )
                 if method != "GET" and maybe_applied:
                     raise OutcomeUnknownError(self.api, message)
@@ -355,7 +369,10 @@ class ApiHttp:
                 wait=round(delay, 3),
                 reason=outcome.reason,
             )
-            self._sleep(delay)
+            if self._stop is not None:
+                self._stop.wait(delay)
+            else:
+                self._sleep(delay)
 
     def _attempt(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,7 @@ from certsync.errors import (
     CertsyncError,
     ConfigError,
     NotFoundError,
+    StopRequested,
 )
 from certsync.http import ApiHttp, Pacer, RequestCounter, build_client
 from certsync.mappings_file import load_mapping_file
@@ -46,7 +48,13 @@ class Clients:
 
 
 @contextmanager
-def open_clients(settings: Settings, counter: RequestCounter | None = None) -> Iterator[Clients]:
+def open_clients(
+    settings: Settings,
+    counter: RequestCounter | None = None,
+    *,
+    stop: threading.Event | None = None,
+) -> Iterator[Clients]:
+    """Both clients, sharing one counter; `stop` makes waits and retries end early."""
     counter = counter if counter is not None else RequestCounter()
     n_url, n_token = require_api(settings, "natecosmic")
     m_url, m_token = require_api(settings, "monotree")
@@ -67,7 +75,8 @@ def open_clients(settings: Settings, counter: RequestCounter | None = None) -> I
             client=n_http,
             settings=settings.client,
             counter=counter,
-            pacer=Pacer(max_per_minute=settings.natecosmic.max_requests_per_minute),
+            pacer=Pacer(max_per_minute=settings.natecosmic.max_requests_per_minute, stop=stop),
+            stop=stop,
         )
         monotree = ApiHttp(
             api="monotree",
@@ -76,7 +85,8 @@ def open_clients(settings: Settings, counter: RequestCounter | None = None) -> I
             client=m_http,
             settings=settings.client,
             counter=counter,
-            pacer=Pacer(max_per_minute=settings.monotree.max_requests_per_minute),
+            pacer=Pacer(max_per_minute=settings.monotree.max_requests_per_minute, stop=stop),
+            stop=stop,
         )
         yield Clients(NatecosmicClient(natecosmic), MonotreeClient(monotree), counter)
 
@@ -283,6 +293,7 @@ def _cycle(
     if not options.dry_run:
         report.pull_delta = store.save_pull(pull.records)
     log.info("sync.pulled", records=len(pull.records), rejected=len(pull.rejected))
+    _check_stop(should_stop)
 
     mappings, unresolved = store.mappings()
     has_email_users = any(u.monotree_email for u in store.user_mappings())
@@ -312,6 +323,7 @@ def _cycle(
     if not options.dry_run:
         for cert, found in read.items():
             store.save_full_read(cert, found)
+    _check_stop(should_stop)
     holdings = store.known_holdings(c for c in templates if c not in read and c not in missing)
     holdings.update(read)
     mappings = _without_templates(mappings, missing)
@@ -366,6 +378,11 @@ def _cycle(
         report.exit_code = EXIT_GUARD
     elif report.result.failures or report.missing_templates or report.result.stopped:
         report.exit_code = EXIT_FAILED
+
+
+def _check_stop(should_stop: Callable[[], bool]) -> None:
+    if should_stop():
+        raise StopRequested("stopping: the cycle ends before its next step")
 
 
 def _summary_fields(summary: Any) -> dict[str, Any]:

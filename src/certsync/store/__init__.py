@@ -26,6 +26,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    func,
     insert,
     select,
     tuple_,
@@ -382,6 +383,10 @@ class Store:
     def owned_pairs(self) -> set[Pair]:
         with self.engine.connect() as conn:
             return {(r.certificate_id, r.user_id) for r in conn.execute(select(_O))}
+
+    def owned_count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(_O)).scalar_one())
 
     def ownership(self) -> list[OwnershipRow]:
         with self.engine.connect() as conn:

@@ -1,0 +1,103 @@
+"""Prometheus metrics of the daemon, in a registry of its own."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from certsync.models import Plan
+from certsync.sync import SyncReport
+
+
+class Metrics:
+    """Every figure `/metrics` shows; fed by the request counter and by each run's report."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.runs = Counter("certsync_runs", "Sync runs by outcome.", ["outcome"], registry=r)
+        self.actions = Counter(
+            "certsync_actions",
+            "Planned actions by kind and outcome.",
+            ["kind", "outcome"],
+            registry=r,
+        )
+        self.requests = Counter(
+            "certsync_requests",
+            "HTTP requests by API, method and status.",
+            ["api", "method", "status"],
+            registry=r,
+        )
+        self.retries = Counter(
+            "certsync_retries", "Retried HTTP requests by API.", ["api"], registry=r
+        )
+        self.rate_limited = Counter(
+            "certsync_rate_limited", "429 answers received, by API.", ["api"], registry=r
+        )
+        self.duration = Histogram(
+            "certsync_run_duration_seconds",
+            "Duration of sync runs.",
+            buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800),
+            registry=r,
+        )
+        self.last_success = Gauge(
+            "certsync_last_success_timestamp_seconds",
+            "Unix time of the last converged sync.",
+            registry=r,
+        )
+        self.owned = Gauge(
+            "certsync_owned_holdings", "Holdings certsync issued and owns.", registry=r
+        )
+        self.unmapped = Gauge(
+            "certsync_unmapped_records", "Records without a mapping, last run.", registry=r
+        )
+        self.failures = Gauge(
+            "certsync_consecutive_failures",
+            "Failed runs in a row (drives the backoff).",
+            registry=r,
+        )
+
+    def observe_request(self, api: str, method: str, status: str) -> None:
+        self.requests.labels(api, method, status).inc()
+        if status == "429":
+            self.rate_limited.labels(api).inc()
+
+    def observe_retry(self, api: str) -> None:
+        self.retries.labels(api).inc()
+
+    def observe_run(self, report: SyncReport, *, owned: int, finished_at: float) -> None:
+        self.runs.labels(report.outcome).inc()
+        self.duration.observe(report.duration)
+        self.unmapped.set(len(report.plan.unmapped))
+        self.owned.set(owned)
+        if report.exit_code == 0 and report.error is None:
+            self.last_success.set(finished_at)
+        for (kind, outcome), n in action_outcomes(report).items():
+            if n:
+                self.actions.labels(kind, outcome).inc(n)
+
+
+def action_outcomes(report: SyncReport) -> dict[tuple[str, str], int]:
+    """(kind, outcome) -> pairs: which planned assigns, renewals and revocations went through."""
+    plan: Plan = report.plan
+    failed_assign: set[tuple[int, int]] = set()
+    failed_reset: set[tuple[int, int]] = set()
+    for f in report.result.failures:
+        target = failed_assign if f.action == "assign" else failed_reset
+        target.update((c, u) for c in f.certificate_ids for u in f.user_ids)
+    applied = not report.dry_run and report.error is None and report.result.stopped is None
+    out: dict[tuple[str, str], int] = {}
+
+    def count(kind: str, pairs: list[tuple[int, int]], failed: set[tuple[int, int]]) -> None:
+        bad = sum(1 for p in pairs if p in failed)
+        out[(kind, "failed")] = out.get((kind, "failed"), 0) + bad
+        out[(kind, "ok" if applied else "planned")] = len(pairs) - bad
+
+    count("assign", [(a.certificate_id, a.user_id) for a in plan.assigns], failed_assign)
+    count(
+        "renew",
+        [(r.certificate_id, r.user_id) for r in plan.renewals],
+        failed_assign | failed_reset,
+    )
+    count("revoke", [(v.certificate_id, v.user_id) for v in plan.revokes], failed_reset)
+    out[("revoke", "held_back")] = len(plan.held_back_revokes)
+    return out

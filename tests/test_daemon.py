@@ -1,0 +1,242 @@
+"""`certsync run` as a real process against the sandbox: schedule, health, metrics, stop, lock."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import sqlite3
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from datetime import date
+from pathlib import Path
+
+import httpx
+import pytest
+
+from certsync.daemon import backoff_seconds
+from certsync.sandbox import Fault, SandboxState, World, generate
+from tests.conftest import Cli
+
+pytestmark = pytest.mark.e2e
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def world(sandbox_state: SandboxState, cli: Cli) -> World:
+    w = generate(sandbox_state, users=15, types=2, seed=5, today=date.today(), inactive_share=0.0)
+    (cli.cwd / "mappings.toml").write_text(w.mapping_toml)
+    return w
+
+
+@pytest.fixture
+def daemons(cli: Cli) -> Iterator[Callable[..., tuple[subprocess.Popen[str], str]]]:
+    started: list[subprocess.Popen[str]] = []
+
+    def start(**env: str) -> tuple[subprocess.Popen[str], str]:
+        port = free_port()
+        proc = cli.popen(
+            "run",
+            CERTSYNC_SCHEDULE__INTERVAL="1",
+            CERTSYNC_HTTP__HOST="127.0.0.1",
+            CERTSYNC_HTTP__PORT=str(port),
+            CERTSYNC_SYNC__LOCK_TIMEOUT="0.5",
+            **env,
+        )
+        started.append(proc)
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _answers(base), what="the health listener")
+        return proc, base
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _answers(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def metric_sum(text: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        if all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_daemon_converges_turns_ready_counts_requests_and_follows_upstream(
+    daemons: Callable[..., tuple[subprocess.Popen[str], str]],
+    sandbox_state: SandboxState,
+    world: World,
+) -> None:
+    """Ready after a converged cycle; /metrics agrees with the sandbox; the next cycle sees a change."""
+    proc, base = daemons()
+    wait_for(lambda: httpx.get(f"{base}/readyz").status_code == 200, what="/readyz")
+    assert sandbox_state.active_pairs()
+    wait_for(lambda: httpx.get(f"{base}/healthz").json()["runs"] >= 2, what="a second cycle")
+
+    with sandbox_state.lock:
+        r = sandbox_state.records[0]
+        sandbox_state.records[0] = {**r, "lifecycle_status": "revoked"}
+    pair = (
+        world.template_ids[world.type_ids.index(r["certification_type_id"])],
+        world.monotree_ids[world.user_ids.index(r["user_id"])],
+    )
+    wait_for(lambda: pair not in sandbox_state.active_pairs(), what="the upstream revocation")
+
+    time.sleep(0.3)
+    metrics = httpx.get(f"{base}/metrics").text
+    with sandbox_state.lock:
+        seen = dict(sandbox_state.counts)
+    natecosmic_seen = sum(n for k, n in seen.items() if k.startswith("natecosmic"))
+    monotree_seen = sum(n for k, n in seen.items() if k.startswith("monotree"))
+    assert metric_sum(metrics, "certsync_requests_total", api="natecosmic") in (
+        natecosmic_seen,
+        natecosmic_seen - 1,
+    )
+    assert metric_sum(metrics, "certsync_requests_total", api="monotree") == monotree_seen
+    assert metric_sum(metrics, "certsync_actions_total", kind="revoke", outcome="ok") == 1
+    assert metric_sum(metrics, "certsync_runs_total", outcome="converged") >= 3
+    assert metric_sum(metrics, "certsync_owned_holdings") == len(sandbox_state.active_pairs())
+    assert metric_sum(metrics, "certsync_last_success_timestamp_seconds") > 0
+
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+
+
+def test_sigterm_during_an_apply_finishes_the_request_and_exits_0(
+    daemons: Callable[..., tuple[subprocess.Popen[str], str]],
+    sandbox_state: SandboxState,
+    world: World,
+    cli: Cli,
+) -> None:
+    """The request in flight completes and is journaled; nothing new starts; exit 0 in time."""
+    sandbox_state.script(Fault("POST /certificates/assign", "delay-after", delay=2))
+    proc, _ = daemons(CERTSYNC_SYNC__CHUNK_SIZE="5")
+    wait_for(lambda: bool(sandbox_state.active_pairs()), what="the first assign to land")
+    proc.send_signal(signal.SIGTERM)
+    started = time.monotonic()
+    assert proc.wait(timeout=30) == 0
+    assert time.monotonic() - started < 30
+    assert sandbox_state.count("monotree", "POST") == 1  # later chunks never started
+
+    db = sqlite3.connect(cli.cwd / "certsync.db")
+    outcomes = [row[0] for row in db.execute("SELECT outcome FROM journal ORDER BY seq")]
+    open_runs = db.execute("SELECT COUNT(*) FROM run WHERE ended_at IS NULL").fetchone()[0]
+    db.close()
+    assert outcomes[0] == "ok" and None not in outcomes
+    assert open_runs == 0
+    # What the journal says was issued is what Monotree holds.
+    converge = cli("sync")
+    assert converge.returncode == 0, converge.stderr[-2000:]
+
+
+def test_a_second_daemon_does_not_write_while_the_first_holds_the_lock(
+    daemons: Callable[..., tuple[subprocess.Popen[str], str]],
+    sandbox_state: SandboxState,
+    world: World,
+) -> None:
+    """Two daemons on one store: the second waits its bound, says so, and sends no write."""
+    sandbox_state.script(Fault("POST /certificates/assign", "delay-after", delay=4))
+    first, _ = daemons()
+    wait_for(lambda: bool(sandbox_state.active_pairs()), what="the first daemon's assign")
+    second, second_base = daemons()
+    wait_for(
+        lambda: httpx.get(f"{second_base}/healthz").json()["last_outcome"] == "lock-busy",
+        what="lock-busy",
+    )
+    assert sandbox_state.count("monotree", "POST") == 1
+    for proc in (first, second):
+        proc.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=30) == 0 and second.wait(timeout=30) == 0
+    _, err = second.communicate()
+    events = [json.loads(line)["event"] for line in err.splitlines() if line.startswith("{")]
+    assert "daemon.lock_busy" in events
+
+
+def test_failing_cycles_back_off_and_show_in_health(
+    daemons: Callable[..., tuple[subprocess.Popen[str], str]],
+    sandbox_state: SandboxState,
+    world: World,
+) -> None:
+    """A Natecosmic answering HTML fails each cycle: the daemon lives, backs off, is not ready."""
+    sandbox_state.natecosmic_body = b"<html>maintenance</html>"
+    proc, base = daemons()
+    wait_for(
+        lambda: httpx.get(f"{base}/healthz").json()["consecutive_failures"] >= 2,
+        timeout=30,
+        what="two failures",
+    )
+    health = httpx.get(f"{base}/healthz").json()
+    assert "not JSON" in health["last_error"]
+    ready = httpx.get(f"{base}/readyz")
+    assert ready.status_code == 503 and ready.json()["reason"] == "no successful sync yet"
+    pulls = sandbox_state.count("natecosmic")
+    time.sleep(2.5)  # with a 1 s interval, backoff means fewer than 2 more tries in 2.5 s
+    assert sandbox_state.count("natecosmic") - pulls <= 1
+    assert proc.poll() is None
+    sandbox_state.natecosmic_body = None
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+
+
+def test_backoff_doubles_and_is_capped() -> None:
+    """interval, 2x, 4x, ... never more than the cap."""
+    assert [backoff_seconds(60, n, 600) for n in range(6)] == [60, 120, 240, 480, 600, 600]
+
+
+def test_bad_cron_is_a_config_error(cli: Cli, world: World) -> None:
+    """A malformed cron expression stops `certsync run` at start with exit 2 and one line."""
+    result = cli("run", CERTSYNC_SCHEDULE__CRON="every tuesday", CERTSYNC_HTTP__PORT="0")
+    assert result.returncode == 2
+    assert "CERTSYNC_SCHEDULE__CRON" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_healthcheck_command_fails_when_nothing_listens(cli: Cli) -> None:
+    """The image's HEALTHCHECK command exits 1 when the daemon is not answering."""
+    result = cli(
+        "healthcheck", CERTSYNC_HTTP__PORT=str(free_port()), CERTSYNC_HTTP__HOST="127.0.0.1"
+    )
+    assert result.returncode == 1 and "unhealthy" in result.stdout
+
+
+def test_healthcheck_command_passes_against_a_running_daemon(
+    daemons: Callable[..., tuple[subprocess.Popen[str], str]], cli: Cli, world: World
+) -> None:
+    """`certsync healthcheck` exits 0 against a live daemon on the configured port."""
+    proc, base = daemons()
+    port = base.rsplit(":", 1)[1]
+    result = cli("healthcheck", CERTSYNC_HTTP__PORT=port, CERTSYNC_HTTP__HOST="0.0.0.0")
+    assert result.returncode == 0 and "healthy" in result.stdout
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+
+
+def test_dry_run_one_shot_works_with_the_image_defaults(
+    cli: Cli, world: World, tmp_path: Path
+) -> None:
+    """`sync --dry-run` (what `docker run IMAGE sync --dry-run` runs) works and writes nothing."""
+    result = cli("sync", "--dry-run")
+    assert result.returncode == 0 and "dry run" in result.stdout
