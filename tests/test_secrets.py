@@ -1,0 +1,81 @@
+"""Tokens never appear in logs, errors, reports, the database or reprs, even when a server echoes them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+import respx
+
+from certsync import logging as certsync_logging
+from certsync.report import to_json
+from certsync.settings import load_settings
+from certsync.store import Store
+from certsync.sync import SyncOptions, open_clients, run_sync
+from tests.conftest import MONOTREE, NATECOSMIC
+from tests.test_natecosmic import record
+
+N_SECRET = "nc_secret_value_that_must_not_leak_1"
+M_SECRET = "mono_secret_value_that_must_not_leak_2"
+
+
+def echo_token(request: httpx.Request) -> httpx.Response:
+    """A hostile or careless server that puts the caller's Authorization header in its error."""
+    return httpx.Response(
+        422, json={"message": f"bad request from {request.headers['authorization']}"}
+    )
+
+
+@respx.mock
+def test_a_failing_run_leaks_no_token(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Logs, the error, the JSON report, the settings repr and the store hold neither token."""
+    (tmp_path / "m.toml").write_text(
+        '[[types]]\nnatecosmic = "food-safety"\nmonotree = 12\n'
+        '[[users]]\nnatecosmic = "3c90c3cc-0d44-4b50-8888-8dd25736052a"\nmonotree = 501\n'
+    )
+    settings = load_settings(
+        natecosmic={"base_url": NATECOSMIC, "token": N_SECRET},
+        monotree={"base_url": MONOTREE, "token": M_SECRET},
+        database_url=f"sqlite:///{tmp_path / 'c.db'}",
+        mappings_file=tmp_path / "m.toml",
+        secrets_dir=tmp_path,
+        client={"max_attempts": 2, "backoff_base": 0},
+        log_level="debug",
+        log_format="json",
+    )
+    certsync_logging.configure("json", "debug")
+    respx.get(f"{NATECOSMIC}/v1/certifications").mock(
+        return_value=httpx.Response(200, json={"data": [record(expires_on=None)]})
+    )
+    respx.get(f"{MONOTREE}/api/open/v1/certificates/12/users").mock(
+        return_value=httpx.Response(200, json={"data": [], "links": {"next": None}})
+    )
+    respx.post(f"{MONOTREE}/api/open/v1/certificates/assign").mock(side_effect=echo_token)
+
+    store = Store(settings.database_url)
+    with open_clients(settings) as clients:
+        report = run_sync(settings, store, clients, SyncOptions(today=None))
+    store.close()
+
+    assert report.result.failures, "the run was meant to fail"
+    captured = capsys.readouterr()
+    everything = "\n".join(
+        [
+            captured.out,
+            captured.err,
+            json.dumps(to_json(report), default=str),
+            repr(settings),
+            str(settings.model_dump()),
+            *(f.error for f in report.result.failures),
+            repr(clients),
+        ]
+    )
+    assert "bad request from" in everything  # the server's words are kept ...
+    assert "[redacted]" in everything  # ... with the token cut out
+    for secret in (N_SECRET, M_SECRET):
+        assert secret not in everything
+        assert secret.encode() not in (tmp_path / "c.db").read_bytes()
+        wal = tmp_path / "c.db-wal"
+        assert not wal.exists() or secret.encode() not in wal.read_bytes()
