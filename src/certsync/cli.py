@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 import httpx
 import structlog
+from sqlalchemy.exc import SQLAlchemyError
 
 from certsync import __version__
 from certsync import logging as certsync_logging
@@ -319,6 +320,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CertsyncError as exc:
         sys.stderr.write(f"certsync: error: {REDACTOR(str(exc))}\n")
         return exc.exit_code
+    except SQLAlchemyError as exc:
+        detail = getattr(exc, "orig", None) or exc
+        sys.stderr.write(f"certsync: error: the store failed: {REDACTOR(str(detail))}\n")
+        return EXIT_CONFIG
     except KeyboardInterrupt:
         sys.stderr.write("certsync: interrupted\n")
         return 130

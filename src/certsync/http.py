@@ -472,7 +472,7 @@ class ApiHttp:
             return None
         try:
             return json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             kind = response.headers.get("content-type", "unknown content type")
             raise ResponseFormatError(
                 self.api,
@@ -485,7 +485,7 @@ def _server_message(body: bytes) -> str:
     """The server's own words from an error body, kept short."""
     try:
         decoded = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         text = body.decode("utf-8", "replace").strip()
         return REDACTOR(text[:200]) or "no message"
     if isinstance(decoded, dict):

@@ -96,6 +96,8 @@ def _read_csv(path: Path, shown: str) -> list[UserMapping]:
         handle = path.open(newline="", encoding="utf-8-sig")
     except OSError as exc:
         raise ConfigError(f"{shown}: cannot read users CSV: {exc.strerror}") from None
+    except ValueError as exc:  # a NUL byte in the path
+        raise ConfigError(f"{shown!r}: not a usable users CSV path: {exc}") from None
     out: list[UserMapping] = []
     with handle:
         reader = csv.DictReader(handle)

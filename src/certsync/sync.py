@@ -12,10 +12,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 import structlog
+from sqlalchemy.exc import SQLAlchemyError
 
 from certsync import plan as planner
 from certsync.apply import apply_requests
 from certsync.errors import (
+    EXIT_CONFIG,
     EXIT_FAILED,
     EXIT_GUARD,
     EXIT_OK,
@@ -250,17 +252,25 @@ def run_sync(
             report.error = str(exc)
             report.exit_code = exc.exit_code
             log.error("sync.failed", error=str(exc))
+        except SQLAlchemyError as exc:
+            report.error = f"the store failed: {getattr(exc, 'orig', None) or exc}"
+            report.exit_code = EXIT_CONFIG
+            log.error("sync.failed", error=report.error)
         finally:
             report.request_counts = clients.counter.snapshot()
             report.duration = time.monotonic() - started
-            store.finish_run(
-                run_id,
-                outcome=report.outcome,
-                exit_code=report.exit_code,
-                counts=report.counts(),
-                requests=report.request_counts,
-                error=report.error,
-            )
+            try:
+                store.finish_run(
+                    run_id,
+                    outcome=report.outcome,
+                    exit_code=report.exit_code,
+                    counts=report.counts(),
+                    requests=report.request_counts,
+                    error=report.error,
+                )
+            except (CertsyncError, SQLAlchemyError) as exc:
+                # The next start closes this run as interrupted; the report still goes out.
+                log.error("sync.finish_not_recorded", error=str(exc))
             log.info(
                 "sync.finished",
                 kind=kind,

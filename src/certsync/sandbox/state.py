@@ -84,6 +84,7 @@ class Issuance:
     expires_at: datetime | None
     history: list[dict[str, Any]] = field(default_factory=list)
     completion_reset: bool = False
+    via_api: bool = False
 
     def is_expired(self, now: datetime) -> bool:
         return self.expires_at is not None and self.expires_at <= now
@@ -208,7 +209,7 @@ class SandboxState:
         with self.lock:
             self._issue(certificate_id, user_id, on)
 
-    def _issue(self, certificate_id: int, user_id: int, on: date) -> None:
+    def _issue(self, certificate_id: int, user_id: int, on: date, *, via_api: bool = False) -> None:
         template = self.templates[certificate_id]
         issued = datetime(on.year, on.month, on.day, tzinfo=UTC)
         expires = (
@@ -223,7 +224,9 @@ class SandboxState:
                 *previous.history,
                 {"issued_at": iso(previous.issued_at), "expires_at": iso(previous.expires_at)},
             ]
-        self.issuances[(certificate_id, user_id)] = Issuance(issued, expires, history)
+        self.issuances[(certificate_id, user_id)] = Issuance(
+            issued, expires, history, via_api=via_api
+        )
 
     def active_pairs(self) -> dict[tuple[int, int], date]:
         """(certificate, user) -> issue date of every active holding: what a test asserts on."""
@@ -234,6 +237,12 @@ class SandboxState:
                 for pair, i in self.issuances.items()
                 if not i.is_expired(now) and not self.templates[pair[0]].deleted
             }
+
+    def api_issued_active(self) -> set[tuple[int, int]]:
+        """Active holdings that came through the API's assign, i.e. that certsync issued."""
+        now = self.clock()
+        with self.lock:
+            return {p for p, i in self.issuances.items() if i.via_api and not i.is_expired(now)}
 
     def count(self, api: str | None = None, method: str | None = None) -> int:
         with self.lock:
@@ -367,9 +376,8 @@ class SandboxState:
                 current = self.issuances.get((a["certificate_id"], u["user_id"]))
                 if current is not None and not current.is_expired(now):
                     continue
-                self._issue(
-                    a["certificate_id"], u["user_id"], date.fromisoformat(u["completed_at"])
-                )
+                completed = date.fromisoformat(u["completed_at"])
+                self._issue(a["certificate_id"], u["user_id"], completed, via_api=True)
         return 204, None
 
     def reset(self, certificate_id: int, payload: Any) -> tuple[int, dict[str, Any] | None]:

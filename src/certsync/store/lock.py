@@ -19,9 +19,9 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 from sqlalchemy import Engine, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
-from certsync.errors import LockBusyError
+from certsync.errors import LockBusyError, StoreError
 from certsync.store.tables import WriterLockRow
 
 log = structlog.get_logger("certsync.store")
@@ -115,7 +115,12 @@ class WriterLock:
         deadline = time.monotonic() + timeout
         announced = False
         while True:
-            holder = self.try_acquire()
+            try:
+                holder = self.try_acquire()
+            except OperationalError as exc:
+                raise StoreError(
+                    f"the store's writer lock could not be taken: {exc.orig}"
+                ) from None
             if holder is None:
                 break
             if time.monotonic() >= deadline:
@@ -144,4 +149,8 @@ class WriterLock:
         finally:
             stop.set()
             thread.join(timeout=5)
-            self.release()
+            try:
+                self.release()
+            except OperationalError as exc:
+                # The lease is left behind; the next process takes it over once stale.
+                log.warning("store.lock_release_failed", error=str(exc.orig))

@@ -1,0 +1,202 @@
+"""Hostile input: parsers and loaders raise nothing but certsync's own errors, whatever they get."""
+
+from __future__ import annotations
+
+import json
+import string
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import respx
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from certsync.errors import ConfigError, ResponseFormatError
+from certsync.http import ApiHttp
+from certsync.mappings_file import load_mapping_file
+from certsync.models import CertificationRecord, RejectedRecord
+from certsync.natecosmic import parse_certifications, parse_record
+from certsync.pagination import PaginationError, Paginator
+from tests.conftest import NATECOSMIC
+from tests.test_natecosmic import record
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=5)
+    ),
+    max_leaves=30,
+)
+FIELDS = list(record().keys())
+
+
+@settings(max_examples=400, deadline=None)
+@given(json_values)
+def test_the_pull_parser_takes_any_json(body: Any) -> None:
+    """Any JSON value as a whole body: a Pull or a ResponseFormatError, nothing else."""
+    try:
+        pull = parse_certifications(body)
+    except ResponseFormatError:
+        return
+    assert all(isinstance(r, CertificationRecord) for r in pull.records)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.sampled_from(FIELDS), json_values, max_size=len(FIELDS)))
+def test_a_record_with_any_field_values_is_parsed_or_rejected(overrides: dict[str, Any]) -> None:
+    """Documented fields holding any JSON: the record parses or is rejected with a reason."""
+    parsed = parse_record(0, record(**overrides))
+    assert isinstance(parsed, CertificationRecord | RejectedRecord)
+    if isinstance(parsed, RejectedRecord):
+        assert parsed.reason
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "x" * 1_000_000,
+        "ünïcødé-🎓-証明書",
+        "\x00\x01",
+        10**400,
+        -1,
+        1e308,
+        "9999-12-31",
+        "0001-01-01",
+    ],
+)
+def test_huge_and_strange_values_are_handled(value: Any) -> None:
+    """Megabyte strings, unicode, control characters, huge numbers, extreme dates."""
+    for field in (
+        "user_id",
+        "issued_on",
+        "expires_on",
+        "certification_type_id",
+        "lifecycle_status",
+    ):
+        parsed = parse_record(0, record(**{field: value}))
+        assert isinstance(parsed, CertificationRecord | RejectedRecord)
+
+
+@settings(max_examples=200, deadline=None)
+@given(json_values)
+def test_the_paginator_takes_any_envelope(body: Any) -> None:
+    """Any page body: items and a next page, or a PaginationError."""
+    paginator = Paginator()
+    current = paginator.start()
+    try:
+        paginator.items(body)
+        paginator.next_request(body, current)
+    except PaginationError:
+        pass
+
+
+@respx.mock
+def test_deeply_nested_json_is_a_format_error(make_http: Any) -> None:
+    """A body nested 100,000 levels deep is refused cleanly, not a RecursionError."""
+    respx.get(f"{NATECOSMIC}/v1/certifications").mock(
+        return_value=httpx.Response(200, content=b"[" * 100_000 + b"]" * 100_000)
+    )
+    http: ApiHttp = make_http("natecosmic", NATECOSMIC)
+    with pytest.raises(ResponseFormatError):
+        http.request("GET", f"{NATECOSMIC}/v1/certifications", scope="x")
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.binary(max_size=400) | st.text(max_size=400).map(str.encode))
+def test_the_mapping_file_loader_takes_any_bytes(tmp_path: Path, content: bytes) -> None:
+    """Any bytes as a mapping file: a MappingFile or a ConfigError."""
+    path = tmp_path / "m.toml"
+    path.write_bytes(content)
+    try:
+        load_mapping_file(path)
+    except ConfigError:
+        pass
+
+
+toml_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.text(alphabet=string.printable, max_size=20)
+    | st.floats(allow_nan=False, allow_infinity=False)
+)
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    return repr(value)
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["types", "users", "policy"]),
+            st.dictionaries(
+                st.sampled_from(
+                    [
+                        "natecosmic",
+                        "monotree",
+                        "monotree_email",
+                        "authoritative",
+                        "revoke",
+                        "max_revoke_min",
+                        "max_revoke_fraction",
+                        "weird",
+                    ]
+                ),
+                toml_scalars.filter(lambda v: v is not None),
+                max_size=4,
+            ),
+        ),
+        max_size=6,
+    )
+)
+def test_the_mapping_file_loader_takes_any_structure(
+    tmp_path: Path, tables: list[tuple[str, dict[str, Any]]]
+) -> None:
+    """Well-formed TOML with any keys and values: a MappingFile or a ConfigError."""
+    lines = []
+    for name, values in tables:
+        lines.append("[policy]" if name == "policy" else f"[[{name}]]")
+        lines += [f"{k} = {toml_value(v)}" for k, v in values.items()]
+    path = tmp_path / "m.toml"
+    path.write_text("\n".join(lines) if "policy" not in [t[0] for t in tables[1:]] else "")
+    try:
+        load_mapping_file(path)
+    except ConfigError:
+        pass
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.binary(max_size=300)
+    | st.text(max_size=300).map(lambda t: ("natecosmic,monotree,monotree_email\n" + t).encode())
+)
+def test_the_users_csv_takes_any_bytes(tmp_path: Path, content: bytes) -> None:
+    """Any bytes as the users CSV: mappings or a ConfigError naming the CSV."""
+    (tmp_path / "m.toml").write_text('users_csv = "users.csv"\n')
+    (tmp_path / "users.csv").write_bytes(content)
+    try:
+        load_mapping_file(tmp_path / "m.toml")
+    except ConfigError as exc:
+        assert "users.csv" in str(exc) or "conflict" in str(exc)
+
+
+@pytest.mark.parametrize("csv_name", ["nul\x00.csv", "/", "."])
+def test_a_strange_csv_path_is_a_config_error(tmp_path: Path, csv_name: str) -> None:
+    """A users_csv that is a folder or holds a NUL byte is a ConfigError."""
+    (tmp_path / "m.toml").write_text(f"users_csv = {json.dumps(csv_name)}\n")
+    with pytest.raises(ConfigError):
+        load_mapping_file(tmp_path / "m.toml")
