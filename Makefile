@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench bench-store lock clean
+.PHONY: demo test lint typecheck unit bench-store reliability lock clean
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/pytest -q
+
+# The reliability campaign on its own, printing its figures (make test runs it too).
+reliability: $(STAMP)
+	$(BIN)/pytest -q -s tests/test_faults.py tests/test_crash.py tests/test_store_faults.py \
+		tests/test_soak.py tests/test_hostile_input.py tests/test_security.py tests/test_secrets.py
 
 bench-store: $(STAMP)
 	$(BIN)/python bench/users_csv.py

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import structlog
 
 from certsync.http import ApiHttp, Pacer, RequestCounter
 from certsync.sandbox import Sandbox, SandboxState
@@ -21,6 +22,13 @@ MONOTREE = "https://acme.monotree.com"
 N_TOKEN = "nc_unit_test_token_0123456789"
 M_TOKEN = "mono_unit_test_token_9876543210"
 CERTSYNC = str(Path(sys.executable).with_name("certsync"))
+
+
+@pytest.fixture(autouse=True)
+def _reset_logging() -> Iterator[None]:
+    """A test that configures logging onto a captured stream must not leave it behind."""
+    yield
+    structlog.reset_defaults()
 
 
 @dataclass

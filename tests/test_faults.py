@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from datetime import date, timedelta
@@ -250,3 +252,36 @@ def test_a_mapped_user_missing_from_the_user_list_is_reported(
     doc: dict[str, Any] = sync(cli)
     assert [m["user_id"] for m in doc["plan"]["missing_users"]] == [victim]
     assert doc["failures"] == []
+
+
+def test_a_50_mb_pull_past_the_size_limit_is_refused_with_bounded_memory(
+    cli: Cli, sandbox_state: SandboxState, world: World
+) -> None:
+    """A 50 MB answer over a 10 MB limit: a clear error naming the setting; the body is never held whole."""
+    record = json.dumps(sandbox_state.records[0]).encode()
+    sandbox_state.natecosmic_body = (
+        b'{"data": [' + b",".join([record] * (50_000_000 // len(record))) + b"]}"
+    )
+    assert len(sandbox_state.natecosmic_body) > 50_000_000
+    wrapper = (
+        "import sys; from certsync.cli import main; rc = main(['sync', '--format', 'json']); "
+        "hwm = next(line for line in open('/proc/self/status') if line.startswith('VmHWM')).split()[1]; "
+        "print('peak_kib', hwm, file=sys.stderr); sys.exit(rc)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", wrapper],
+        env={**cli.env, "CERTSYNC_CLIENT__MAX_RESPONSE_BYTES": "10000000"},
+        cwd=cli.cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert (
+        "exceeds the limit of 10000000 bytes (CERTSYNC_CLIENT__MAX_RESPONSE_BYTES)"
+        in json.loads(result.stdout)["error"]
+    )
+    peak_mib = int(result.stderr.rsplit("peak_kib", 1)[1].split()[0]) / 1024
+    print(f"\n50 MB pull over a 10 MB limit: refused; peak RSS {peak_mib:.0f} MiB")
+    assert peak_mib < 120  # the whole body parsed would take over 300 MiB

@@ -169,7 +169,7 @@ def test_the_mapping_file_loader_takes_any_structure(
         lines.append("[policy]" if name == "policy" else f"[[{name}]]")
         lines += [f"{k} = {toml_value(v)}" for k, v in values.items()]
     path = tmp_path / "m.toml"
-    path.write_text("\n".join(lines) if "policy" not in [t[0] for t in tables[1:]] else "")
+    path.write_text("\n".join(lines))
     with contextlib.suppress(ConfigError):
         load_mapping_file(path)
 

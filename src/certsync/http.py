@@ -417,7 +417,7 @@ class ApiHttp:
         if declared.isdigit() and int(declared) > limit:
             raise ResponseFormatError(
                 self.api,
-                f"response of {int(declared)} bytes exceeds the limit of {limit} "
+                f"response of {int(declared)} bytes exceeds the limit of {limit} bytes "
                 "(CERTSYNC_CLIENT__MAX_RESPONSE_BYTES)",
             )
         chunks: list[bytes] = []

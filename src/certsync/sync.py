@@ -60,9 +60,6 @@ def open_clients(
     counter = counter if counter is not None else RequestCounter()
     n_url, n_token = require_api(settings, "natecosmic")
     m_url, m_token = require_api(settings, "monotree")
-    for name, api in (("natecosmic", settings.natecosmic), ("monotree", settings.monotree)):
-        if not api.verify_tls:
-            log.warning("http.tls_verification_off", api=name)
     with ExitStack() as stack:
         n_http = stack.enter_context(
             build_client(settings.client, verify=settings.natecosmic.verify_tls)
@@ -215,6 +212,13 @@ def run_sync(
     """One whole cycle. Errors a user can cause come back in the report, never as a traceback."""
     say = progress or (lambda _msg: None)
     started = time.monotonic()
+    for name, api in (("natecosmic", settings.natecosmic), ("monotree", settings.monotree)):
+        if not api.verify_tls:
+            log.warning(
+                "http.tls_verification_off",
+                api=name,
+                setting=f"CERTSYNC_{name.upper()}__VERIFY_TLS",
+            )
     if settings.mappings_file is not None:
         mapping_file = load_mapping_file(settings.mappings_file)
         summary = store.import_mappings(mapping_file, prune=True)

@@ -18,7 +18,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -378,8 +378,13 @@ def monotree_app(state: SandboxState) -> ASGIApp:
 def natecosmic_app(state: SandboxState) -> ASGIApp:
     async def certifications(_: Request) -> Response:
         with state.lock:
-            if state.natecosmic_body is not None:
-                return Response(state.natecosmic_body, media_type="text/html")
+            raw = state.natecosmic_body
+            if raw is not None and len(raw) > 1_000_000:
+                # Large bodies go out chunked, without a Content-Length, as a proxy might send them.
+                chunks = [raw[i : i + 1_000_000] for i in range(0, len(raw), 1_000_000)]
+                return StreamingResponse(iter(chunks), media_type="application/json")
+            if raw is not None:
+                return Response(raw, media_type="text/html")
             body = json.dumps({"data": state.records}).encode()
         return Response(body, media_type="application/json")
 
