@@ -18,7 +18,7 @@ from certsync.errors import ConfigError, ResponseFormatError
 from certsync.http import ApiHttp
 from certsync.mappings_file import load_mapping_file
 from certsync.models import CertificationRecord, RejectedRecord
-from certsync.natecosmic import parse_certifications, parse_record
+from certsync.natecosmic import parse_certifications, parse_certifications_json, parse_record
 from certsync.pagination import PaginationError, Paginator
 from tests.conftest import NATECOSMIC
 from tests.test_natecosmic import record
@@ -199,3 +199,21 @@ def test_a_strange_csv_path_is_a_config_error(tmp_path: Path, csv_name: str) -> 
     (tmp_path / "m.toml").write_text(f"users_csv = {json.dumps(csv_name)}\n")
     with pytest.raises(ConfigError):
         load_mapping_file(tmp_path / "m.toml")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.dictionaries(st.sampled_from(FIELDS), json_values, max_size=4), max_size=5))
+def test_the_bytes_parser_agrees_with_the_object_parser(overrides: list[dict[str, Any]]) -> None:
+    """The fast path from bytes and the path from decoded JSON accept and reject the same records."""
+    body = json.dumps({"data": [record(**{"id": f"r{i}", **o}) for i, o in enumerate(overrides)]}).encode()
+    from_bytes = parse_certifications_json(body)
+    from_objects = parse_certifications(json.loads(body))
+    assert from_bytes.records == from_objects.records
+    assert [(r.index, r.record_id) for r in from_bytes.rejected] == [(r.index, r.record_id) for r in from_objects.rejected]
+
+
+@pytest.mark.parametrize("body", [b"<html></html>", b'{"data": [', b"[]", b'{"items": []}', b'"text"', b""])
+def test_the_bytes_parser_refuses_what_is_not_the_envelope(body: bytes) -> None:
+    """HTML, truncated JSON and the wrong envelope fail the pull from bytes too."""
+    with pytest.raises(ResponseFormatError):
+        parse_certifications_json(body)

@@ -325,8 +325,10 @@ class ApiHttp:
         params: Mapping[str, Any] | None = None,
         json_body: Any = None,
         scope: str,
+        raw: bool = False,
     ) -> Any:
-        """Send with retries; return the decoded JSON body (None for an empty body).
+        """Send with retries; return the decoded JSON body (None for an empty body),
+        or with `raw` the body's bytes, for a caller that parses them itself.
 
         Writes are retried like reads: Monotree's assign skips active holders and
         reset with `expire` is idempotent, so a repeat cannot double-apply.
@@ -336,7 +338,7 @@ class ApiHttp:
         maybe_applied = False
         while True:
             attempt += 1
-            outcome = self._attempt(method, url, params, json_body, scope)
+            outcome = self._attempt(method, url, params, json_body, scope, raw)
             if not isinstance(outcome, _Attempt):
                 return outcome
             maybe_applied = maybe_applied or outcome.maybe_applied
@@ -381,6 +383,7 @@ class ApiHttp:
         params: Mapping[str, Any] | None,
         json_body: Any,
         scope: str,
+        raw: bool,
     ) -> Any:
         self.pacer.acquire()
         headers: Mapping[str, str] | None = None
@@ -407,7 +410,7 @@ class ApiHttp:
                 return _Attempt(f"network error ({type(exc).__name__})", maybe_applied=True)
             finally:
                 response.close()
-            return self._interpret(method, url, response, body, scope)
+            return self._interpret(method, url, response, body, scope, raw)
         finally:
             self.pacer.release(headers)
 
@@ -434,7 +437,7 @@ class ApiHttp:
         return b"".join(chunks)
 
     def _interpret(
-        self, method: str, url: str, response: httpx.Response, body: bytes, scope: str
+        self, method: str, url: str, response: httpx.Response, body: bytes, scope: str, raw: bool
     ) -> Any:
         status = response.status_code
         path = urlsplit(url).path
@@ -468,6 +471,8 @@ class ApiHttp:
             )
         if status >= 300:
             raise ApiError(self.api, f"unexpected {status} redirect on {method} {path}")
+        if raw:
+            return body
         if not body.strip():
             return None
         try:
