@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
@@ -127,16 +129,59 @@ def test_auth_error_stops_the_run_with_its_outcome_journaled(store: Store) -> No
 
 
 def test_a_stop_request_ends_between_requests(store: Store) -> None:
-    """When asked to stop, the request in flight finishes and no new one starts."""
+    """Stop asked while a request is in flight: it finishes and is journaled; no new one starts."""
     run = store.start_run("full")
-    writer = FakeWriter(store)
-    calls = iter([False, True])
+    stop = threading.Event()
+
+    class StopsMidway(FakeWriter):
+        def assign(self, items: Sequence[AssignItem]) -> None:
+            super().assign(items)
+            stop.set()  # SIGTERM arrives while this request is in flight
+
+    writer = StopsMidway(store)
     result = apply_requests(
         [assign_of(1), assign_of(2)],
         writer=writer,
         journal=store,
         run_id=run,
-        should_stop=lambda: next(calls),
+        should_stop=stop.is_set,
     )
     assert result.stopped and len(writer.calls) == 1
     assert [j.outcome for j in store.journal(run)] == ["ok"]
+
+
+def test_requests_of_one_kind_go_out_concurrently_and_resets_come_first(store: Store) -> None:
+    """With concurrency 4, assign bodies overlap in flight, and none starts before every reset ended."""
+    run = store.start_run("full")
+    in_flight = 0
+    peak = 0
+    order: list[str] = []
+    lock = threading.Lock()
+
+    class Slow(FakeWriter):
+        def _check(self, users: Sequence[int]) -> None:
+            nonlocal in_flight, peak
+            with lock:
+                in_flight += 1
+                peak = max(peak, in_flight)
+            time.sleep(0.05)
+            with lock:
+                in_flight -= 1
+
+        def assign(self, items: Sequence[AssignItem]) -> None:
+            order.append("assign")
+            super().assign(items)
+
+        def reset(
+            self, certificate_id: int, *, user_ids: Sequence[int], expire: bool, notify: bool
+        ) -> None:
+            order.append("reset")
+            super().reset(certificate_id, user_ids=user_ids, expire=expire, notify=notify)
+
+    requests: list[WriteRequest] = [ResetRequest(c, (1,), False) for c in (12, 13, 14)] + [
+        assign_of(u) for u in range(10, 18)
+    ]
+    result = apply_requests(requests, writer=Slow(store), journal=store, run_id=run, concurrency=4)
+    assert result.requests_ok == 11 and peak == 4
+    assert order[:3] == ["reset"] * 3 and set(order[3:]) == {"assign"}
+    assert sorted(j.seq for j in store.journal(run)) == list(range(1, 12))

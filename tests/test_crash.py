@@ -86,7 +86,7 @@ def test_crash_campaign(cli: Cli, sandbox_state: SandboxState) -> None:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         facts = store_facts(cli)
-        assert facts["open_intents"] in (0, 1)  # at most the one request in flight
+        assert facts["open_intents"] <= 4  # at most the requests in flight (concurrency 4)
         killed_in_apply += proc.returncode == -signal.SIGKILL
         kill_points.append((after_writes, sandbox_state.count("monotree", "POST") - before))
 

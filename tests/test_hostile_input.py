@@ -205,14 +205,20 @@ def test_a_strange_csv_path_is_a_config_error(tmp_path: Path, csv_name: str) -> 
 @given(st.lists(st.dictionaries(st.sampled_from(FIELDS), json_values, max_size=4), max_size=5))
 def test_the_bytes_parser_agrees_with_the_object_parser(overrides: list[dict[str, Any]]) -> None:
     """The fast path from bytes and the path from decoded JSON accept and reject the same records."""
-    body = json.dumps({"data": [record(**{"id": f"r{i}", **o}) for i, o in enumerate(overrides)]}).encode()
+    body = json.dumps(
+        {"data": [record(**{"id": f"r{i}", **o}) for i, o in enumerate(overrides)]}
+    ).encode()
     from_bytes = parse_certifications_json(body)
     from_objects = parse_certifications(json.loads(body))
     assert from_bytes.records == from_objects.records
-    assert [(r.index, r.record_id) for r in from_bytes.rejected] == [(r.index, r.record_id) for r in from_objects.rejected]
+    assert [(r.index, r.record_id) for r in from_bytes.rejected] == [
+        (r.index, r.record_id) for r in from_objects.rejected
+    ]
 
 
-@pytest.mark.parametrize("body", [b"<html></html>", b'{"data": [', b"[]", b'{"items": []}', b'"text"', b""])
+@pytest.mark.parametrize(
+    "body", [b"<html></html>", b'{"data": [', b"[]", b'{"items": []}', b'"text"', b""]
+)
 def test_the_bytes_parser_refuses_what_is_not_the_envelope(body: bytes) -> None:
     """HTML, truncated JSON and the wrong envelope fail the pull from bytes too."""
     with pytest.raises(ResponseFormatError):

@@ -338,7 +338,9 @@ class ApiHttp:
         maybe_applied = False
         while True:
             attempt += 1
-            outcome = self._attempt(method, url, params, json_body, scope, raw)
+            outcome = self._attempt(
+                method, url, params=params, json_body=json_body, scope=scope, raw=raw
+            )
             if not isinstance(outcome, _Attempt):
                 return outcome
             maybe_applied = maybe_applied or outcome.maybe_applied
@@ -380,6 +382,7 @@ class ApiHttp:
         self,
         method: str,
         url: str,
+        *,
         params: Mapping[str, Any] | None,
         json_body: Any,
         scope: str,
@@ -410,7 +413,7 @@ class ApiHttp:
                 return _Attempt(f"network error ({type(exc).__name__})", maybe_applied=True)
             finally:
                 response.close()
-            return self._interpret(method, url, response, body, scope, raw)
+            return self._interpret(method, url, response, body=body, scope=scope, raw=raw)
         finally:
             self.pacer.release(headers)
 
@@ -437,7 +440,7 @@ class ApiHttp:
         return b"".join(chunks)
 
     def _interpret(
-        self, method: str, url: str, response: httpx.Response, body: bytes, scope: str, raw: bool
+        self, method: str, url: str, response: httpx.Response, *, body: bytes, scope: str, raw: bool
     ) -> Any:
         status = response.status_code
         path = urlsplit(url).path

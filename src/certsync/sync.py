@@ -380,6 +380,7 @@ def _cycle(
             run_id=report.run_id,
             should_stop=should_stop,
             on_progress=lambda done, total: say(f"applied {done}/{total} request(s)"),
+            concurrency=settings.client.concurrency,
         )
     if full and not options.dry_run and not missing:
         store.set_setting("last_full_at", utcnow().isoformat())

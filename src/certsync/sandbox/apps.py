@@ -144,8 +144,13 @@ def _bearer(scope: Scope) -> str | None:
     return None
 
 
-def _page(request: Request, items: list[Any]) -> JSONResponse:
-    """Monotree's envelope: data, links (absolute URLs) and meta."""
+def _page(
+    request: Request,
+    items: list[Any],
+    build: Callable[[list[Any]], list[Any]] | None = None,
+) -> JSONResponse:
+    """Monotree's envelope: data, links (absolute URLs) and meta. `build` turns the
+    page's slice of `items` into JSON, so only the page is ever built."""
     try:
         page = max(1, int(request.query_params.get("page", "1")))
         per_page = min(PER_PAGE, max(1, int(request.query_params.get("per_page", "25"))))
@@ -154,6 +159,8 @@ def _page(request: Request, items: list[Any]) -> JSONResponse:
     total = len(items)
     last = max(1, math.ceil(total / per_page))
     chunk = items[(page - 1) * per_page : page * per_page]
+    if build is not None:
+        chunk = build(chunk)
 
     def link(n: int) -> str:
         return str(request.url.include_query_params(page=n, per_page=per_page))
@@ -281,11 +288,11 @@ def monotree_app(state: SandboxState) -> ASGIApp:
         return Response(status_code=204)
 
     async def holders(request: Request) -> Response:
+        cert = _id(request)
         with state.lock:
-            if state.live_template(_id(request)) is None:
+            if state.live_template(cert) is None:
                 return JSONResponse({"message": "Not found."}, 404)
-            data = state.holders(_id(request))
-        return _page(request, data)
+            return _page(request, state.holders(cert), lambda ids: state.holder_items(cert, ids))
 
     async def assign(request: Request) -> Response:
         body = await _json_body(request)
@@ -301,9 +308,9 @@ def monotree_app(state: SandboxState) -> ASGIApp:
 
     def _user_certs(user_id: int) -> list[dict[str, Any]]:
         out = []
-        for (cert, uid), issuance in sorted(state.issuances.items()):
+        for cert, issuance in sorted(state.by_user.get(user_id, {}).items()):
             t = state.live_template(cert)
-            if uid != user_id or t is None:
+            if t is None:
                 continue
             tj = state.template_json(t)
             out.append(
@@ -385,7 +392,7 @@ def natecosmic_app(state: SandboxState) -> ASGIApp:
                 return StreamingResponse(iter(chunks), media_type="application/json")
             if raw is not None:
                 return Response(raw, media_type="text/html")
-            body = json.dumps({"data": state.records}).encode()
+            body = state.pull_body()
         return Response(body, media_type="application/json")
 
     async def counts(_: Request) -> Response:

@@ -8,6 +8,7 @@ without a server.
 from __future__ import annotations
 
 import calendar
+import json
 import math
 import random
 import re
@@ -176,6 +177,15 @@ class SandboxState:
         self.users: dict[int, MonotreeUser] = {}
         self.templates: dict[int, Template] = {}
         self.issuances: dict[tuple[int, int], Issuance] = {}
+        # Indexes of the same Issuance objects, so a page of holders or a user's
+        # certificates costs what the page holds, not the whole world.
+        self.by_cert: dict[int, dict[int, Issuance]] = {}
+        self.by_user: dict[int, dict[int, Issuance]] = {}
+        self._holder_order: dict[int, list[int]] = {}
+        # With `cache_pull`, the certifications body is serialised once per
+        # `records_changed()`; the benchmark turns it on, tests edit records freely.
+        self.cache_pull = False
+        self._pull_cache: bytes | None = None
         self.notified: Counter[int] = Counter()
         self.limiter = RateLimiter(rate_limit)
         self.faults = faults or FaultConfig()
@@ -224,9 +234,12 @@ class SandboxState:
                 *previous.history,
                 {"issued_at": iso(previous.issued_at), "expires_at": iso(previous.expires_at)},
             ]
-        self.issuances[(certificate_id, user_id)] = Issuance(
-            issued, expires, history, via_api=via_api
-        )
+        issuance = Issuance(issued, expires, history, via_api=via_api)
+        self.issuances[(certificate_id, user_id)] = issuance
+        if user_id not in self.by_cert.setdefault(certificate_id, {}):
+            self._holder_order.pop(certificate_id, None)
+        self.by_cert[certificate_id][user_id] = issuance
+        self.by_user.setdefault(user_id, {})[certificate_id] = issuance
 
     def active_pairs(self) -> dict[tuple[int, int], date]:
         """(certificate, user) -> issue date of every active holding: what a test asserts on."""
@@ -289,9 +302,7 @@ class SandboxState:
 
     def template_json(self, t: Template) -> dict[str, Any]:
         now = self.clock()
-        active = sum(
-            1 for (cert, _), i in self.issuances.items() if cert == t.id and not i.is_expired(now)
-        )
+        active = sum(1 for i in self.by_cert.get(t.id, {}).values() if not i.is_expired(now))
         ctype = (
             {
                 "id": t.certificate_type_id,
@@ -332,15 +343,31 @@ class SandboxState:
         t = self.templates.get(certificate_id)
         return None if t is None or t.deleted else t
 
-    def holders(self, certificate_id: int) -> list[dict[str, Any]]:
-        """Holder items: the user object plus `user_state`, ordered by user id."""
-        out = []
-        for (cert, user_id), issuance in sorted(self.issuances.items()):
-            user = self.users.get(user_id)
-            if cert != certificate_id or user is None or not user.listed:
-                continue
-            out.append({**user.as_json(), "user_state": self.user_state(issuance)})
-        return out
+    def holders(self, certificate_id: int) -> list[int]:
+        """The listed users with an issuance of this certificate, ordered by user id."""
+        order = self._holder_order.get(certificate_id)
+        if order is None:
+            order = sorted(self.by_cert.get(certificate_id, {}))
+            self._holder_order[certificate_id] = order
+        return [u for u in order if (user := self.users.get(u)) is not None and user.listed]
+
+    def holder_items(self, certificate_id: int, user_ids: list[int]) -> list[dict[str, Any]]:
+        """Holder items: the user object plus `user_state`."""
+        by_user = self.by_cert.get(certificate_id, {})
+        return [
+            {**self.users[u].as_json(), "user_state": self.user_state(by_user[u])} for u in user_ids
+        ]
+
+    def records_changed(self) -> None:
+        self._pull_cache = None
+
+    def pull_body(self) -> bytes:
+        if self.cache_pull and self._pull_cache is not None:
+            return self._pull_cache
+        body = json.dumps({"data": self.records}).encode()
+        if self.cache_pull:
+            self._pull_cache = body
+        return body
 
     def assign(self, payload: Any) -> tuple[int, dict[str, Any] | None]:
         """Validate the whole body first (Laravel-style 422), then issue; skip active holders."""
@@ -392,11 +419,7 @@ class SandboxState:
         expire = bool(payload.get("expire", False))
         notify = bool(payload.get("notify", False))
         now = self.clock()
-        targets = (
-            [u for (c, u) in self.issuances if c == certificate_id]
-            if user_ids is None
-            else user_ids
-        )
+        targets = list(self.by_cert.get(certificate_id, {})) if user_ids is None else user_ids
         for uid in targets:
             issuance = self.issuances.get((certificate_id, uid))
             if issuance is None:
