@@ -192,7 +192,7 @@ def test_failing_cycles_back_off_and_show_in_health(
         what="two failures",
     )
     health = httpx.get(f"{base}/healthz").json()
-    assert "not JSON" in health["last_error"]
+    assert "not the documented JSON" in health["last_error"]
     ready = httpx.get(f"{base}/readyz")
     assert ready.status_code == 503 and ready.json()["reason"] == "no successful sync yet"
     pulls = sandbox_state.count("natecosmic")

@@ -197,8 +197,8 @@ def test_a_template_deleted_between_plan_and_apply(
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        (b"<html><body>Service Unavailable</body></html>", "not JSON"),
-        (b'{"data": [{"id": "x", "user_', "not JSON"),
+        (b"<html><body>Service Unavailable</body></html>", "not the documented JSON"),
+        (b'{"data": [{"id": "x", "user_', "not the documented JSON"),
     ],
 )
 def test_natecosmic_answering_html_or_truncated_json(

@@ -18,7 +18,7 @@ from certsync.errors import ConfigError, ResponseFormatError
 from certsync.http import ApiHttp
 from certsync.mappings_file import load_mapping_file
 from certsync.models import CertificationRecord, RejectedRecord
-from certsync.natecosmic import parse_certifications, parse_certifications_json, parse_record
+from certsync.natecosmic import parse_certifications, parse_certifications_stream, parse_record
 from certsync.pagination import PaginationError, Paginator
 from tests.conftest import NATECOSMIC
 from tests.test_natecosmic import record
@@ -201,25 +201,74 @@ def test_a_strange_csv_path_is_a_config_error(tmp_path: Path, csv_name: str) -> 
         load_mapping_file(tmp_path / "m.toml")
 
 
+def chunked(body: bytes, sizes: list[int]) -> list[bytes]:
+    out, at = [], 0
+    for size in sizes:
+        out.append(body[at : at + size])
+        at += size
+    return [*out, body[at:]]
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.dictionaries(st.sampled_from(FIELDS), json_values, max_size=4), max_size=5))
-def test_the_bytes_parser_agrees_with_the_object_parser(overrides: list[dict[str, Any]]) -> None:
-    """The fast path from bytes and the path from decoded JSON accept and reject the same records."""
+@given(
+    st.lists(st.dictionaries(st.sampled_from(FIELDS), json_values, max_size=4), max_size=5),
+    st.lists(st.integers(1, 700), max_size=30),
+)
+def test_the_streaming_parser_agrees_with_the_object_parser(
+    overrides: list[dict[str, Any]], cuts: list[int]
+) -> None:
+    """Cut anywhere into chunks, the streamed body parses exactly as the decoded body does."""
     body = json.dumps(
-        {"data": [record(**{"id": f"r{i}", **o}) for i, o in enumerate(overrides)]}
+        {
+            "meta": {"n": [1, 2.5]},
+            "data": [record(**{"id": f"r{i}", **o}) for i, o in enumerate(overrides)],
+            "z": "ü",
+        }
     ).encode()
-    from_bytes = parse_certifications_json(body)
-    from_objects = parse_certifications(json.loads(body))
-    assert from_bytes.records == from_objects.records
-    assert [(r.index, r.record_id) for r in from_bytes.rejected] == [
-        (r.index, r.record_id) for r in from_objects.rejected
-    ]
+    streamed = parse_certifications_stream(chunked(body, cuts))
+    decoded = parse_certifications(json.loads(body))
+    assert streamed.records == decoded.records
+    assert streamed.rejected == decoded.rejected
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values, st.lists(st.integers(1, 50), max_size=10))
+def test_the_streaming_parser_takes_any_json(body: Any, cuts: list[int]) -> None:
+    """Any JSON value, cut anywhere: the same outcome as the decoded-object parser."""
+    raw = json.dumps(body).encode()
+    try:
+        expected: Any = parse_certifications(body)
+    except ResponseFormatError:
+        expected = ResponseFormatError
+    try:
+        got: Any = parse_certifications_stream(chunked(raw, cuts))
+    except ResponseFormatError:
+        got = ResponseFormatError
+    assert got == expected
 
 
 @pytest.mark.parametrize(
-    "body", [b"<html></html>", b'{"data": [', b"[]", b'{"items": []}', b'"text"', b""]
+    "body",
+    [
+        b"<html></html>",
+        b'{"data": [',
+        b"[]",
+        b'{"items": []}',
+        b'"text"',
+        b"",
+        b'{"data": []} trailing',
+        b'{"data": [1] "x"}',
+        b'{"data": [], "data": []}',
+        b"\xff\xfe",
+    ],
 )
-def test_the_bytes_parser_refuses_what_is_not_the_envelope(body: bytes) -> None:
-    """HTML, truncated JSON and the wrong envelope fail the pull from bytes too."""
+def test_the_streaming_parser_refuses_what_is_not_the_envelope(body: bytes) -> None:
+    """HTML, truncated JSON, the wrong envelope, trailing bytes, bad UTF-8: the pull fails."""
     with pytest.raises(ResponseFormatError):
-        parse_certifications_json(body)
+        parse_certifications_stream(chunked(body, [3]))
+
+
+def test_a_number_split_across_chunks_is_read_whole() -> None:
+    """A number cut between two chunks is not read as its first half."""
+    pull = parse_certifications_stream([b'{"count": 12', b'34, "data": []}'])
+    assert pull.records == ()

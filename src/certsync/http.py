@@ -13,7 +13,7 @@ import random
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -325,10 +325,13 @@ class ApiHttp:
         params: Mapping[str, Any] | None = None,
         json_body: Any = None,
         scope: str,
-        raw: bool = False,
+        consume: Callable[[Iterator[bytes]], Any] | None = None,
     ) -> Any:
-        """Send with retries; return the decoded JSON body (None for an empty body),
-        or with `raw` the body's bytes, for a caller that parses them itself.
+        """Send with retries; return the decoded JSON body (None for an empty body).
+
+        With `consume`, a successful answer's body is handed over as it arrives,
+        chunk by chunk, and what `consume` returns is the result: a large list is
+        parsed without ever being held whole. A connection lost mid-body is retried.
 
         Writes are retried like reads: Monotree's assign skips active holders and
         reset with `expire` is idempotent, so a repeat cannot double-apply.
@@ -339,7 +342,7 @@ class ApiHttp:
         while True:
             attempt += 1
             outcome = self._attempt(
-                method, url, params=params, json_body=json_body, scope=scope, raw=raw
+                method, url, params=params, json_body=json_body, scope=scope, consume=consume
             )
             if not isinstance(outcome, _Attempt):
                 return outcome
@@ -386,7 +389,7 @@ class ApiHttp:
         params: Mapping[str, Any] | None,
         json_body: Any,
         scope: str,
-        raw: bool,
+        consume: Callable[[Iterator[bytes]], Any] | None,
     ) -> Any:
         self.pacer.acquire()
         headers: Mapping[str, str] | None = None
@@ -408,16 +411,19 @@ class ApiHttp:
             try:
                 headers = response.headers
                 self.counter.record(self.api, method, response.status_code)
-                body = self._read(response)
+                if consume is not None and 200 <= response.status_code < 300:
+                    return consume(self._chunks(response))
+                body = b"".join(self._chunks(response))
             except httpx.TransportError as exc:
                 return _Attempt(f"network error ({type(exc).__name__})", maybe_applied=True)
             finally:
                 response.close()
-            return self._interpret(method, url, response, body=body, scope=scope, raw=raw)
+            return self._interpret(method, url, response, body=body, scope=scope)
         finally:
             self.pacer.release(headers)
 
-    def _read(self, response: httpx.Response) -> bytes:
+    def _chunks(self, response: httpx.Response) -> Iterator[bytes]:
+        """The body as it arrives, refused past max_response_bytes: memory stays bounded."""
         limit = self._settings.max_response_bytes
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
@@ -426,7 +432,6 @@ class ApiHttp:
                 f"response of {int(declared)} bytes exceeds the limit of {limit} bytes "
                 "(CERTSYNC_CLIENT__MAX_RESPONSE_BYTES)",
             )
-        chunks: list[bytes] = []
         size = 0
         for chunk in response.iter_bytes():
             size += len(chunk)
@@ -436,11 +441,10 @@ class ApiHttp:
                     f"response exceeds the limit of {limit} bytes "
                     "(CERTSYNC_CLIENT__MAX_RESPONSE_BYTES)",
                 )
-            chunks.append(chunk)
-        return b"".join(chunks)
+            yield chunk
 
     def _interpret(
-        self, method: str, url: str, response: httpx.Response, *, body: bytes, scope: str, raw: bool
+        self, method: str, url: str, response: httpx.Response, *, body: bytes, scope: str
     ) -> Any:
         status = response.status_code
         path = urlsplit(url).path
@@ -474,8 +478,6 @@ class ApiHttp:
             )
         if status >= 300:
             raise ApiError(self.api, f"unexpected {status} redirect on {method} {path}")
-        if raw:
-            return body
         if not body.strip():
             return None
         try:

@@ -29,6 +29,7 @@ def to_json(report: SyncReport) -> dict[str, Any]:
         "exit_code": report.exit_code,
         "error": report.error,
         "duration_seconds": round(report.duration, 3),
+        "timings": report.timings,
         "counts": report.counts(),
         "pull": {
             "records": report.pull_records,

@@ -117,6 +117,7 @@ class SyncReport:
     error: str | None = None
     exit_code: int = EXIT_OK
     duration: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def outcome(self) -> str:
@@ -162,11 +163,21 @@ def _refresh_users(store: Store, clients: Clients) -> None:
 
 
 def _read_templates(
-    clients: Clients, template_ids: list[int], concurrency: int, now: datetime
+    clients: Clients,
+    template_ids: list[int],
+    concurrency: int,
+    now: datetime,
+    abandon: threading.Event | None = None,
 ) -> tuple[dict[int, dict[int, Holding]], list[int]]:
-    """Every holder of every template, concurrently; 404s are returned, not raised."""
+    """Every holder of every template, concurrently; 404s are returned, not raised.
+
+    Once `abandon` is set, templates not yet started are skipped: the caller has
+    failed and will not plan.
+    """
 
     def read(cert: int) -> tuple[int, dict[int, Holding] | None]:
+        if abandon is not None and abandon.is_set():
+            return cert, {}
         try:
             return cert, holdings_of(clients.monotree.list_holders(cert), cert, now)
         except NotFoundError:
@@ -301,14 +312,7 @@ def _cycle(
     today = options.today or now.date()
     full = report.kind == "full"
 
-    say("pulling certifications from Natecosmic")
-    pull: Pull = clients.natecosmic.list_certifications()
-    report.pull_records = len(pull.records)
-    if not options.dry_run:
-        report.pull_delta = store.save_pull(pull.records)
-    log.info("sync.pulled", records=len(pull.records), rejected=len(pull.rejected))
-    _check_stop(should_stop)
-
+    clock = _PhaseClock(report.timings)
     mappings, unresolved = store.mappings()
     has_email_users = any(u.monotree_email for u in store.user_mappings())
     missing_users: frozenset[int] = frozenset()
@@ -328,8 +332,29 @@ def _cycle(
     else:
         states = store.template_states()
         to_read = [c for c in templates if c not in states or states[c].dirty]
-    say(f"reading holders of {len(to_read)} of {len(templates)} template(s)")
-    read, missing = _read_templates(clients, to_read, settings.client.concurrency, now)
+    clock.lap("load_seconds")
+
+    # The pull and the holder reads do not depend on each other: the reads go out
+    # first, in the background, and the pull is made and parsed while they wait.
+    say(
+        f"pulling certifications; reading holders of {len(to_read)} of {len(templates)} template(s)"
+    )
+    stop_reading = threading.Event()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read") as background:
+        reading = background.submit(
+            _read_templates, clients, to_read, settings.client.concurrency, now, stop_reading
+        )
+        try:
+            pull: Pull = clients.natecosmic.list_certifications()
+        except BaseException:
+            stop_reading.set()
+            raise
+        finally:
+            clock.lap("pull_seconds")
+        read, missing = reading.result()
+    clock.lap("read_seconds")
+    report.pull_records = len(pull.records)
+    log.info("sync.pulled", records=len(pull.records), rejected=len(pull.rejected))
     report.templates_read = sorted(read)
     report.missing_templates = missing
     for cert in missing:
@@ -342,6 +367,8 @@ def _cycle(
     holdings.update(read)
     mappings = _without_templates(mappings, missing)
 
+    clock.lap("store_seconds")
+    plan_cpu = time.process_time()
     the_plan = planner.plan(
         pull.records,
         mappings,
@@ -363,6 +390,10 @@ def _cycle(
         chunk_size=settings.sync.chunk_size,
         notify_on_revoke=mappings.policy.notify_on_revoke,
     )
+    report.timings["plan_cpu_seconds"] = round(time.process_time() - plan_cpu, 4)
+    if not options.dry_run:
+        report.pull_delta = store.save_pull(pull.records)
+    clock.lap("plan_seconds")
     log.info("sync.planned", requests=len(report.requests), **report.counts())
     if the_plan.held_back_revokes and the_plan.held_back_reason:
         log.warning(
@@ -382,6 +413,7 @@ def _cycle(
             on_progress=lambda done, total: say(f"applied {done}/{total} request(s)"),
             concurrency=settings.client.concurrency,
         )
+        clock.lap("apply_seconds")
     if full and not options.dry_run and not missing:
         store.set_setting("last_full_at", utcnow().isoformat())
 
@@ -393,6 +425,19 @@ def _cycle(
         report.exit_code = EXIT_GUARD
     elif report.result.failures or report.missing_templates or report.result.stopped:
         report.exit_code = EXIT_FAILED
+
+
+class _PhaseClock:
+    """Wall seconds of each phase of a cycle, for the report and the benchmark."""
+
+    def __init__(self, into: dict[str, float]) -> None:
+        self._into = into
+        self._last = time.monotonic()
+
+    def lap(self, name: str) -> None:
+        now = time.monotonic()
+        self._into[name] = round(self._into.get(name, 0.0) + now - self._last, 4)
+        self._last = now
 
 
 def _check_stop(should_stop: Callable[[], bool]) -> None:

@@ -1,0 +1,420 @@
+"""certsync's benchmark: requests against the lower bound, wall time against the latency
+bound, the rate-limited run, CPU and memory, and a naive peer on the same data.
+
+`make bench` runs it all (sizes 1,000, 10,000 and 100,000 records);
+`python bench/run.py --sizes 1000` runs one size. The sandbox runs in this process;
+certsync runs as the real command in a child process, so its CPU and peak memory are
+its own. Every figure is printed beside its target, as a ratio measured in this run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from certsync.sandbox import (
+    FaultConfig,
+    MonotreeUser,
+    Sandbox,
+    SandboxState,
+    World,
+    generate,
+    make_record,
+)
+
+sys.path.insert(0, str(Path(__file__).parent))
+from naive import run_naive  # noqa: E402 - bench/ is not a package
+
+CHUNK = 500
+CONCURRENCY = 4
+LATENCY = 0.020
+PER_PAGE = 50
+# size -> (templates, certifications per user)
+SHAPES = {1_000: (5, 2), 10_000: (10, 4), 100_000: (20, 5)}
+WRAPPER = (
+    "import sys; from certsync.cli import main; rc = main(sys.argv[1:]); "
+    "hwm = next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]; "
+    "print('peak_kib', hwm, file=sys.stderr); sys.exit(rc)"
+)
+TODAY = date.today()
+
+
+@dataclass
+class Run:
+    """One certsync command: its report, wall time, CPU seconds and peak memory."""
+
+    doc: dict[str, Any]
+    wall: float
+    cpu: float
+    peak_mib: float
+    code: int
+
+
+@dataclass
+class Cycle:
+    name: str
+    run: Run
+    counts: dict[str, int]
+    bound: dict[str, int]
+    latency_bound: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def certsync(env: dict[str, str], cwd: Path, *args: str) -> Run:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-c", WRAPPER, *args, "--format", "json"],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if proc.returncode not in (0, 1, 3):
+        raise SystemExit(
+            f"certsync {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}"
+        )
+    peak = int(proc.stderr.rsplit("peak_kib", 1)[1].split()[0]) / 1024
+    return Run(json.loads(proc.stdout), wall, cpu, peak, proc.returncode)
+
+
+def holders_per_template(state: SandboxState, templates: list[int]) -> dict[int, int]:
+    with state.lock:
+        return {t: len(state.holders(t)) for t in templates}
+
+
+def request_counts(state: SandboxState) -> dict[str, int]:
+    with state.lock:
+        counts = dict(state.counts)
+    return {
+        "natecosmic": sum(n for k, n in counts.items() if k.startswith("natecosmic")),
+        "reads": sum(n for k, n in counts.items() if k.startswith("monotree GET")),
+        "writes": sum(n for k, n in counts.items() if k.startswith("monotree POST")),
+    }
+
+
+def lower_bound(doc: dict[str, Any], holders: dict[int, int] | None) -> dict[str, int]:
+    """1 pull; on full cycles a page per 50 holders of each template (an empty
+    template still costs its one empty page); ceil(assigned / chunk) assigns and per
+    certificate ceil(reset users / chunk) resets."""
+    plan = doc["plan"]
+    assigned = len(plan["assign"]) + len(plan["renew"])
+    resets: dict[int, int] = {}
+    for item in [*plan["renew"], *plan["revoke"]]:
+        resets[item["certificate_id"]] = resets.get(item["certificate_id"], 0) + 1
+    reads = sum(max(1, math.ceil(h / PER_PAGE)) for h in holders.values()) if holders else 0
+    return {
+        "natecosmic": 1,
+        "reads": reads,
+        "reset_requests": sum(math.ceil(n / CHUNK) for n in resets.values()),
+        "assign_requests": math.ceil(assigned / CHUNK),
+        "writes": sum(math.ceil(n / CHUNK) for n in resets.values()) + math.ceil(assigned / CHUNK),
+    }
+
+
+def latency_bound(bound: dict[str, int], holders: dict[int, int] | None) -> float:
+    """Requests that must follow one another, CONCURRENCY at a time: the pull; then the
+    templates' pages (a template's pages follow its `next` links, one after another);
+    then the resets; then the assigns."""
+    read_rounds = 0
+    if holders:
+        pages = sorted((max(1, math.ceil(h / PER_PAGE)) for h in holders.values()), reverse=True)
+        lanes = [0] * CONCURRENCY
+        for p in pages:  # longest first onto the least loaded lane
+            lanes[lanes.index(min(lanes))] += p
+        read_rounds = max(lanes)
+    chain = (
+        1
+        + read_rounds
+        + math.ceil(bound["reset_requests"] / CONCURRENCY)
+        + math.ceil(bound["assign_requests"] / CONCURRENCY)
+    )
+    return chain * LATENCY
+
+
+def write_mappings(folder: Path, world: World, extra_users: list[tuple[str, int]] = ()) -> None:  # type: ignore[assignment]
+    lines = ['users_csv = "users.csv"', ""]
+    for k, tid in enumerate(world.type_ids):
+        lines += ["[[types]]", f'natecosmic = "{tid}"', f"monotree = {world.template_ids[k]}", ""]
+    (folder / "mappings.toml").write_text("\n".join(lines))
+    with (folder / "users.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["natecosmic", "monotree"])
+        w.writerows(zip(world.user_ids, world.monotree_ids, strict=True))
+        w.writerows(extra_users)
+
+
+def change_one_percent(
+    state: SandboxState, world: World, folder: Path, rng: random.Random
+) -> dict[str, int]:
+    """0.4% revoked, 0.3% renewed today, 0.3% new hires with a new certification."""
+    n = len(state.records)
+    revoke, renew, hires = round(n * 0.004), round(n * 0.003), round(n * 0.003)
+    with state.lock:
+        live = [
+            i
+            for i, r in enumerate(state.records)
+            if r["lifecycle_status"] == "active" and r["validity_status"] == "valid"
+        ]
+        picked = rng.sample(live, revoke + renew)
+        for i in picked[:revoke]:
+            state.records[i] = {**state.records[i], "lifecycle_status": "revoked"}
+        for i in picked[revoke:]:
+            state.records[i] = {
+                **state.records[i],
+                "issued_on": TODAY.isoformat(),
+                "id": state.records[i]["id"] + "-r",
+            }
+        new_users = []
+        for h in range(hires):
+            nc, mid = f"hire-{h:06d}-{rng.randrange(10**9)}", 900_000 + h
+            state.add_user(MonotreeUser(mid, f"Hire {h}", f"hire{h}@example.com"))
+            k = rng.randrange(len(world.type_ids))
+            state.records.append(
+                make_record(
+                    rng,
+                    user_id=nc,
+                    type_id=world.type_ids[k],
+                    slug=world.type_slugs[k],
+                    issued_on=TODAY,
+                    validity_months=12,
+                )
+            )
+            new_users.append((nc, mid))
+        state.records_changed()
+    write_mappings(folder, world, new_users)
+    return {"revoked": revoke, "renewed": renew, "hired": hires}
+
+
+def bench_size(size: int, *, naive: bool, latency: float = LATENCY) -> dict[str, Any]:
+    types, per_user = SHAPES[size]
+    state = SandboxState(rate_limit=None, faults=FaultConfig(latency=latency))
+    state.cache_pull = True
+    world = generate(
+        state,
+        users=size // per_user,
+        types=types,
+        seed=size,
+        per_user=per_user,
+        today=TODAY,
+        inactive_share=0.05,
+    )
+    rng = random.Random(size)
+    cycles: list[Cycle] = []
+    with tempfile.TemporaryDirectory(prefix="certsync-bench-") as tmp, Sandbox(state) as sandbox:
+        folder = Path(tmp)
+        write_mappings(folder, world)
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("CERTSYNC_")},
+            **sandbox.env(),
+            "CERTSYNC_DATABASE_URL": f"sqlite:///{folder / 'certsync.db'}",
+            "CERTSYNC_MAPPINGS_FILE": str(folder / "mappings.toml"),
+            "CERTSYNC_SECRETS_DIR": str(folder),
+            "CERTSYNC_LOG_LEVEL": "warning",
+            "CERTSYNC_SYNC__CHUNK_SIZE": str(CHUNK),
+            "CERTSYNC_CLIENT__CONCURRENCY": str(CONCURRENCY),
+        }
+        steps: list[tuple[str, list[str], bool]] = [
+            ("first full", ["sync", "--full"], True),
+            ("second full", ["sync", "--full"], True),
+            ("incremental, no change", ["sync"], False),
+            ("incremental, 1% changed", ["sync"], False),
+        ]
+        for name, args, full in steps:
+            extra: dict[str, Any] = {}
+            if name.startswith("incremental, 1%"):
+                extra = change_one_percent(state, world, folder, rng)
+            holders = holders_per_template(state, world.template_ids) if full else None
+            state.reset_counts()
+            run = certsync(env, folder, *args)
+            bound = lower_bound(run.doc, holders)
+            cycles.append(
+                Cycle(name, run, request_counts(state), bound, latency_bound(bound, holders), extra)
+            )
+    result: dict[str, Any] = {
+        "size": size,
+        "records": len(state.records),
+        "users": len(world.user_ids),
+        "templates": types,
+        "cycles": cycles,
+    }
+    if naive:
+        result["naive"] = naive_on_same_data(size)
+    return result
+
+
+def naive_on_same_data(size: int) -> dict[str, Any]:
+    """The naive peer against a fresh sandbox holding the same world, first cycle."""
+    types, per_user = SHAPES[size]
+    state = SandboxState(rate_limit=None, faults=FaultConfig(latency=LATENCY))
+    state.cache_pull = True
+    world = generate(
+        state,
+        users=size // per_user,
+        types=types,
+        seed=size,
+        per_user=per_user,
+        today=TODAY,
+        inactive_share=0.05,
+    )
+    mapping_types = dict(zip(world.type_ids, world.template_ids, strict=True))
+    mapping_users = dict(zip(world.user_ids, world.monotree_ids, strict=True))
+    with Sandbox(state) as sandbox:
+        started = time.perf_counter()
+        requests = run_naive(sandbox, mapping_types, mapping_users, TODAY)
+        wall = time.perf_counter() - started
+    return {"requests": requests, "wall": wall, "converged_pairs": len(state.active_pairs())}
+
+
+def rate_limited_run() -> dict[str, Any]:
+    """First full cycle at 10,000 records under a 600-a-minute limit, against holders that
+    already exist (hand-issued), so the reads alone exceed a minute's allowance."""
+    types, per_user = SHAPES[10_000]
+    state = SandboxState(rate_limit=600)
+    state.cache_pull = True
+    world = generate(
+        state,
+        users=10_000 // per_user,
+        types=types,
+        seed=7,
+        per_user=per_user,
+        today=TODAY,
+        inactive_share=0.05,
+    )
+    # Everyone already holds every template, issued by hand: 25,000 holders, 500 pages.
+    for t in world.template_ids:
+        for m in world.monotree_ids:
+            state.issue(t, m, TODAY.replace(day=1))
+    with tempfile.TemporaryDirectory(prefix="certsync-bench-") as tmp, Sandbox(state) as sandbox:
+        folder = Path(tmp)
+        write_mappings(folder, world)
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("CERTSYNC_")},
+            **sandbox.env(),
+            "CERTSYNC_DATABASE_URL": f"sqlite:///{folder / 'certsync.db'}",
+            "CERTSYNC_MAPPINGS_FILE": str(folder / "mappings.toml"),
+            "CERTSYNC_SECRETS_DIR": str(folder),
+            "CERTSYNC_LOG_LEVEL": "warning",
+            "CERTSYNC_CLIENT__CONCURRENCY": str(CONCURRENCY),
+        }
+        run = certsync(env, folder, "sync", "--full")
+        with state.lock:
+            statuses = dict(state.statuses)
+            monotree = sum(n for k, n in state.counts.items() if k.startswith("monotree"))
+    too_many = statuses.get("monotree 429", 0)
+    reads_seconds = run.doc["timings"].get("read_seconds", 0.0)
+    return {
+        "requests": monotree,
+        "429": too_many,
+        "wall": run.wall,
+        "duration": run.doc["duration_seconds"],
+        "rate": monotree / (run.doc["duration_seconds"] / 60),
+        "read_seconds": reads_seconds,
+        "outcome": run.doc["outcome"],
+    }
+
+
+def show(results: list[dict[str, Any]], limited: dict[str, Any] | None) -> None:
+    print(
+        "\n## Requests against the lower bound (target 1.00 every cycle; no-change incremental: 1)"
+    )
+    print(
+        f"{'records':>8} {'cycle':25} {'natecosmic':>10} {'reads':>11} {'writes':>11} {'total':>11} {'ratio':>6}"
+    )
+    for r in results:
+        for c in r["cycles"]:
+            total, bound = (
+                sum(c.counts.values()),
+                c.bound["natecosmic"] + c.bound["reads"] + c.bound["writes"],
+            )
+            print(
+                f"{r['records']:>8} {c.name:25} {c.counts['natecosmic']:>4}/{c.bound['natecosmic']:<5} "
+                f"{c.counts['reads']:>5}/{c.bound['reads']:<5} {c.counts['writes']:>5}/{c.bound['writes']:<5} "
+                f"{total:>5}/{bound:<5} {total / bound:6.2f}"
+            )
+    print(
+        "\n## Wall time against the latency bound (20 ms a request, concurrency 4; target <= 1.3)"
+    )
+    print(f"{'records':>8} {'cycle':25} {'run s':>7} {'bound s':>8} {'ratio':>6} {'process s':>10}")
+    for r in results:
+        for c in r["cycles"]:
+            duration = c.run.doc["duration_seconds"]
+            print(
+                f"{r['records']:>8} {c.name:25} {duration:7.2f} {c.latency_bound:8.2f} {duration / c.latency_bound:6.2f} {c.run.wall:10.2f}"
+            )
+    print("\n## Where the run's time went (seconds)")
+    for r in results:
+        for c in r["cycles"]:
+            t = c.run.doc["timings"]
+            print(
+                f"{r['records']:>8} {c.name:25} "
+                + " ".join(f"{k.removesuffix('_seconds')}={v:.3f}" for k, v in t.items())
+            )
+    print(
+        "\n## CPU and memory (targets at 100,000 records: plan < 2 CPU s, run < 10 CPU s, peak < 300 MB)"
+    )
+    print(f"{'records':>8} {'cycle':25} {'plan cpu s':>10} {'run cpu s':>10} {'peak MB':>8}")
+    for r in results:
+        for c in r["cycles"]:
+            print(
+                f"{r['records']:>8} {c.name:25} {c.run.doc['timings'].get('plan_cpu_seconds', 0):10.3f} {c.run.cpu:10.2f} {c.run.peak_mib * 1.048576:8.0f}"
+            )
+    print(
+        "\n## certsync against a naive peer (first cycle, same data; target at 10,000: >= 50x fewer requests)"
+    )
+    for r in results:
+        if "naive" in r:
+            n, first = r["naive"], r["cycles"][0]
+            mine = sum(first.counts.values())
+            print(
+                f"{r['records']:>8} records: certsync {mine} requests in {first.run.doc['duration_seconds']:.2f} s, "
+                f"naive {n['requests']} requests in {n['wall']:.2f} s; "
+                f"requests {mine / n['requests']:.4f} (1/{n['requests'] / mine:.0f}), wall {first.run.doc['duration_seconds'] / n['wall']:.4f}"
+            )
+    if limited:
+        print(
+            "\n## Rate-limited run (600 a minute, 10,000 records, 25,000 existing holders; targets: 0 x 429, >= 90% of the rate)"
+        )
+        print(
+            f"{limited['requests']} Monotree requests in {limited['duration']:.1f} s: {limited['429']} x 429; "
+            f"sustained {limited['rate']:.0f} a minute = {limited['rate'] / 600:.2f} of the limit ({limited['outcome']})"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--naive-sizes", default="1000,10000")
+    parser.add_argument("--no-rate-limited", action="store_true")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    naive_sizes = {int(s) for s in args.naive_sizes.split(",") if s}
+    results = []
+    for size in sizes:
+        print(f"benchmarking {size} records ...", flush=True)
+        results.append(bench_size(size, naive=size in naive_sizes))
+    limited = None if args.no_rate_limited else rate_limited_run()
+    show(results, limited)
+    print(f"\nbenchmark took {time.perf_counter() - started:.0f} s on {os.cpu_count()} cores")
+
+
+if __name__ == "__main__":
+    main()
