@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench-store reliability lock clean
+.PHONY: demo test lint typecheck unit bench bench-store reliability lock clean
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ unit: $(STAMP)
 reliability: $(STAMP)
 	$(BIN)/pytest -q -s tests/test_faults.py tests/test_crash.py tests/test_store_faults.py \
 		tests/test_soak.py tests/test_hostile_input.py tests/test_security.py tests/test_secrets.py
+
+# Requests, time and memory at 1,000 / 10,000 / 100,000 records (about 8 minutes).
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
 
 bench-store: $(STAMP)
 	$(BIN)/python bench/users_csv.py

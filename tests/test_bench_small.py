@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "bench"))
 
-from run import bench_size  # noqa: E402 - bench/ is not a package
+from run import bench_size
 
 pytestmark = pytest.mark.e2e
 

@@ -86,6 +86,11 @@ def parse_certifications_stream(chunks: Iterable[bytes]) -> Pull:
                 value = raw.get(key)
                 if isinstance(value, str):
                     raw[key] = shared.setdefault(value, value)
+            ctype = raw.get("certification_type")
+            if isinstance(ctype, dict):
+                for key, value in ctype.items():
+                    if isinstance(value, str):
+                        ctype[key] = shared.setdefault(value, value)
         return raw
 
     try:

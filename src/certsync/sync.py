@@ -414,7 +414,9 @@ def _cycle(
             concurrency=settings.client.concurrency,
         )
         clock.lap("apply_seconds")
-    if full and not options.dry_run and not missing:
+    if full and not options.dry_run:
+        # A missing template does not make every later cycle full: it is asked for
+        # again (one request) and reported on each cycle until its mapping is fixed.
         store.set_setting("last_full_at", utcnow().isoformat())
 
     guard_held = bool(the_plan.held_back_revokes) and the_plan.held_back_reason not in (
