@@ -206,7 +206,8 @@ def change_one_percent(
     return {"revoked": revoke, "renewed": renew, "hired": hires}
 
 
-def bench_size(size: int, *, naive: bool, latency: float = LATENCY) -> dict[str, Any]:
+def world_of(size: int, latency: float) -> tuple[SandboxState, World]:
+    """The sandbox world of one size; the same size always gives the same world."""
     types, per_user = SHAPES[size]
     state = SandboxState(rate_limit=None, faults=FaultConfig(latency=latency))
     state.cache_pull = True
@@ -219,21 +220,30 @@ def bench_size(size: int, *, naive: bool, latency: float = LATENCY) -> dict[str,
         today=TODAY,
         inactive_share=0.05,
     )
+    return state, world
+
+
+def certsync_env(sandbox: Sandbox, folder: Path) -> dict[str, str]:
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("CERTSYNC_")},
+        **sandbox.env(),
+        "CERTSYNC_DATABASE_URL": f"sqlite:///{folder / 'certsync.db'}",
+        "CERTSYNC_MAPPINGS_FILE": str(folder / "mappings.toml"),
+        "CERTSYNC_SECRETS_DIR": str(folder),
+        "CERTSYNC_LOG_LEVEL": "warning",
+        "CERTSYNC_SYNC__CHUNK_SIZE": str(CHUNK),
+        "CERTSYNC_CLIENT__CONCURRENCY": str(CONCURRENCY),
+    }
+
+
+def bench_size(size: int, *, naive: bool, latency: float = LATENCY) -> dict[str, Any]:
+    state, world = world_of(size, latency)
     rng = random.Random(size)
     cycles: list[Cycle] = []
     with tempfile.TemporaryDirectory(prefix="certsync-bench-") as tmp, Sandbox(state) as sandbox:
         folder = Path(tmp)
         write_mappings(folder, world)
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("CERTSYNC_")},
-            **sandbox.env(),
-            "CERTSYNC_DATABASE_URL": f"sqlite:///{folder / 'certsync.db'}",
-            "CERTSYNC_MAPPINGS_FILE": str(folder / "mappings.toml"),
-            "CERTSYNC_SECRETS_DIR": str(folder),
-            "CERTSYNC_LOG_LEVEL": "warning",
-            "CERTSYNC_SYNC__CHUNK_SIZE": str(CHUNK),
-            "CERTSYNC_CLIENT__CONCURRENCY": str(CONCURRENCY),
-        }
+        env = certsync_env(sandbox, folder)
         steps: list[tuple[str, list[str], bool]] = [
             ("first full", ["sync", "--full"], True),
             ("second full", ["sync", "--full"], True),
@@ -255,7 +265,7 @@ def bench_size(size: int, *, naive: bool, latency: float = LATENCY) -> dict[str,
         "size": size,
         "records": len(state.records),
         "users": len(world.user_ids),
-        "templates": types,
+        "templates": len(world.template_ids),
         "cycles": cycles,
     }
     if naive:
@@ -265,18 +275,7 @@ def bench_size(size: int, *, naive: bool, latency: float = LATENCY) -> dict[str,
 
 def naive_on_same_data(size: int) -> dict[str, Any]:
     """The naive peer against a fresh sandbox holding the same world, first cycle."""
-    types, per_user = SHAPES[size]
-    state = SandboxState(rate_limit=None, faults=FaultConfig(latency=LATENCY))
-    state.cache_pull = True
-    world = generate(
-        state,
-        users=size // per_user,
-        types=types,
-        seed=size,
-        per_user=per_user,
-        today=TODAY,
-        inactive_share=0.05,
-    )
+    state, world = world_of(size, LATENCY)
     mapping_types = dict(zip(world.type_ids, world.template_ids, strict=True))
     mapping_users = dict(zip(world.user_ids, world.monotree_ids, strict=True))
     with Sandbox(state) as sandbox:
@@ -311,16 +310,7 @@ def rate_limited_run() -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="certsync-bench-") as tmp, Sandbox(state) as sandbox:
         folder = Path(tmp)
         write_mappings(folder, world)
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("CERTSYNC_")},
-            **sandbox.env(),
-            "CERTSYNC_DATABASE_URL": f"sqlite:///{folder / 'certsync.db'}",
-            "CERTSYNC_MAPPINGS_FILE": str(folder / "mappings.toml"),
-            "CERTSYNC_SECRETS_DIR": str(folder),
-            "CERTSYNC_LOG_LEVEL": "warning",
-            "CERTSYNC_CLIENT__CONCURRENCY": str(CONCURRENCY),
-        }
-        run = certsync(env, folder, "sync", "--full")
+        run = certsync(certsync_env(sandbox, folder), folder, "sync", "--full")
         with state.lock:
             statuses = dict(state.statuses)
             monotree = sum(n for k, n in state.counts.items() if k.startswith("monotree"))

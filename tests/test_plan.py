@@ -360,6 +360,13 @@ def world_mappings(authoritative: bool, revoke: bool = True) -> Mappings:
     )
 
 
+def world_holdings(hs: list[Holding]) -> dict[int, dict[int, Holding]]:
+    have: dict[int, dict[int, Holding]] = {10: {}, 11: {}}
+    for h in hs:
+        have[h.certificate_id][h.user_id] = h
+    return have
+
+
 def apply_plan(p: Plan, have: dict[int, dict[int, Holding]], owned: set[Pair]) -> None:
     """What Monotree and the journal look like after every write of the plan succeeded."""
     for v in p.revokes:
@@ -384,9 +391,7 @@ def test_applying_a_plan_then_planning_again_gives_an_empty_plan(
 ) -> None:
     """Law: after the plan's writes, the next plan has nothing to write."""
     m = world_mappings(authoritative)
-    have: dict[int, dict[int, Holding]] = {10: {}, 11: {}}
-    for h in hs:
-        have[h.certificate_id][h.user_id] = h
+    have = world_holdings(hs)
     first = plan(records, m, have, owned, TODAY)
     apply_plan(first, have, owned)
     second = plan(records, m, have, owned, TODAY)
@@ -405,9 +410,7 @@ def test_nothing_unowned_is_revoked_unless_authoritative(
 ) -> None:
     """Law: every revocation names an owned holding or an authoritative template."""
     m = world_mappings(authoritative)
-    have: dict[int, dict[int, Holding]] = {10: {}, 11: {}}
-    for h in hs:
-        have[h.certificate_id][h.user_id] = h
+    have = world_holdings(hs)
     p = plan(records, m, have, owned, TODAY)
     allowed = m.authoritative_templates()
     for v in p.revokes:
@@ -432,9 +435,7 @@ def test_write_requests_meet_the_lower_bound(
 ) -> None:
     """Law: requests = ceil(assigned users / chunk) + per certificate ceil(reset users / chunk)."""
     m = world_mappings(False)
-    have: dict[int, dict[int, Holding]] = {10: {}, 11: {}}
-    for h in hs:
-        have[h.certificate_id][h.user_id] = h
+    have = world_holdings(hs)
     p = plan(records, m, have, owned, TODAY)
     requests = write_requests(p, chunk_size=chunk, notify_on_revoke=notify)
     assigned = len(p.assigns) + len(p.renewals)

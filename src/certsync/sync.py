@@ -58,35 +58,23 @@ def open_clients(
 ) -> Iterator[Clients]:
     """Both clients, sharing one counter; `stop` makes waits and retries end early."""
     counter = counter if counter is not None else RequestCounter()
-    n_url, n_token = require_api(settings, "natecosmic")
-    m_url, m_token = require_api(settings, "monotree")
     with ExitStack() as stack:
-        n_http = stack.enter_context(
-            build_client(settings.client, verify=settings.natecosmic.verify_tls)
-        )
-        m_http = stack.enter_context(
-            build_client(settings.client, verify=settings.monotree.verify_tls)
-        )
-        natecosmic = ApiHttp(
-            api="natecosmic",
-            base_url=n_url,
-            token=n_token,
-            client=n_http,
-            settings=settings.client,
-            counter=counter,
-            pacer=Pacer(max_per_minute=settings.natecosmic.max_requests_per_minute, stop=stop),
-            stop=stop,
-        )
-        monotree = ApiHttp(
-            api="monotree",
-            base_url=m_url,
-            token=m_token,
-            client=m_http,
-            settings=settings.client,
-            counter=counter,
-            pacer=Pacer(max_per_minute=settings.monotree.max_requests_per_minute, stop=stop),
-            stop=stop,
-        )
+
+        def session(name: Literal["natecosmic", "monotree"]) -> ApiHttp:
+            base_url, token = require_api(settings, name)
+            api = settings.natecosmic if name == "natecosmic" else settings.monotree
+            return ApiHttp(
+                api=name,
+                base_url=base_url,
+                token=token,
+                client=stack.enter_context(build_client(settings.client, verify=api.verify_tls)),
+                settings=settings.client,
+                counter=counter,
+                pacer=Pacer(max_per_minute=api.max_requests_per_minute, stop=stop),
+                stop=stop,
+            )
+
+        natecosmic, monotree = session("natecosmic"), session("monotree")
         yield Clients(NatecosmicClient(natecosmic), MonotreeClient(monotree), counter)
 
 
