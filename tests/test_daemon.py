@@ -242,3 +242,19 @@ def test_dry_run_one_shot_works_with_the_image_defaults(
     """`sync --dry-run` (what `docker run IMAGE sync --dry-run` runs) works and writes nothing."""
     result = cli("sync", "--dry-run")
     assert result.returncode == 0 and "dry run" in result.stdout
+
+
+def test_each_run_records_its_own_requests(
+    daemons: Callable[..., tuple[subprocess.Popen[str], str]],
+    sandbox_state: SandboxState,
+    world: World,
+    cli: Cli,
+) -> None:
+    """The daemon's clients live across cycles, but each run in the journal counts only its own requests."""
+    proc, base = daemons()
+    wait_for(lambda: httpx.get(f"{base}/healthz").json()["runs"] >= 3, what="three cycles")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    runs = json.loads(cli("status", "--format", "json").stdout)
+    quiet = [r for r in runs if r["kind"] == "incremental" and r["outcome"] == "converged"]
+    assert quiet and all(r["requests"] == {"natecosmic GET 200": 1} for r in quiet)

@@ -211,6 +211,8 @@ def run_sync(
     """One whole cycle. Errors a user can cause come back in the report, never as a traceback."""
     say = progress or (lambda _msg: None)
     started = time.monotonic()
+    # The daemon shares one counter across cycles: a report counts its own requests.
+    counted_before = clients.counter.snapshot()
     for name, api in (("natecosmic", settings.natecosmic), ("monotree", settings.monotree)):
         if not api.verify_tls:
             log.warning(
@@ -260,7 +262,11 @@ def run_sync(
             report.exit_code = EXIT_CONFIG
             log.error("sync.failed", error=report.error)
         finally:
-            report.request_counts = clients.counter.snapshot()
+            report.request_counts = {
+                key: n - counted_before.get(key, 0)
+                for key, n in clients.counter.snapshot().items()
+                if n > counted_before.get(key, 0)
+            }
             report.duration = time.monotonic() - started
             try:
                 store.finish_run(
