@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import signal
 import sqlite3
+import subprocess
 import time
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from certsync.sandbox import Fault, FaultConfig, SandboxState, World, generate
-from tests.conftest import Cli
+from tests.conftest import CERTSYNC, Cli, clean_env
+from tests.test_daemon import free_port
 
 pytestmark = pytest.mark.e2e
 TODAY = date.today()
@@ -299,3 +302,69 @@ def test_status_lists_runs_and_json_has_no_secret(cli: Cli, world: World) -> Non
     for token in (cli.env["CERTSYNC_NATECOSMIC__TOKEN"], cli.env["CERTSYNC_MONOTREE__TOKEN"]):
         assert token not in result.stdout + result.stderr + status.stdout
         assert token.encode() not in db_bytes
+
+
+def test_the_sandbox_command_serves_a_world_that_certsync_syncs(tmp_path: Path) -> None:
+    """`certsync sandbox` in one process, `certsync sync` in another, as the README shows."""
+    n_port, m_port = free_port(), free_port()
+    sandbox = subprocess.Popen(
+        [
+            CERTSYNC,
+            "sandbox",
+            "--natecosmic-port",
+            str(n_port),
+            "--monotree-port",
+            str(m_port),
+            "--users",
+            "8",
+            "--types",
+            "2",
+        ],
+        cwd=tmp_path,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert sandbox.stdout is not None
+        first = sandbox.stdout.readline()
+        assert first.strip() == f"Natecosmic sandbox: http://127.0.0.1:{n_port}"
+        exports: dict[str, str] = {}
+        for line in sandbox.stdout:  # the banner ends with "Press Ctrl-C to stop."
+            exports.update(_export(line))
+            if line.startswith("Press Ctrl-C"):
+                break
+        assert set(exports) >= {
+            "CERTSYNC_NATECOSMIC__TOKEN",
+            "CERTSYNC_MONOTREE__BASE_URL",
+            "CERTSYNC_MAPPINGS_FILE",
+        }
+        env = {
+            **clean_env(),
+            **exports,
+            "CERTSYNC_DATABASE_URL": f"sqlite:///{tmp_path / 'c.db'}",
+            "CERTSYNC_SECRETS_DIR": str(tmp_path),
+        }
+        result = subprocess.run(
+            [CERTSYNC, "sync", "--format", "json"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert json.loads(result.stdout)["counts"]["assign"] > 0
+    finally:
+        sandbox.send_signal(signal.SIGINT)
+        assert sandbox.wait(timeout=20) == 0
+
+
+def _export(line: str) -> dict[str, str]:
+    line = line.strip()
+    if not line.startswith("export "):
+        return {}
+    key, _, value = line.removeprefix("export ").partition("=")
+    return {key: value}
