@@ -150,7 +150,6 @@ class Pacer:
         self._in_flight = 0
         # A server that never sends rate-limit headers gives nothing to probe for.
         self._headerless = False
-        self.waited = 0.0
 
     def _delay(self, now: float) -> float:
         delay = 0.0
@@ -190,7 +189,6 @@ class Pacer:
                         self._sent.append(now)
                     self._in_flight += 1
                     return
-            self.waited += delay
             log.debug("http.paced", wait=round(delay, 3))
             if self._stop is not None:
                 self._stop.wait(delay)

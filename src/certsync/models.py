@@ -310,7 +310,3 @@ class ApplyResult:
     requests_ok: int = 0
     failures: tuple[Failure, ...] = ()
     stopped: str | None = None
-
-
-RequestCounts = Mapping[str, int]
-"""`"api METHOD status"` -> number of requests."""

@@ -308,7 +308,7 @@ def _cycle(
 
     clock = _PhaseClock(report.timings)
     mappings, unresolved = store.mappings()
-    has_email_users = any(u.monotree_email for u in store.user_mappings())
+    has_email_users = store.has_email_mappings()
     missing_users: frozenset[int] = frozenset()
     if has_email_users and (full or (unresolved and store.monotree_user_ids() is None)):
         say("reading Monotree's user list for email mappings")

@@ -16,7 +16,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 MONOTREE_SCOPES = frozenset({"read:certificates", "write:certificates", "read:users"})
@@ -439,7 +439,3 @@ def _invalid(errors: dict[str, list[str]]) -> dict[str, Any]:
 
 def months_later(on: date, months: int) -> date:
     return add_months(datetime(on.year, on.month, on.day, tzinfo=UTC), months).date()
-
-
-def days_ago(today: date, days: int) -> date:
-    return today - timedelta(days=days)

@@ -331,6 +331,13 @@ class Store:
         raw = self.get_setting("policy")
         return Policy(**json.loads(raw)) if raw else Policy()
 
+    def has_email_mappings(self) -> bool:
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                select(_U.c.natecosmic).where(_U.c.monotree_email.is_not(None)).limit(1)
+            )
+            return found.first() is not None
+
     def mappings(self) -> tuple[Mappings, list[UserMapping]]:
         """Mappings ready for the plan, and the email mappings the user cache cannot resolve."""
         by_email = self.monotree_users_by_email()
@@ -387,11 +394,6 @@ class Store:
     def owned_count(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(_O)).scalar_one())
-
-    def ownership(self) -> list[OwnershipRow]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(_O).order_by(_O.c.certificate_id, _O.c.user_id))
-            return [OwnershipRow(**r._mapping) for r in rows]
 
     def template_states(self) -> dict[int, TemplateStateRow]:
         with self.engine.connect() as conn:
