@@ -23,6 +23,12 @@ from tests.test_e2e import desired_pairs, sync
 
 pytestmark = pytest.mark.e2e
 TODAY = date.today()
+# A short read timeout and two tries: a held-back answer fails the request quickly.
+IMPATIENT = {
+    "CERTSYNC_CLIENT__READ_TIMEOUT": "0.3",
+    "CERTSYNC_CLIENT__MAX_ATTEMPTS": "2",
+    "CERTSYNC_CLIENT__BACKOFF_BASE": "0.01",
+}
 FAST = {"CERTSYNC_CLIENT__MAX_ATTEMPTS": "4", "CERTSYNC_CLIENT__BACKOFF_BASE": "0.01"}
 
 
@@ -107,9 +113,7 @@ def test_read_timeout_in_the_middle_of_a_paginated_read(
         "sync",
         "--format",
         "json",
-        CERTSYNC_CLIENT__READ_TIMEOUT="0.3",
-        CERTSYNC_CLIENT__MAX_ATTEMPTS="2",
-        CERTSYNC_CLIENT__BACKOFF_BASE="0.01",
+        **IMPATIENT,
     )
     assert result.returncode == 1, result.stderr[-2000:]
     doc = json.loads(result.stdout)
@@ -127,9 +131,7 @@ def test_read_timeout_on_a_write_keeps_ownership_and_the_next_cycle_finds_out(
         "sync",
         "--format",
         "json",
-        CERTSYNC_CLIENT__READ_TIMEOUT="0.3",
-        CERTSYNC_CLIENT__MAX_ATTEMPTS="2",
-        CERTSYNC_CLIENT__BACKOFF_BASE="0.01",
+        **IMPATIENT,
     )
     assert result.returncode == 1
     doc = json.loads(result.stdout)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -138,85 +139,50 @@ def test_each_fault_names_file_entry_and_problem(
     assert str(tmp_path) in str(exc.value)
 
 
+def certsync_in(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """The installed command against a store of its own in `tmp_path`."""
+    env = {**clean_env(), "CERTSYNC_DATABASE_URL": f"sqlite:///{tmp_path / 'c.db'}"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [CERTSYNC, *args], env=env, cwd=tmp_path, capture_output=True, text=True, check=False
+        )
+
+    return run
+
+
 def test_an_invalid_file_leaves_the_store_untouched(tmp_path: Path) -> None:
     """`mappings import` of a broken file exits 2 with one line and does not change the store."""
-    env = {**clean_env(), "CERTSYNC_DATABASE_URL": f"sqlite:///{tmp_path / 'c.db'}"}
+    certsync = certsync_in(tmp_path)
     good = write(tmp_path, "[[types]]\nnatecosmic = 'food'\nmonotree = 12\n")
-    ok = subprocess.run(
-        [CERTSYNC, "mappings", "import", str(good)],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    ok = certsync("mappings", "import", str(good))
     assert ok.returncode == 0, ok.stderr
     assert "types +1" in ok.stdout
-    before = subprocess.run(
-        [CERTSYNC, "mappings", "list", "--format", "json"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout
+    before = certsync("mappings", "list", "--format", "json").stdout
     db_before = hashlib.sha256((tmp_path / "c.db").read_bytes()).hexdigest()
 
     bad = tmp_path / "bad.toml"
     bad.write_text("[[types]]\nnatecosmic = 'fire'\nmonotree = 'x'\n")
-    result = subprocess.run(
-        [CERTSYNC, "mappings", "import", str(bad), "--prune"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = certsync("mappings", "import", str(bad), "--prune")
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert "key 'monotree'" in result.stderr
-    after = subprocess.run(
-        [CERTSYNC, "mappings", "list", "--format", "json"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout
+    after = certsync("mappings", "list", "--format", "json").stdout
     assert after == before
     assert hashlib.sha256((tmp_path / "c.db").read_bytes()).hexdigest() == db_before
 
 
 def test_mappings_list_and_prune_from_the_command_line(tmp_path: Path) -> None:
     """`mappings list` shows what was imported; `import --prune` says how many it removed."""
-    env = {**clean_env(), "CERTSYNC_DATABASE_URL": f"sqlite:///{tmp_path / 'c.db'}"}
+    certsync = certsync_in(tmp_path)
     first = write(
         tmp_path,
         "[[types]]\nnatecosmic = 'food'\nmonotree = 12\n[[types]]\nnatecosmic = 'fire'\nmonotree = 14\n",
     )
-    subprocess.run(
-        [CERTSYNC, "mappings", "import", str(first)],
-        env=env,
-        cwd=tmp_path,
-        check=True,
-        capture_output=True,
-    )
-    table = subprocess.run(
-        [CERTSYNC, "mappings", "list"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert "food -> template 12" in table and "fire -> template 14" in table
+    assert certsync("mappings", "import", str(first)).returncode == 0
+    table = certsync("mappings", "list")
+    assert table.returncode == 0
+    assert "food -> template 12" in table.stdout and "fire -> template 14" in table.stdout
     second = write(tmp_path, "[[types]]\nnatecosmic = 'food'\nmonotree = 12\n")
-    out = subprocess.run(
-        [CERTSYNC, "mappings", "import", str(second), "--prune"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert "pruned 1" in out
+    out = certsync("mappings", "import", str(second), "--prune")
+    assert out.returncode == 0 and "pruned 1" in out.stdout

@@ -352,6 +352,10 @@ holding_st = st.builds(
 )
 
 
+holdings_st = st.lists(holding_st, max_size=20)
+owned_st = st.sets(st.tuples(st.sampled_from([10, 11]), st.integers(1000, 1006)))
+
+
 def world_mappings(authoritative: bool, revoke: bool = True) -> Mappings:
     return Mappings(
         types={k: TypeMapping(k, v, authoritative and v == 11) for k, v in TYPES.items()},
@@ -380,12 +384,7 @@ def apply_plan(p: Plan, have: dict[int, dict[int, Holding]], owned: set[Pair]) -
 
 
 @settings(max_examples=300, deadline=None)
-@given(
-    records_st,
-    st.lists(holding_st, max_size=20),
-    st.sets(st.tuples(st.sampled_from([10, 11]), st.integers(1000, 1006))),
-    st.booleans(),
-)
+@given(records_st, holdings_st, owned_st, st.booleans())
 def test_applying_a_plan_then_planning_again_gives_an_empty_plan(
     records: list[CertificationRecord], hs: list[Holding], owned: set[Pair], authoritative: bool
 ) -> None:
@@ -399,12 +398,7 @@ def test_applying_a_plan_then_planning_again_gives_an_empty_plan(
 
 
 @settings(max_examples=300, deadline=None)
-@given(
-    records_st,
-    st.lists(holding_st, max_size=20),
-    st.sets(st.tuples(st.sampled_from([10, 11]), st.integers(1000, 1006))),
-    st.booleans(),
-)
+@given(records_st, holdings_st, owned_st, st.booleans())
 def test_nothing_unowned_is_revoked_unless_authoritative(
     records: list[CertificationRecord], hs: list[Holding], owned: set[Pair], authoritative: bool
 ) -> None:
@@ -419,13 +413,7 @@ def test_nothing_unowned_is_revoked_unless_authoritative(
 
 
 @settings(max_examples=300, deadline=None)
-@given(
-    records_st,
-    st.lists(holding_st, max_size=20),
-    st.sets(st.tuples(st.sampled_from([10, 11]), st.integers(1000, 1006))),
-    st.integers(1, 7),
-    st.booleans(),
-)
+@given(records_st, holdings_st, owned_st, st.integers(1, 7), st.booleans())
 def test_write_requests_meet_the_lower_bound(
     records: list[CertificationRecord],
     hs: list[Holding],
