@@ -230,7 +230,7 @@ def test_a_mapped_monotree_user_deactivated(
 ) -> None:
     """A deactivated user's assign is refused and isolated: a clear failure, everyone else converged."""
     victim = world.monotree_ids[3]
-    sandbox_state.users[victim].active = False
+    sandbox_state.update_user(victim, active=False)
     doc = sync(cli, expect=1)
     failed_users = {u for f in doc["failures"] for u in f["user_ids"]}
     assert failed_users == {victim}
@@ -250,7 +250,7 @@ def test_a_mapped_user_missing_from_the_user_list_is_reported(
     )
     (cli.cwd / "mappings.toml").write_text(text)
     victim = world.monotree_ids[5]
-    sandbox_state.users[victim].registered = False
+    sandbox_state.update_user(victim, registered=False)
     doc: dict[str, Any] = sync(cli)
     assert [m["user_id"] for m in doc["plan"]["missing_users"]] == [victim]
     assert doc["failures"] == []

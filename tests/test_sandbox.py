@@ -136,10 +136,28 @@ def test_soft_delete_hides_the_template(mono: httpx.Client) -> None:
 
 def test_users_list_hides_deactivated_and_pending(mono: httpx.Client, world: SandboxState) -> None:
     """Only registered, active users are listed."""
-    world.users[501].active = False
-    world.users[502].registered = False
+    world.update_user(501, active=False)
+    world.update_user(502, registered=False)
     ids = {u["id"] for u in mono.get(f"{API}/users", params={"per_page": 50}).json()["data"]}
     assert 501 not in ids and 502 not in ids and 503 in ids
+
+
+def test_holders_follow_issues_and_user_changes(mono: httpx.Client, world: SandboxState) -> None:
+    """The holder list is cached between pages; a new issue or a deactivated user still shows at once."""
+
+    def listed() -> list[int]:
+        items = mono.get(f"{API}/certificates/12/users", params={"per_page": 50}).json()["data"]
+        return [h["id"] for h in items]
+
+    assign(mono, 503, "2026-06-01")
+    assign(mono, 501, "2026-06-01")
+    assert listed() == [501, 503]
+    world.issue(12, 502, date(2026, 6, 2))
+    assert listed() == [501, 502, 503]
+    world.update_user(501, active=False)
+    assert listed() == [502, 503]
+    world.update_user(501, active=True)
+    assert listed() == [501, 502, 503]
 
 
 def test_wrong_token_is_401_and_missing_scope_is_403(world: SandboxState) -> None:

@@ -15,7 +15,7 @@ import re
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
@@ -35,7 +35,7 @@ def iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat()
 
 
-@dataclass
+@dataclass(frozen=True)
 class MonotreeUser:
     id: int
     name: str
@@ -181,6 +181,8 @@ class SandboxState:
         # certificates costs what the page holds, not the whole world.
         self.by_cert: dict[int, dict[int, Issuance]] = {}
         self.by_user: dict[int, dict[int, Issuance]] = {}
+        # Listed holders of each template in user-id order, dropped whenever an
+        # issuance or a user changes: a page of holders must not scan the template.
         self._holder_order: dict[int, list[int]] = {}
         # With `cache_pull`, the certifications body is serialised once per
         # `records_changed()`; the benchmark turns it on, tests edit records freely.
@@ -209,6 +211,13 @@ class SandboxState:
     def add_user(self, user: MonotreeUser) -> None:
         with self.lock:
             self.users[user.id] = user
+            self._holder_order.clear()
+
+    def update_user(self, user_id: int, **changes: Any) -> None:
+        """Change a user as Monotree's app would (deactivate, unregister, rename)."""
+        with self.lock:
+            self.users[user_id] = replace(self.users[user_id], **changes)
+            self._holder_order.clear()
 
     def add_template(self, template: Template) -> None:
         with self.lock:
@@ -347,9 +356,13 @@ class SandboxState:
         """The listed users with an issuance of this certificate, ordered by user id."""
         order = self._holder_order.get(certificate_id)
         if order is None:
-            order = sorted(self.by_cert.get(certificate_id, {}))
+            order = [
+                u
+                for u in sorted(self.by_cert.get(certificate_id, {}))
+                if (user := self.users.get(u)) is not None and user.listed
+            ]
             self._holder_order[certificate_id] = order
-        return [u for u in order if (user := self.users.get(u)) is not None and user.listed]
+        return order
 
     def holder_items(self, certificate_id: int, user_ids: list[int]) -> list[dict[str, Any]]:
         """Holder items: the user object plus `user_state`."""
