@@ -16,7 +16,13 @@ from pydantic import TypeAdapter, ValidationError
 from certsync.errors import ResponseFormatError
 from certsync.http import ApiHttp
 from certsync.models import AssignItem, Holding
-from certsync.pagination import PER_PAGE, PageRequest, PaginationError, Paginator
+from certsync.pagination import (
+    PER_PAGE,
+    PageRequest,
+    PaginationError,
+    Paginator,
+    page_numbers,
+)
 
 API = "monotree"
 PREFIX = "/api/open/v1"
@@ -112,6 +118,21 @@ _USER_CERT = TypeAdapter(UserCertificate)
 _USER_STATE = TypeAdapter(UserState)
 
 
+@dataclass(frozen=True, slots=True)
+class HolderPage:
+    """One page of holders and what its envelope says about the rest of the list."""
+
+    holders: list[Holder]
+    current_page: int | None
+    last_page: int | None
+    # Where a reader following links would go next (None: the list ends here).
+    resume: tuple[Paginator, PageRequest | None]
+
+    @property
+    def has_more(self) -> bool:
+        return self.resume[1] is not None
+
+
 def parse_holder(raw: Any) -> Holder:
     """A holder item. Its shape is documented only as far as `user_state`, so the
     user id is read from `id` (a user object) or `user_id`, whichever is there."""
@@ -154,11 +175,20 @@ class MonotreeClient:
     # --- reads ------------------------------------------------------------------
 
     def _pages(
-        self, path: str, params: Mapping[str, str | None] | None, scope: str
+        self,
+        path: str,
+        params: Mapping[str, str | None] | None,
+        scope: str,
+        *,
+        resume: tuple[Paginator, PageRequest | None] | None = None,
     ) -> Iterator[list[Any]]:
+        """Every page, one after another; `resume` continues after pages already read."""
         base_params = {k: v for k, v in (params or {}).items() if v is not None}
-        paginator = Paginator()
-        request: PageRequest | None = paginator.start()
+        if resume is None:
+            paginator = Paginator()
+            request: PageRequest | None = paginator.start()
+        else:
+            paginator, request = resume
         while request is not None:
             if request.url is not None:
                 url = self._http.check_same_origin(request.url)
@@ -195,6 +225,40 @@ class MonotreeClient:
     def list_holders(self, certificate_id: int) -> list[Holder]:
         holders: list[Holder] = []
         for page in self._pages(f"/certificates/{certificate_id}/users", None, SCOPE_READ):
+            holders.extend(parse_holder(raw) for raw in page)
+        return holders
+
+    def holder_page(self, certificate_id: int, page: int) -> HolderPage:
+        """One page of a template's holders, asked for by number, so that pages of
+        one template can be read side by side once the first tells how many there are."""
+        path = f"/certificates/{certificate_id}/users"
+        request = PageRequest(page=page)
+        paginator = Paginator(seen={f"page={page}"})
+        body = self._http.request(
+            "GET",
+            self._http.url(PREFIX + path),
+            params={"page": page, "per_page": PER_PAGE},
+            scope=SCOPE_READ,
+        )
+        try:
+            items = paginator.items(body)
+            following = paginator.next_request(body, request)
+        except PaginationError as exc:
+            raise ResponseFormatError(API, f"GET {PREFIX}{path}: {exc}") from None
+        numbers = page_numbers(body)
+        return HolderPage(
+            holders=[parse_holder(raw) for raw in items],
+            current_page=numbers[0],
+            last_page=numbers[1],
+            resume=(paginator, following),
+        )
+
+    def holders_after(self, certificate_id: int, first: HolderPage) -> list[Holder]:
+        """The holders on the pages after `first`, following the links it gave: for
+        servers whose pages do not say how many there are."""
+        holders: list[Holder] = []
+        path = f"/certificates/{certificate_id}/users"
+        for page in self._pages(path, None, SCOPE_READ, resume=first.resume):
             holders.extend(parse_holder(raw) for raw in page)
         return holders
 
@@ -325,9 +389,24 @@ def holdings_of(
     for holder in holders:
         h = holder.holding(certificate_id, now)
         seen = out.get(holder.user_id)
-        if seen is None or (h.active, h.issued_on or date.min) > (
-            seen.active,
-            seen.issued_on or date.min,
-        ):
+        if seen is None or _preferred(h, seen):
             out[holder.user_id] = h
     return out
+
+
+def merge_holdings(parts: Iterable[dict[int, Holding]]) -> dict[int, Holding]:
+    """Holdings read in parts (pages), merged by the rule of `holdings_of`."""
+    out: dict[int, Holding] = {}
+    for part in parts:
+        both = out.keys() & part.keys()
+        kept = {u: out[u] for u in both if not _preferred(part[u], out[u])}
+        out.update(part)
+        out.update(kept)
+    return out
+
+
+def _preferred(candidate: Holding, seen: Holding) -> bool:
+    return (candidate.active, candidate.issued_on or date.min) > (
+        seen.active,
+        seen.issued_on or date.min,
+    )

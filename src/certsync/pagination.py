@@ -29,6 +29,14 @@ def _as_int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def page_numbers(body: dict[str, Any]) -> tuple[int | None, int | None]:
+    """(meta.current_page, meta.last_page), each None when the envelope does not say."""
+    meta = body.get("meta")
+    if not isinstance(meta, dict):
+        return None, None
+    return _as_int(meta.get("current_page")), _as_int(meta.get("last_page"))
+
+
 @dataclass
 class Paginator:
     """Decides the next page from the last body; remembers where it has been."""

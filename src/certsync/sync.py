@@ -23,13 +23,13 @@ from certsync.errors import (
     EXIT_OK,
     CertsyncError,
     ConfigError,
-    NotFoundError,
     StopRequested,
 )
+from certsync.holders import read_holders
 from certsync.http import ApiHttp, Pacer, RequestCounter, build_client
 from certsync.mappings_file import load_mapping_file
-from certsync.models import ApplyResult, Holding, Mappings, Plan, Pull, WriteRequest
-from certsync.monotree import MonotreeClient, holdings_of
+from certsync.models import ApplyResult, Mappings, Plan, Pull, WriteRequest
+from certsync.monotree import MonotreeClient
 from certsync.natecosmic import NatecosmicClient
 from certsync.settings import Settings, require_api
 from certsync.store import PullDelta, Store, utcnow
@@ -148,48 +148,6 @@ def _refresh_users(store: Store, clients: Clients) -> None:
     users = clients.monotree.list_users()
     store.replace_monotree_users((u.id, u.email, u.name) for u in users)
     log.info("sync.users_refreshed", users=len(users))
-
-
-def _read_templates(
-    clients: Clients,
-    template_ids: list[int],
-    concurrency: int,
-    now: datetime,
-    abandon: threading.Event | None = None,
-) -> tuple[dict[int, dict[int, Holding]], list[int]]:
-    """Every holder of every template, concurrently; 404s are returned, not raised.
-
-    Once `abandon` is set, templates not yet started are skipped: the caller has
-    failed and will not plan.
-    """
-
-    def read(cert: int) -> tuple[int, dict[int, Holding] | None]:
-        if abandon is not None and abandon.is_set():
-            return cert, {}
-        try:
-            return cert, holdings_of(clients.monotree.list_holders(cert), cert, now)
-        except NotFoundError:
-            return cert, None
-
-    holdings: dict[int, dict[int, Holding]] = {}
-    missing: list[int] = []
-    if not template_ids:
-        return holdings, missing
-    with ThreadPoolExecutor(max_workers=min(concurrency, len(template_ids))) as pool:
-        futures = [pool.submit(read, cert) for cert in template_ids]
-        try:
-            for future in futures:
-                cert, found = future.result()
-                if found is None:
-                    missing.append(cert)
-                else:
-                    holdings[cert] = found
-        except BaseException:
-            # No plan is made from a partial read: stop the other reads and give up.
-            for f in futures:
-                f.cancel()
-            raise
-    return holdings, sorted(missing)
 
 
 def _without_templates(mappings: Mappings, missing: list[int]) -> Mappings:
@@ -336,7 +294,12 @@ def _cycle(
     stop_reading = threading.Event()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read") as background:
         reading = background.submit(
-            _read_templates, clients, to_read, settings.client.concurrency, now, stop_reading
+            read_holders,
+            clients.monotree,
+            to_read,
+            concurrency=settings.client.concurrency,
+            now=now,
+            abandon=stop_reading,
         )
         try:
             pull: Pull = clients.natecosmic.list_certifications()
