@@ -116,7 +116,9 @@ def test_revoke_and_renewal_after_an_upstream_change(
             and r["user_id"] != records[gone]["user_id"]
         )
         records[renew] = {**records[renew], "issued_on": TODAY.isoformat()}
+    assert sync(cli, "--dry-run")["pull"]["since_last"] is None  # a dry run keeps no snapshot
     doc = sync(cli)
+    assert doc["pull"]["since_last"] == {"added": 0, "removed": 0, "changed": 2}
     assert doc["counts"]["revoke"] == 1 and doc["counts"]["renew"] == 1
     actions = [r["action"] for r in doc["write_requests"]]
     assert actions.index("assign") > max(i for i, a in enumerate(actions) if a == "reset")

@@ -302,12 +302,18 @@ def _cycle(
             abandon=stop_reading,
         )
         try:
-            pull: Pull = clients.natecosmic.list_certifications()
+            try:
+                pull: Pull = clients.natecosmic.list_certifications()
+            finally:
+                clock.lap("pull_seconds")
+            if not options.dry_run:
+                # The snapshot only feeds the report ("since the last pull"), so it is
+                # kept as soon as the pull is in, while the reads still wait on Monotree.
+                report.pull_delta = store.save_pull(pull.records)
+                clock.lap("snapshot_seconds")
         except BaseException:
             stop_reading.set()
             raise
-        finally:
-            clock.lap("pull_seconds")
         read, missing = reading.result()
     clock.lap("read_seconds")
     report.pull_records = len(pull.records)
@@ -348,8 +354,6 @@ def _cycle(
         notify_on_revoke=mappings.policy.notify_on_revoke,
     )
     report.timings["plan_cpu_seconds"] = round(time.process_time() - plan_cpu, 4)
-    if not options.dry_run:
-        report.pull_delta = store.save_pull(pull.records)
     clock.lap("plan_seconds")
     log.info("sync.planned", requests=len(report.requests), **report.counts())
     if the_plan.held_back_revokes and the_plan.held_back_reason:
