@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import os
 import sqlite3
 import stat
@@ -10,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import zlib
 from datetime import date
 from pathlib import Path
 
@@ -199,6 +202,25 @@ def test_pull_snapshot_says_what_changed(store: Store) -> None:
     assert store.save_pull([r("a", 1), r("b", 1)]).added is None
     delta = store.save_pull([r("a", 2), r("c", 1)])
     assert (delta.added, delta.removed, delta.changed) == (1, 1, 1)
+
+
+def test_a_snapshot_kept_by_an_earlier_release_is_still_compared(tmp_path: Path) -> None:
+    """Earlier releases kept the snapshot with sorted keys at zlib level 6: still readable."""
+    path = tmp_path / "s.db"
+    store = Store(f"sqlite:///{path}")
+    record = CertificationRecord("a", "u", date(2026, 1, 1), "active", "valid", "t")
+    store.save_pull([record])
+    con = sqlite3.connect(path)
+    (body,) = con.execute("SELECT body FROM pull_snapshot").fetchone()
+    digests = json.loads(zlib.decompress(base64.b64decode(body)))
+    old = base64.b64encode(zlib.compress(json.dumps(digests, sort_keys=True).encode(), 6))
+    con.execute("UPDATE pull_snapshot SET body = ?", (old.decode(),))
+    con.commit()
+    con.close()
+    delta = store.save_pull(
+        [record, CertificationRecord("b", "u", date(2026, 1, 1), "active", "valid", "t")]
+    )
+    assert (delta.added, delta.removed, delta.changed) == (1, 0, 0)
 
 
 def test_upgrade_from_the_first_schema_keeps_the_data(tmp_path: Path) -> None:
