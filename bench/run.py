@@ -278,6 +278,7 @@ def bench_size(size: int, *, naive: bool, latency: float = LATENCY) -> dict[str,
             if name.startswith("incremental, 1%"):
                 extra = change_one_percent(state, world, folder, rng)
             holders = holders_per_template(state, world.template_ids) if full else None
+            state.pull_body()  # serialised now, so neither the floor nor certsync waits for it
             extra["pull_floor"] = pull_floor(env)
             state.reset_counts()
             run = certsync(env, folder, *args)
