@@ -121,7 +121,7 @@ def test_without_page_numbers_the_links_are_followed_and_no_page_is_read_twice(
 @respx.mock
 def test_a_server_that_ignores_the_page_number_is_refused(client: MonotreeClient) -> None:
     """If page 2 comes back as page 1 again, the read fails instead of missing holders."""
-    respx.get(HOLDERS).mock(return_value=httpx.Response(200, json=envelope(12, [holder(1)], 1, 3)))
+    respx.get(HOLDERS).mock(return_value=httpx.Response(200, json=envelope(12, [holder(1)], 1, 2)))
     with pytest.raises(ResponseFormatError, match=r"asked for page 2 .* was sent page 1"):
         read_holders(client, [12], concurrency=4, now=NOW)
 
