@@ -223,10 +223,9 @@ class MonotreeClient:
         return _one(_TEMPLATE, body, f"certificate {certificate_id}")  # type: ignore[no-any-return]
 
     def list_holders(self, certificate_id: int) -> list[Holder]:
-        holders: list[Holder] = []
-        for page in self._pages(f"/certificates/{certificate_id}/users", None, SCOPE_READ):
-            holders.extend(parse_holder(raw) for raw in page)
-        return holders
+        """Every holder, one page after another (`holders.read_holders` reads side by side)."""
+        first = self.holder_page(certificate_id, 1)
+        return first.holders + self.holders_after(certificate_id, first)
 
     def holder_page(self, certificate_id: int, page: int) -> HolderPage:
         """One page of a template's holders, asked for by number, so that pages of
