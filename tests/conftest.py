@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import httpx
@@ -64,7 +64,7 @@ def make_http(fake_time: FakeTime) -> Iterator[Callable[..., ApiHttp]]:
             base_url=base_url,
             token=token,
             client=client,
-            settings=ClientSettings(**settings),  # type: ignore[arg-type]
+            settings=ClientSettings(**settings),
             counter=RequestCounter(),
             pacer=Pacer(clock=fake_time.clock, sleep=fake_time.sleep),
             sleep=fake_time.sleep,
@@ -109,6 +109,10 @@ class Cli:
             timeout=timeout,
             check=False,
         )
+
+    def using(self, env: Mapping[str, str]) -> Cli:
+        """The same command and folder with `env` on top of the environment."""
+        return replace(self, env={**self.env, **env})
 
     def popen(self, *args: str, **extra_env: str) -> subprocess.Popen[str]:
         return subprocess.Popen(

@@ -10,6 +10,7 @@ import random
 import signal
 import sqlite3
 import time
+from dataclasses import dataclass
 from datetime import date
 
 import pytest
@@ -23,21 +24,27 @@ KILLS = int(os.environ.get("CERTSYNC_CRASH_KILLS", "20"))
 TODAY = date.today()
 
 
-def store_facts(cli: Cli) -> dict[str, object]:
+@dataclass(frozen=True)
+class StoreFacts:
+    open_intents: int
+    open_runs: int
+    owned: set[tuple[int, int]]
+    journal: int
+
+
+def store_facts(cli: Cli) -> StoreFacts:
     db = sqlite3.connect(cli.cwd / "certsync.db")
     try:
-        return {
-            "open_intents": db.execute(
+        return StoreFacts(
+            open_intents=db.execute(
                 "SELECT COUNT(*) FROM journal WHERE outcome IS NULL"
             ).fetchone()[0],
-            "open_runs": db.execute(
+            open_runs=db.execute(
                 "SELECT COUNT(*) FROM run WHERE ended_at IS NULL AND kind != 'dry'"
             ).fetchone()[0],
-            "owned": {
-                (c, u) for c, u in db.execute("SELECT certificate_id, user_id FROM ownership")
-            },
-            "journal": db.execute("SELECT COUNT(*) FROM journal").fetchone()[0],
-        }
+            owned=set(db.execute("SELECT certificate_id, user_id FROM ownership")),
+            journal=db.execute("SELECT COUNT(*) FROM journal").fetchone()[0],
+        )
     finally:
         db.close()
 
@@ -68,7 +75,7 @@ def test_crash_campaign(cli: Cli, sandbox_state: SandboxState) -> None:
     (cli.cwd / "mappings.toml").write_text(world.mapping_toml)
     sandbox_state.set_faults(FaultConfig(latency=0.02, apis=("monotree",)))
     env = {"CERTSYNC_SYNC__CHUNK_SIZE": "4", "CERTSYNC_SCHEDULE__FULL_EVERY": "1"}
-    sync(cli, **env)
+    sync(cli.using(env))
 
     kill_points: list[tuple[int, int]] = []
     killed_in_apply = 0
@@ -76,7 +83,7 @@ def test_crash_campaign(cli: Cli, sandbox_state: SandboxState) -> None:
         perturb(sandbox_state, rng)
         before = sandbox_state.count("monotree", "POST")
         after_writes = rng.randrange(0, 4)
-        proc = cli.popen("sync", **env)
+        proc = cli.using(env).popen("sync")
         deadline = time.monotonic() + 30
         while sandbox_state.count("monotree", "POST") < before + after_writes + 1:
             if proc.poll() is not None or time.monotonic() > deadline:
@@ -86,21 +93,21 @@ def test_crash_campaign(cli: Cli, sandbox_state: SandboxState) -> None:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         facts = store_facts(cli)
-        assert facts["open_intents"] <= 4  # at most the requests in flight (concurrency 4)
+        assert facts.open_intents <= 4  # at most the requests in flight (concurrency 4)
         killed_in_apply += proc.returncode == -signal.SIGKILL
         kill_points.append((after_writes, sandbox_state.count("monotree", "POST") - before))
 
-    final = sync(cli, "--full", **env)
+    final = sync(cli.using(env), "--full")
     facts = store_facts(cli)
     assert final["outcome"] == "converged"
     assert sandbox_state.active_pairs() == desired_pairs(sandbox_state, world)
     issued = sandbox_state.api_issued_active()
-    assert issued <= facts["owned"]  # type: ignore[operator]
-    assert facts["open_intents"] == 0 and facts["open_runs"] == 0
-    assert sync(cli, **env)["write_requests"] == []
+    assert issued <= facts.owned
+    assert facts.open_intents == 0 and facts.open_runs == 0
+    assert sync(cli.using(env))["write_requests"] == []
     print(
         f"\ncrash campaign: {KILLS} SIGKILLs, {killed_in_apply} of them inside an apply, "
-        f"at (writes waited for, writes sent) {kill_points}; journal {facts['journal']} entries, "
+        f"at (writes waited for, writes sent) {kill_points}; journal {facts.journal} entries, "
         f"none left open after recovery; {len(issued)} active holdings issued by certsync, all owned; "
         f"final state converged with {len(sandbox_state.active_pairs())} active holdings"
     )

@@ -38,7 +38,7 @@ def world(sandbox_state: SandboxState, cli: Cli) -> World:
 
 
 def sync(cli: Cli, *args: str, expect: int = 0, **env: str) -> dict[str, Any]:
-    result = cli("sync", "--format", "json", *args, **env)
+    result = cli.using(env)("sync", "--format", "json", *args)
     assert result.returncode == expect, result.stderr[-3000:]
     doc: dict[str, Any] = json.loads(result.stdout)
     return doc

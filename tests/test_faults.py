@@ -76,7 +76,7 @@ def test_429_storm_with_retry_after(cli: Cli, sandbox_state: SandboxState, world
         )
     )
     started = time.monotonic()
-    doc = sync(cli, **FAST)
+    doc = sync(cli.using(FAST))
     assert doc["outcome"] == "converged" and converged(sandbox_state, world)
     assert time.monotonic() - started >= 3  # each Retry-After: 1 was honoured
     assert doc["requests"].get("monotree GET 429") == 3
@@ -89,7 +89,7 @@ def test_server_error_bursts(
     """A burst of 5xx on the pull and on the assign: retried, converged."""
     sandbox_state.script(Fault("GET /v1/certifications", "status", status=status, times=2))
     sandbox_state.script(Fault("POST /certificates/assign", "status", status=status, times=2))
-    doc = sync(cli, **FAST)
+    doc = sync(cli.using(FAST))
     assert doc["outcome"] == "converged" and converged(sandbox_state, world)
 
 
@@ -109,12 +109,7 @@ def test_read_timeout_in_the_middle_of_a_paginated_read(
         sandbox_state.issue(world.template_ids[0], uid, TODAY - timedelta(days=5))
     sandbox_state.script(Fault(r"GET /certificates/\d+/users", "delay", delay=0.0, times=1))
     sandbox_state.script(Fault(r"GET /certificates/\d+/users.*", "delay", delay=3.0, times=99))
-    result = cli(
-        "sync",
-        "--format",
-        "json",
-        **IMPATIENT,
-    )
+    result = cli.using(IMPATIENT)("sync", "--format", "json")
     assert result.returncode == 1, result.stderr[-2000:]
     doc = json.loads(result.stdout)
     assert "gave up after 2 attempt(s)" in doc["error"] and "timeout" in doc["error"]
@@ -127,12 +122,7 @@ def test_read_timeout_on_a_write_keeps_ownership_and_the_next_cycle_finds_out(
 ) -> None:
     """The assign lands but its answer times out: outcome unknown, ownership kept; the next run reads and agrees."""
     sandbox_state.script(Fault("POST /certificates/assign", "delay-after", delay=2.0, times=2))
-    result = cli(
-        "sync",
-        "--format",
-        "json",
-        **IMPATIENT,
-    )
+    result = cli.using(IMPATIENT)("sync", "--format", "json")
     assert result.returncode == 1
     doc = json.loads(result.stdout)
     assert doc["failures"][0]["outcome"] == "unknown"
@@ -149,7 +139,7 @@ def test_read_timeout_on_a_write_keeps_ownership_and_the_next_cycle_finds_out(
 def test_401_in_the_middle_of_a_run(cli: Cli, sandbox_state: SandboxState, world: World) -> None:
     """The token is revoked between reads and the first write: exit 2, that write journaled as failed, nothing owned."""
     sandbox_state.script(Fault("POST /certificates/assign", "status", status=401))
-    result = cli("sync", "--format", "json", **FAST)
+    result = cli.using(FAST)("sync", "--format", "json")
     assert result.returncode == 2
     doc = json.loads(result.stdout)
     assert "401 Unauthorized" in doc["error"] and doc["outcome"] == "error"
@@ -185,7 +175,7 @@ def test_a_template_deleted_between_plan_and_apply(
 
     deleter = threading.Thread(target=delete_when_the_assign_arrives)
     deleter.start()
-    doc = sync(cli, expect=1, **FAST)
+    doc = sync(cli.using(FAST), expect=1)
     deleter.join()
     assert {c for f in doc["failures"] for c in f["certificate_ids"]} == {gone}
     kept = {p for p in desired_pairs(sandbox_state, world) if p[0] != gone}

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from certsync.models import (
+    Assign,
     AssignRequest,
     CertificationRecord,
     CertificationType,
@@ -19,6 +20,7 @@ from certsync.models import (
     Pair,
     Plan,
     Policy,
+    Renewal,
     ResetRequest,
     Revoke,
     TypeMapping,
@@ -84,11 +86,16 @@ def run(
     have: Holdings | None = None,
     owned: Set[Pair] = frozenset(),
     m: Mappings | None = None,
-    **kw: object,
+    missing_users: Set[int] = frozenset(),
 ) -> Plan:
     return plan(
-        list(records), m or maps(), have if have is not None else holdings(), owned, TODAY, **kw
-    )  # type: ignore[arg-type]
+        list(records),
+        m or maps(),
+        have if have is not None else holdings(),
+        owned,
+        TODAY,
+        missing_users=missing_users,
+    )
 
 
 def test_fresh_assign() -> None:
@@ -376,7 +383,8 @@ def apply_plan(p: Plan, have: dict[int, dict[int, Holding]], owned: set[Pair]) -
     for v in p.revokes:
         have[v.certificate_id].pop(v.user_id, None)
         owned.discard((v.certificate_id, v.user_id))
-    for a in [*p.assigns, *p.renewals]:
+    issued: list[Assign | Renewal] = [*p.assigns, *p.renewals]
+    for a in issued:
         have[a.certificate_id][a.user_id] = Holding(
             a.certificate_id, a.user_id, True, a.completed_at, None, False
         )

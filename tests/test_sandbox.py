@@ -44,7 +44,8 @@ def assign(client: httpx.Client, uid: int, on: str) -> httpx.Response:
 
 def holder(client: httpx.Client, uid: int) -> dict[str, object]:
     items = client.get(f"{API}/certificates/12/users", params={"per_page": 50}).json()["data"]
-    return next(h for h in items if h["id"] == uid)["user_state"]
+    state: dict[str, object] = next(h for h in items if h["id"] == uid)["user_state"]
+    return state
 
 
 def test_assign_issues_as_of_completed_at_with_expiry_from_the_template(mono: httpx.Client) -> None:

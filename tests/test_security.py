@@ -6,13 +6,14 @@ import json
 import signal
 from datetime import date
 from pathlib import Path
-from typing import Any
 
+import httpx
 import pytest
 
 from certsync import sync as sync_module
+from certsync.http import build_client
 from certsync.sandbox import SandboxState, generate
-from certsync.settings import load_settings
+from certsync.settings import ClientSettings, load_settings
 from tests.conftest import Cli
 from tests.test_daemon import free_port, wait_for
 
@@ -23,11 +24,10 @@ def test_tls_verification_is_on_by_default_and_off_only_when_asked(
     """Both clients verify TLS unless CERTSYNC_<API>__VERIFY_TLS=false."""
     seen: list[bool] = []
 
-    def record(settings: Any, *, verify: bool = True) -> Any:
+    def record(settings: ClientSettings, *, verify: bool = True) -> httpx.Client:
         seen.append(verify)
-        return real(settings, verify=verify)
+        return build_client(settings, verify=verify)
 
-    real = sync_module.build_client
     monkeypatch.setattr(sync_module, "build_client", record)
     base = {
         "natecosmic": {"token": "nc_x"},

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect
+from sqlmodel import SQLModel
 
 from certsync.errors import LockBusyError, StoreError
 from certsync.mappings_file import MappingFile
@@ -32,7 +33,6 @@ from certsync.models import (
     UserMapping,
 )
 from certsync.store import Store, migrations
-from certsync.store.tables import SQLModel
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
