@@ -22,7 +22,8 @@ RUN groupadd --system --gid 10001 certsync \
     && mkdir -p /data /app/config \
     && chown certsync:certsync /data
 COPY --from=build /opt/certsync /opt/certsync
-COPY config/mappings.toml /app/config/mappings.toml
+# No mapping file is baked in: a container started without its own fails with a
+# message naming CERTSYNC_MAPPINGS_FILE instead of syncing sample mappings.
 ENV PATH=/opt/certsync/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

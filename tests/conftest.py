@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -13,7 +15,9 @@ import httpx
 import pytest
 import structlog
 
+from certsync.credentials import Credential
 from certsync.http import ApiHttp, Pacer, RequestCounter
+from certsync.redaction import REDACTOR
 from certsync.sandbox import Sandbox, SandboxState
 from certsync.settings import ClientSettings
 
@@ -62,7 +66,7 @@ def make_http(fake_time: FakeTime) -> Iterator[Callable[..., ApiHttp]]:
         return ApiHttp(
             api=api,
             base_url=base_url,
-            token=token,
+            credential=Credential.fixed(api, token, REDACTOR),
             client=client,
             settings=ClientSettings(**settings),
             counter=RequestCounter(),
@@ -143,3 +147,60 @@ def cli(sandbox: Sandbox, tmp_path: Path) -> Cli:
         "CERTSYNC_LOG_FORMAT": "json",
     }
     return Cli(env, tmp_path)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def daemons(cli: Cli) -> Iterator[Callable[..., tuple[subprocess.Popen[str], str]]]:
+    started: list[subprocess.Popen[str]] = []
+
+    def start(**env: str) -> tuple[subprocess.Popen[str], str]:
+        port = free_port()
+        proc = cli.popen(
+            "run",
+            CERTSYNC_SCHEDULE__INTERVAL="1",
+            CERTSYNC_HTTP__HOST="127.0.0.1",
+            CERTSYNC_HTTP__PORT=str(port),
+            CERTSYNC_SYNC__LOCK_TIMEOUT="0.5",
+            **env,
+        )
+        started.append(proc)
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _answers(base), what="the health listener")
+        return proc, base
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _answers(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def metric_sum(text: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        if all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total

@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 
 from certsync.sandbox import Fault, FaultConfig, SandboxState, World, generate
-from tests.conftest import CERTSYNC, Cli, clean_env
-from tests.test_daemon import free_port
+from tests.conftest import CERTSYNC, Cli, clean_env, free_port
 
 pytestmark = pytest.mark.e2e
 TODAY = date.today()
@@ -66,10 +65,10 @@ def desired_pairs(state: SandboxState, world: World) -> dict[tuple[int, int], da
     return want
 
 
-def test_fresh_sync_then_idempotent_then_incremental_costs_one_request(
+def test_fresh_sync_then_idempotent_then_incremental_costs_one_request_per_api(
     cli: Cli, sandbox_state: SandboxState, world: World
 ) -> None:
-    """Converge; a second sync writes nothing; an incremental cycle with no change is one request."""
+    """Converge; a second sync writes nothing; a quiet incremental cycle is one request per API."""
     first = sync(cli)
     assert first["kind"] == "full" and first["outcome"] == "converged"
     assert sandbox_state.active_pairs() == desired_pairs(sandbox_state, world)
@@ -80,12 +79,15 @@ def test_fresh_sync_then_idempotent_then_incremental_costs_one_request(
     sandbox_state.reset_counts()
     second = sync(cli)
     assert second["kind"] == "incremental" and second["write_requests"] == []
-    assert sandbox_state.count() == 1 and second["requests_by_api"] == {"natecosmic": 1}
+    # One request per API: the pull, and the template list that proves the Monotree token.
+    assert sandbox_state.count() == 2
+    assert second["requests_by_api"] == {"monotree": 1, "natecosmic": 1}
 
     sandbox_state.reset_counts()
     full = sync(cli, "--full")
     assert full["write_requests"] == [] and sandbox_state.count("monotree", "POST") == 0
-    assert sandbox_state.count("monotree", "GET") == len(world.template_ids)
+    # The template list, then each template's single page of holders.
+    assert sandbox_state.count("monotree", "GET") == 1 + len(world.template_ids)
 
 
 def test_revoke_and_renewal_after_an_upstream_change(
@@ -143,7 +145,12 @@ def test_a_holding_certsync_did_not_issue_is_left_alone_unless_authoritative(
     )
     doc = sync(cli, "--full")
     assert doc["plan"]["revoke"] == [
-        {"certificate_id": world.template_ids[0], "user_id": outsider, "owned": False}
+        {
+            "certificate_id": world.template_ids[0],
+            "user_id": outsider,
+            "owned": False,
+            "unmapped": False,
+        }
     ]
     assert (world.template_ids[0], outsider) not in sandbox_state.active_pairs()
 

@@ -1,4 +1,4 @@
-"""The pure plan: one test per scenario of SPEC.md section 1.5, then its laws as properties."""
+"""The pure plan: one test per rule of the README's "What one sync does", then its laws as properties."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from certsync.models import (
     ResetRequest,
     Revoke,
     TypeMapping,
+    Unmanaged,
 )
 from certsync.plan import guard_revokes, plan, write_requests
 
@@ -129,6 +130,49 @@ def test_an_unowned_holding_is_revoked_when_the_mapping_is_authoritative() -> No
     """authoritative = true lets certsync revoke a holding it did not issue."""
     p = run([], holdings(held(FOOD, 501)), m=maps(authoritative=True))
     assert p.revokes == (Revoke(FOOD, 501, owned=False),)
+
+
+def without_user(m: Mappings, natecosmic: str) -> Mappings:
+    users = {k: v for k, v in m.users.items() if k != natecosmic}
+    return Mappings(types=m.types, users=users, policy=m.policy)
+
+
+def without_type(m: Mappings, key: str) -> Mappings:
+    types = {k: t for k, t in m.types.items() if k != key}
+    return Mappings(types=types, users=m.users, policy=m.policy)
+
+
+def test_removing_a_user_mapping_keeps_owned_holdings_as_unmanaged() -> None:
+    """A removed mapping is a configuration change: nothing is revoked, ownership is kept."""
+    p = run(
+        [rec()], holdings(held(FOOD, 501)), owned={(FOOD, 501)}, m=without_user(maps(), "nc-ann")
+    )
+    assert p.revokes == () and p.unmanaged == (Unmanaged(FOOD, 501, "user"),)
+    assert p.owned_active == 1
+
+
+def test_removing_a_type_mapping_keeps_owned_holdings_as_unmanaged() -> None:
+    """Holdings of a template no longer mapped (known from earlier reads) are unmanaged."""
+    have = holdings(held(FOOD, 501), held(FOOD, 502))
+    p = run([rec()], have, owned={(FOOD, 501)}, m=without_type(maps(), "food-safety"))
+    # 502's holding was never certsync's, and the template is no longer managed: not counted.
+    assert p.revokes == () and p.unmanaged == (Unmanaged(FOOD, 501, "type"),)
+    assert p.left_alone == 0
+
+
+def test_revoke_unmapped_revokes_them_through_the_guard() -> None:
+    policy = Policy(revoke_unmapped=True, max_revoke_min=0, max_revoke_fraction=0.5)
+    m = without_user(maps(policy), "nc-ann")
+    have = holdings(held(FOOD, 501), held(FIRE, 501), held(FOOD, 502))
+    owned = {(FOOD, 501), (FIRE, 501), (FOOD, 502)}
+    p = run([rec(user="nc-bob")], have, owned=owned, m=m)
+    assert p.revokes == (
+        Revoke(FOOD, 501, True, unmapped=True),
+        Revoke(FIRE, 501, True, unmapped=True),
+    )
+    assert p.unmanaged == ()
+    guarded = guard_revokes(p, policy, pull_empty=False, allow_mass_revoke=False)
+    assert guarded.revokes == () and len(guarded.held_back_revokes) == 2  # 2 of 3 > 50%
 
 
 def test_a_holding_that_matched_before_certsync_ran_is_not_adopted() -> None:
@@ -451,3 +495,27 @@ def test_write_requests_meet_the_lower_bound(
         for i in r.items
     ]
     assert len(sent) == len(set(sent)) == assigned
+
+
+@settings(max_examples=300, deadline=None)
+@given(records_st, holdings_st, owned_st, st.booleans(), st.integers(0, 5))
+def test_removing_a_user_mapping_never_adds_a_revocation(
+    records: list[CertificationRecord],
+    hs: list[Holding],
+    owned: set[Pair],
+    authoritative: bool,
+    dropped: int,
+) -> None:
+    """Law: without revoke_unmapped, a plan with fewer mappings revokes a subset of what the
+    full mapping revokes; what it no longer manages is exactly the owned holdings it lists
+    as unmanaged."""
+    m = world_mappings(authoritative)
+    keys = sorted(m.users)
+    reduced = without_user(m, keys[dropped % len(keys)])
+    have = world_holdings(hs)
+    full = plan(records, m, have, owned, TODAY)
+    less = plan(records, reduced, have, owned, TODAY)
+    assert set(less.revokes) <= set(full.revokes)
+    for u in less.unmanaged:
+        assert (u.certificate_id, u.user_id) in owned and u.reason == "user"
+        assert u.user_id not in reduced.mapped_users()

@@ -49,6 +49,12 @@ def test_a_failing_run_leaks_no_token(tmp_path: Path, capsys: pytest.CaptureFixt
     respx.get(f"{NATECOSMIC}/v1/certifications").mock(
         return_value=httpx.Response(200, json={"data": [record(expires_on=None)]})
     )
+    respx.get(f"{MONOTREE}/api/open/v1/certificates").mock(
+        return_value=httpx.Response(
+            200,
+            json={"data": [{"id": 12, "title": "Food safety", "is_published": True}]},
+        )
+    )
     respx.get(f"{MONOTREE}/api/open/v1/certificates/12/users").mock(
         return_value=httpx.Response(200, json={"data": [], "links": {"next": None}})
     )

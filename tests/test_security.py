@@ -10,12 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from certsync import sync as sync_module
+from certsync import clients as sync_module
 from certsync.http import build_client
 from certsync.sandbox import SandboxState, generate
 from certsync.settings import ClientSettings, load_settings
-from tests.conftest import Cli
-from tests.test_daemon import free_port, wait_for
+from tests.conftest import Cli, free_port, wait_for
 
 
 def test_tls_verification_is_on_by_default_and_off_only_when_asked(

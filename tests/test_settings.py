@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from certsync.errors import ConfigError
-from certsync.settings import load_settings, require_api
+from certsync.settings import api_problems, load_settings, require_api, token_source
 from tests.conftest import CERTSYNC, clean_env
 
 
@@ -44,7 +44,7 @@ def test_nested_names_as_spec_md_gives_them(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_defaults() -> None:
-    """Defaults are those of SPEC.md section 4."""
+    """Defaults are those the README's configuration table gives."""
     s = load_settings()
     assert s.schedule.interval == 900 and s.schedule.full_every == 86400
     assert s.http.port == 8080
@@ -58,10 +58,9 @@ def test_token_from_a_file_variable(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     secret.write_text("mono_from_file\n")
     monkeypatch.setenv("CERTSYNC_MONOTREE__BASE_URL", "https://acme.monotree.com")
     monkeypatch.setenv("CERTSYNC_MONOTREE__TOKEN_FILE", str(secret))
-    assert require_api(load_settings(), "monotree") == (
-        "https://acme.monotree.com",
-        "mono_from_file",
-    )
+    base_url, source = require_api(load_settings(), "monotree")
+    assert (base_url, source.read()) == ("https://acme.monotree.com", "mono_from_file")
+    assert source.describe() == f"CERTSYNC_MONOTREE__TOKEN_FILE ({secret})"
 
 
 def test_token_from_the_secrets_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -69,27 +68,29 @@ def test_token_from_the_secrets_directory(monkeypatch: pytest.MonkeyPatch, tmp_p
     secrets = tmp_path / "secrets"
     secrets.mkdir()
     (secrets / "natecosmic_token").write_text("nc_from_secrets")
-    assert require_api(load_settings(), "natecosmic")[1] == "nc_from_secrets"
+    source = require_api(load_settings(), "natecosmic")[1]
+    assert source.read() == "nc_from_secrets"
+    assert source.describe() == f"the secrets file {secrets / 'natecosmic_token'}"
 
 
 def test_unreadable_token_file_names_the_variable(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """A token file that cannot be read is a ConfigError naming the variable."""
+    monkeypatch.setenv("CERTSYNC_MONOTREE__BASE_URL", "https://acme.monotree.com")
     monkeypatch.setenv("CERTSYNC_MONOTREE__TOKEN_FILE", str(tmp_path / "missing"))
-    with pytest.raises(ConfigError, match="CERTSYNC_MONOTREE__TOKEN_FILE"):
-        load_settings()
+    with pytest.raises(ConfigError, match="CERTSYNC_MONOTREE__TOKEN_FILE: cannot read"):
+        token_source(load_settings(), "monotree").read()
 
 
 def test_missing_token_names_every_way_to_give_it() -> None:
     """A missing token names the variable, the _FILE variant and the secrets file."""
-    with pytest.raises(ConfigError, match=r"CERTSYNC_MONOTREE__BASE_URL is required"):
+    with pytest.raises(ConfigError, match=r"CERTSYNC_MONOTREE__BASE_URL: required"):
         require_api(load_settings(), "monotree")
-    with pytest.raises(
-        ConfigError,
-        match=r"CERTSYNC_NATECOSMIC__TOKEN is required \(or CERTSYNC_NATECOSMIC__TOKEN_FILE",
-    ):
-        require_api(load_settings(), "natecosmic")
+    (problem,) = api_problems(load_settings(), ("natecosmic",))
+    assert problem.startswith(
+        "CERTSYNC_NATECOSMIC__TOKEN is required (or CERTSYNC_NATECOSMIC__TOKEN_FILE"
+    )
 
 
 @pytest.mark.parametrize(
@@ -118,8 +119,7 @@ def test_cli_reports_a_bad_setting_in_one_line_with_exit_2(tmp_path: Path) -> No
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "certsync: error: invalid setting: CERTSYNC_SCHEDULE__INTERVAL: "
-        "Input should be a valid number, unable to parse string as a number"
+        "certsync: error: invalid setting: CERTSYNC_SCHEDULE__INTERVAL: must be a number"
     ]
     assert "Traceback" not in result.stderr
 
@@ -136,8 +136,35 @@ def test_cli_sync_without_tokens_exits_2(tmp_path: Path) -> None:
         [CERTSYNC, "sync"], env=env, cwd=tmp_path, capture_output=True, text=True, check=False
     )
     assert result.returncode == 2
-    assert "CERTSYNC_NATECOSMIC__TOKEN is required" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        "certsync: error: 3 settings to fix:",
+        f"  CERTSYNC_NATECOSMIC__TOKEN is required (or CERTSYNC_NATECOSMIC__TOKEN_FILE, "
+        f"or a file {tmp_path / 'natecosmic_token'})",
+        "  CERTSYNC_MONOTREE__BASE_URL: required (the API origin, "
+        "e.g. https://<company>.monotree.com)",
+        f"  CERTSYNC_MONOTREE__TOKEN is required (or CERTSYNC_MONOTREE__TOKEN_FILE, "
+        f"or a file {tmp_path / 'monotree_token'})",
+    ]
+
+
+def test_every_invalid_setting_is_named_in_one_message(tmp_path: Path) -> None:
+    """Three mistakes, one run: the operator fixes them all at once."""
+    env = {
+        **clean_env(),
+        "CERTSYNC_SCHEDULE__INTERVAL": "soon",
+        "CERTSYNC_HTTP__PORT": "70000",
+        "CERTSYNC_LOG_LEVEL": "loud",
+    }
+    result = subprocess.run(
+        [CERTSYNC, "status"], env=env, cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "certsync: error: 3 settings to fix:",
+        "  CERTSYNC_LOG_LEVEL: must be one of 'debug', 'info', 'warning' or 'error'",
+        "  CERTSYNC_SCHEDULE__INTERVAL: must be a number",
+        "  CERTSYNC_HTTP__PORT: must be at most 65535",
+    ]
 
 
 def test_cli_usage_error_exits_2(tmp_path: Path) -> None:

@@ -16,8 +16,7 @@ import httpx
 import pytest
 
 from certsync.sandbox import FaultConfig, SandboxState, generate
-from tests.conftest import Cli
-from tests.test_daemon import free_port, wait_for
+from tests.conftest import Cli, free_port, wait_for
 
 pytestmark = pytest.mark.e2e
 CYCLES = int(os.environ.get("CERTSYNC_SOAK_CYCLES", "300"))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TextIO
 
+from certsync.clients import open_clients
 from certsync.errors import EXIT_FAILED, EXIT_OK, ApiError, AuthError, ForbiddenError, NotFoundError
 from certsync.mappings_file import load_mapping_file
-from certsync.settings import Settings
+from certsync.settings import Settings, check_config
 from certsync.store import Store
-from certsync.sync import check_config, open_clients
 
 
 def check_mappings(settings: Settings, out: TextIO) -> int:

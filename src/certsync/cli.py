@@ -1,126 +1,67 @@
 """The `certsync` command: parses arguments, builds settings, calls sync, daemon or sandbox.
 
 Anything a user can cause ends in one `certsync: error: ...` line on stderr and
-the exit code SPEC.md gives it; never a traceback.
+the exit code `docs/cli.md` gives it; never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO, cast
 
 import httpx
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
-from certsync import __version__
 from certsync import logging as certsync_logging
 from certsync.checks import check_mappings
+from certsync.cli_parser import build_parser
 from certsync.daemon import run_daemon
 from certsync.demo import run_demo
 from certsync.errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, CertsyncError, ConfigError
-from certsync.http import REDACTOR
 from certsync.mappings_file import load_mapping_file
+from certsync.redaction import REDACTOR
 from certsync.report import render_table, to_json
 from certsync.sandbox import FaultConfig, Sandbox, SandboxState, generate
-from certsync.settings import Settings, load_settings
-from certsync.store import Store
-from certsync.sync import SyncOptions, check_config, open_clients, run_sync
+from certsync.settings import Settings, check_config, load_settings
+from certsync.store import MEMORY_URL, Store, missing_file
+from certsync.sync import SyncOptions, open_clients, run_sync
+from certsync.terminal import StatusLine
 
 log = structlog.get_logger("certsync.cli")
 
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # argparse exits 2 on usage errors, as SPEC.md says
-        self.print_usage(sys.stderr)
-        raise ConfigError(f"usage: {message}")
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command its reader left
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="certsync", description="Keep Monotree certificates in step with Natecosmic."
-    )
-    parser.add_argument("--version", action="version", version=f"certsync {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    fmt = {"choices": ["table", "json"], "default": "table", "help": "output format"}
-    sync = sub.add_parser("sync", help="run one sync")
-    sync.add_argument("--dry-run", action="store_true", help="make no write call; print the plan")
-    sync.add_argument("--full", action="store_true", help="read every holder in Monotree")
-    sync.add_argument("--format", **fmt)  # type: ignore[arg-type]
-    sync.add_argument(
-        "--allow-mass-revoke", action="store_true", help="override the mass-revoke guard"
-    )
-    plan = sub.add_parser("plan", help="the same as sync --dry-run")
-    plan.add_argument("--full", action="store_true", help="read every holder in Monotree")
-    plan.add_argument("--format", **fmt)  # type: ignore[arg-type]
-
-    mappings = sub.add_parser("mappings", help="manage the mapping store")
-    msub = mappings.add_subparsers(dest="mappings_command", required=True, parser_class=_Parser)
-    imp = msub.add_parser("import", help="load a mapping file into the store")
-    imp.add_argument("file", type=Path)
-    imp.add_argument(
-        "--prune", action="store_true", help="remove mappings the file no longer names"
-    )
-    lst = msub.add_parser("list", help="list the mappings in the store")
-    lst.add_argument("--format", **fmt)  # type: ignore[arg-type]
-    msub.add_parser("check", help="check every mapping against both APIs")
-
-    status = sub.add_parser("status", help="recent runs and their outcomes")
-    status.add_argument("--limit", type=int, default=10)
-    status.add_argument("--format", **fmt)  # type: ignore[arg-type]
-
-    sandbox = sub.add_parser("sandbox", help="serve local simulators of both APIs on 127.0.0.1")
-    sandbox.add_argument("--host", default="127.0.0.1")
-    sandbox.add_argument("--natecosmic-port", type=int, default=8001)
-    sandbox.add_argument("--monotree-port", type=int, default=8002)
-    sandbox.add_argument("--users", type=int, default=20)
-    sandbox.add_argument("--types", type=int, default=3)
-    sandbox.add_argument("--seed", type=int, default=1)
-    sandbox.add_argument(
-        "--mappings-out",
-        type=Path,
-        default=Path("sandbox-mappings.toml"),
-        help="where to write the mapping file that fits the generated world",
-    )
-    sandbox.add_argument(
-        "--rate-limit", type=int, default=60, help="Monotree requests a minute; 0 turns it off"
-    )
-    sandbox.add_argument("--latency", type=float, default=0.0, help="seconds added to each answer")
-    sandbox.add_argument("--error-rate", type=float, default=0.0, help="share answered 429/500/503")
-    sandbox.add_argument(
-        "--drop-rate", type=float, default=0.0, help="share of dropped connections"
-    )
-    sandbox.add_argument("--slow-rate", type=float, default=0.0, help="share of slow answers")
-    sandbox.add_argument("--slow-seconds", type=float, default=5.0)
-    sub.add_parser("demo", help="a demo sync against the built-in sandbox, in a temp folder")
-    sub.add_parser("run", help="the long-running daemon: syncs on a schedule, health on HTTP")
-    health = sub.add_parser("healthcheck", help="exit 0 if the local daemon answers /healthz")
-    health.add_argument("--timeout", type=float, default=3.0)
-    return parser
-
-
-def _progress(stream: TextIO) -> Callable[[str], None] | None:
-    if not stream.isatty():
+def _status_line(args: argparse.Namespace, settings: Settings) -> StatusLine | None:
+    """On a terminal, a progress line; logs then go through it and only warnings show,
+    unless CERTSYNC_LOG_LEVEL=debug asks for everything."""
+    if args.format != "table" or not sys.stderr.isatty():
         return None
-
-    def show(message: str) -> None:
-        stream.write(f"\r\033[K{message}")
-        stream.flush()
-
-    return show
+    status = StatusLine(sys.stderr)
+    level = "debug" if settings.log_level == "debug" else "warning"
+    if settings.log_level == "error":
+        level = "error"
+    # PrintLogger only calls write, flush and isatty, which StatusLine provides.
+    certsync_logging.configure(settings.log_format, level, stream=cast(TextIO, status))
+    return status
 
 
 def cmd_sync(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     check_config(settings)
-    store = Store(settings.database_url)
-    progress = _progress(sys.stderr) if args.format == "table" else None
+    dry_run = args.command == "plan" or args.dry_run
+    # A dry run writes nothing, not even a new store file: with none yet, it plans
+    # against an empty store in memory (nothing owned, nothing read before).
+    store = Store(
+        MEMORY_URL if dry_run and missing_file(settings.database_url) else settings.database_url
+    )
+    status = _status_line(args, settings)
     try:
         with open_clients(settings) as clients:
             report = run_sync(
@@ -128,15 +69,15 @@ def cmd_sync(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
                 store,
                 clients,
                 SyncOptions(
-                    dry_run=args.command == "plan" or args.dry_run,
+                    dry_run=dry_run,
                     force_full=args.full,
                     allow_mass_revoke=getattr(args, "allow_mass_revoke", False),
                 ),
-                progress=progress,
+                progress=status.show if status is not None else None,
             )
     finally:
-        if progress is not None:
-            sys.stderr.write("\r\033[K")
+        if status is not None:
+            status.clear()
         store.close()
     if args.format == "json":
         json.dump(to_json(report), out, indent=2, default=str)
@@ -313,9 +254,11 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings, TextIO], int]] = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = _parser().parse_args(argv)
+        args = build_parser().parse_args(argv)
         settings = load_settings()
         certsync_logging.configure(settings.log_format, settings.log_level)
+        for notice in settings.notices:
+            log.warning("settings.corrected", notice=notice)
         return _COMMANDS[args.command](args, settings, sys.stdout)
     except CertsyncError as exc:
         sys.stderr.write(f"certsync: error: {REDACTOR(str(exc))}\n")
@@ -327,6 +270,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("certsync: interrupted\n")
         return 130
+    except BrokenPipeError:
+        # The reader left (`certsync status | head -1`): stop quietly, as a command
+        # killed by SIGPIPE would, and keep the interpreter from complaining at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except SystemExit as exc:  # --help and --version
         return int(exc.code or 0) if isinstance(exc.code, int) else EXIT_CONFIG
     except Exception as exc:

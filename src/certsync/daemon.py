@@ -1,10 +1,12 @@
 """`certsync run`: syncs on a schedule, health and metrics over HTTP, graceful stop.
 
 APScheduler runs one job, one instance at a time, coalescing missed runs. The
-first cycle is full; `run_sync` decides later ones from `full_every`. A failed
-run does not kill the daemon; failures in a row push the next run further out
-(interval x 2^n, capped), the way an identity provisioning job is quarantined.
-SIGTERM and SIGINT set one event that every wait, retry and apply loop checks.
+first cycle is full, and so is every retry of a failed full cycle; `run_sync`
+decides later ones from `full_every`. A failed cycle (a wrong token, a missing
+mapping file, an API down) does not end the daemon: it is not ready, says why
+on `/readyz`, and retries after 1, 2, 4 ... seconds, capped by
+`CERTSYNC_SCHEDULE__MAX_BACKOFF` (30 s). SIGTERM and SIGINT set one event that
+every wait, retry and apply loop checks.
 """
 
 from __future__ import annotations
@@ -31,10 +33,11 @@ from starlette.routing import Route
 
 from certsync.errors import EXIT_FAILED, EXIT_OK, ConfigError, LockBusyError
 from certsync.metrics import Metrics
+from certsync.redaction import REDACTOR
 from certsync.serve import ServerThread
-from certsync.settings import Settings
+from certsync.settings import Settings, api_problems, settings_message
 from certsync.store import Store
-from certsync.sync import Clients, SyncOptions, check_config, open_clients, run_sync
+from certsync.sync import Clients, SyncOptions, SyncReport, open_clients, run_sync
 
 log = structlog.get_logger("certsync.daemon")
 
@@ -54,11 +57,12 @@ class Health:
     runs: int = 0
 
 
-def backoff_seconds(base: float, failures: int, cap: float) -> float:
-    """The wait after `failures` failed runs in a row: base, then doubling, never over cap."""
-    if failures <= 0:
-        return base
-    return float(min(cap, base * (2 ** min(failures, 30))))
+RETRY_BASE = 1.0
+
+
+def backoff_seconds(failures: int, cap: float, base: float = RETRY_BASE) -> float:
+    """The wait after `failures` failed cycles in a row: base, then doubling, never over cap."""
+    return float(min(cap, base * (2 ** min(max(failures, 1) - 1, 30))))
 
 
 class Daemon:
@@ -73,7 +77,8 @@ class Daemon:
         self._idle.set()
         self._stack = ExitStack()
         self._scheduler = BackgroundScheduler(timezone=UTC)
-        self._first = True
+        # Full until a full cycle succeeds: a failed one is retried as full.
+        self._full_pending = True
         self.store: Store | None = None
         self.clients: Clients | None = None
         self.server: ServerThread | None = None
@@ -104,7 +109,11 @@ class Daemon:
         return max(1.0, (second - first).total_seconds()) if first and second else 3600.0
 
     def start(self) -> None:
-        check_config(self.settings)
+        # Only what no cycle can change ends the daemon: the environment. A token
+        # file or mapping file that is missing now may be mounted in a moment.
+        problems = api_problems(self.settings, tokens=False)
+        if problems:
+            raise ConfigError(settings_message(problems))
         self.store = Store(self.settings.database_url)
         self._stack.callback(self.store.close)
         self.clients = self._stack.enter_context(open_clients(self.settings, stop=self.stop))
@@ -151,7 +160,7 @@ class Daemon:
             self._idle.set()
 
     def _cycle(self, store: Store, clients: Clients) -> None:
-        full, self._first = self._first, False
+        full = self._full_pending
         self.health.last_run_at = time.time()
         try:
             report = run_sync(
@@ -165,7 +174,6 @@ class Daemon:
             # Another certsync applies against this store: not a failure of ours.
             log.warning("daemon.lock_busy", error=str(exc))
             self.health.last_outcome = "lock-busy"
-            self._first = self._first or full
             return
         except Exception as exc:
             log.error(
@@ -176,31 +184,35 @@ class Daemon:
             return
         self.health.runs += 1
         self.health.last_outcome = report.outcome
+        if report.error is None:
+            self._full_pending = False
         self.metrics.observe_run(report, owned=store.owned_count(), finished_at=time.time())
         if self.stop.is_set():
             return
+        if report.outcome in ("error", "partial"):
+            self._failed(report.error or _partial_reason(report))
+            return
         if report.exit_code == EXIT_OK:
             self.health.last_success_at = time.time()
-            self.health.last_error = None
-            if self.health.consecutive_failures:
-                log.info("daemon.recovered", after_failures=self.health.consecutive_failures)
-                self.health.consecutive_failures = 0
-                self.metrics.failures.set(0)
-                self._reschedule(self.interval)
-        elif report.outcome in ("error", "partial"):
-            self._failed(report.error or "some actions failed")
+        self.health.last_error = None
+        if self.health.consecutive_failures:
+            log.info("daemon.recovered", after_failures=self.health.consecutive_failures)
+            self.health.consecutive_failures = 0
+            self.metrics.failures.set(0)
+            self._reschedule(self.interval)
 
     def _failed(self, error: str) -> None:
         h = self.health
         h.consecutive_failures += 1
         h.last_error = error
         self.metrics.failures.set(h.consecutive_failures)
-        wait = backoff_seconds(
-            self.interval,
-            h.consecutive_failures,
-            max(self.interval, self.settings.schedule.max_backoff),
+        wait = backoff_seconds(h.consecutive_failures, self.settings.schedule.max_backoff)
+        log.warning(
+            "daemon.retrying",
+            failures=h.consecutive_failures,
+            next_in=round(wait, 1),
+            full=self._full_pending,
         )
-        log.warning("daemon.backing_off", failures=h.consecutive_failures, next_in=round(wait, 1))
         self._reschedule(wait)
 
     def _reschedule(self, seconds: float) -> None:
@@ -221,6 +233,11 @@ class Daemon:
                 conn.execute(text("SELECT 1"))
         except Exception as exc:
             return False, f"store unreachable: {type(exc).__name__}"
+        if h.consecutive_failures:
+            # A failure stays visible until a cycle succeeds: never ready on an old success.
+            return False, REDACTOR(
+                f"the last {h.consecutive_failures} cycle(s) failed; the last error: {h.last_error}"
+            )
         if h.last_success_at is None:
             return False, "no successful sync yet"
         age = time.time() - h.last_success_at
@@ -278,6 +295,15 @@ class Daemon:
         self._stack.close()
         log.info("daemon.stopped", clean=finished)
         return EXIT_OK if finished else EXIT_FAILED
+
+
+def _partial_reason(report: SyncReport) -> str:
+    failed = report.counts()["failed_requests"]
+    missing = report.missing_templates
+    parts = [f"{failed} write request(s) failed"] if failed else []
+    if missing:
+        parts.append(f"mapped template(s) missing in Monotree: {', '.join(map(str, missing))}")
+    return "; ".join(parts) or "the cycle stopped before it finished"
 
 
 def run_daemon(settings: Settings) -> int:

@@ -2,7 +2,7 @@
 
 Clients translate every httpx exception into one of these at the boundary, so
 `plan`, `apply` and `sync` never see an HTTP library type. Each error carries the
-process exit code SPEC.md assigns to it.
+process exit code `docs/cli.md` documents for it.
 """
 
 from __future__ import annotations
@@ -64,6 +64,12 @@ class ForbiddenError(AuthError):
 
 class NotFoundError(ApiError):
     """404: the resource does not exist (a deleted template, an unknown user)."""
+
+
+class EndpointNotFoundError(ApiError):
+    """404 on a list endpoint that always exists: the base URL is wrong, not the data."""
+
+    exit_code = EXIT_CONFIG
 
 
 class RejectedError(ApiError):

@@ -21,9 +21,11 @@ from urllib.parse import urlsplit
 import httpx
 import structlog
 
+from certsync.credentials import Credential
 from certsync.errors import (
     ApiError,
     AuthError,
+    EndpointNotFoundError,
     ForbiddenError,
     NotFoundError,
     OutcomeUnknownError,
@@ -32,36 +34,13 @@ from certsync.errors import (
     RetriableError,
     StopRequested,
 )
+from certsync.redaction import REDACTOR
 from certsync.settings import ClientSettings
 
 log = structlog.get_logger("certsync.http")
 
 Sleep = Callable[[float], None]
 Clock = Callable[[], float]
-
-
-# --- redaction ------------------------------------------------------------------
-
-
-class Redactor:
-    """Replaces every registered secret with a placeholder, wherever it appears."""
-
-    def __init__(self) -> None:
-        self._secrets: set[str] = set()
-
-    def add(self, secret: str) -> None:
-        # Very short values would redact ordinary words; real tokens are long.
-        if len(secret) >= 4:
-            self._secrets.add(secret)
-
-    def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, "[redacted]")
-        return text
-
-
-REDACTOR = Redactor()
 
 
 # --- counting -------------------------------------------------------------------
@@ -264,8 +243,6 @@ class _Attempt:
 
 # --- the client -----------------------------------------------------------------
 
-_DEFAULT_SCOPES = {"GET": "read", "POST": "write", "PUT": "write", "PATCH": "write"}
-
 
 class ApiHttp:
     """One API's HTTP session: base URL, bearer token, retries, pacing and counting."""
@@ -275,7 +252,7 @@ class ApiHttp:
         *,
         api: str,
         base_url: str,
-        token: str,
+        credential: Credential,
         client: httpx.Client,
         settings: ClientSettings,
         counter: RequestCounter | None = None,
@@ -290,8 +267,10 @@ class ApiHttp:
         self._stop = stop
         self.base_url = base_url.rstrip("/")
         self._origin = urlsplit(self.base_url)[:2]
-        self._auth = {"Authorization": f"Bearer {token}"}
-        REDACTOR.add(token)
+        self._host = _host_port(self.base_url)
+        parts = urlsplit(self.base_url)
+        self._safe_base = f"{parts.scheme}://{self._host}{parts.path}"
+        self.credential = credential
         self._client = client
         self._settings = settings
         self.counter = counter if counter is not None else RequestCounter()
@@ -324,6 +303,7 @@ class ApiHttp:
         json_body: Any = None,
         scope: str,
         consume: Callable[[Iterator[bytes]], Any] | None = None,
+        endpoint: bool = False,
     ) -> Any:
         """Send with retries; return the decoded JSON body (None for an empty body).
 
@@ -333,15 +313,37 @@ class ApiHttp:
 
         Writes are retried like reads: Monotree's assign skips active holders and
         reset with `expire` is idempotent, so a repeat cannot double-apply.
+
+        `endpoint` marks a list that always exists: a 404 there means the base
+        URL is wrong, and is reported as such rather than as missing data.
         """
         started = self._clock()
         attempt = 0
         maybe_applied = False
+        reloaded = False
         while True:
             attempt += 1
-            outcome = self._attempt(
-                method, url, params=params, json_body=json_body, scope=scope, consume=consume
-            )
+            try:
+                outcome = self._attempt(
+                    method, url, params=params, json_body=json_body, scope=scope, consume=consume
+                )
+            except NotFoundError:
+                if not endpoint:
+                    raise
+                raise EndpointNotFoundError(
+                    self.api,
+                    f"{method} {urlsplit(url).path} answered 404: check "
+                    f"CERTSYNC_{self.api.upper()}__BASE_URL (now {self._safe_base}); it is the "
+                    "API's origin, certsync adds the path itself",
+                    status=404,
+                ) from None
+            except AuthError as exc:
+                # A Secret rotated in place: read the token again, once, before failing.
+                if reloaded or exc.status != 401 or not self.credential.reload():
+                    raise
+                reloaded = True
+                log.info("http.token_reloaded", api=self.api, source=self.credential.describe())
+                continue
             if not isinstance(outcome, _Attempt):
                 return outcome
             maybe_applied = maybe_applied or outcome.maybe_applied
@@ -393,7 +395,11 @@ class ApiHttp:
         headers: Mapping[str, str] | None = None
         try:
             request = self._client.build_request(
-                method, url, params=params, json=json_body, headers=self._auth
+                method,
+                url,
+                params=params,
+                json=json_body,
+                headers={"Authorization": f"Bearer {self.credential.token}"},
             )
             try:
                 response = self._client.send(request, stream=True)
@@ -401,11 +407,13 @@ class ApiHttp:
                 self.counter.record(self.api, method, "timeout")
                 # Only a connect or pool timeout proves the request never left.
                 sent = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
-                return _Attempt(f"timeout ({type(exc).__name__})", maybe_applied=sent)
+                return _Attempt(
+                    f"timeout ({type(exc).__name__}) talking to {self._host}", maybe_applied=sent
+                )
             except httpx.TransportError as exc:
                 self.counter.record(self.api, method, "network-error")
                 sent = not isinstance(exc, httpx.ConnectError)
-                return _Attempt(f"network error ({type(exc).__name__})", maybe_applied=sent)
+                return _Attempt(_network_reason(exc, self._host), maybe_applied=sent)
             try:
                 headers = response.headers
                 self.counter.record(self.api, method, response.status_code)
@@ -455,14 +463,16 @@ class ApiHttp:
         if status == 401:
             raise AuthError(
                 self.api,
-                f"401 Unauthorized on {method} {path}: the token is invalid or expired "
-                f"(check CERTSYNC_{self.api.upper()}__TOKEN)",
+                f"401 Unauthorized on {method} {path}: the token is invalid or expired; "
+                f"it came from {self.credential.describe()}: put a valid token there "
+                "(token files are read again before every cycle)",
                 status=401,
             )
         if status == 403:
             raise ForbiddenError(
                 self.api,
-                f"403 Forbidden on {method} {path}: the token lacks the scope '{scope}' "
+                f"403 Forbidden on {method} {path}: the token from "
+                f"{self.credential.describe()} lacks the scope '{scope}' "
                 "(or is not allowed from this address)",
                 scope=scope,
             )
@@ -487,6 +497,24 @@ class ApiHttp:
                 f"{method} {path} answered {status} with a body that is not JSON ({kind})",
                 status=status,
             ) from None
+
+
+def _host_port(url: str) -> str:
+    """host:port of a URL, never its user-info (which could hold a password)."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.hostname}:{port}"
+
+
+def _network_reason(exc: httpx.TransportError, host: str) -> str:
+    if isinstance(exc, httpx.ConnectError):
+        return f"cannot connect to {host} ({_first_line(exc) or type(exc).__name__})"
+    return f"network error talking to {host} ({type(exc).__name__})"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return REDACTOR(text.splitlines()[0][:160]) if text else ""
 
 
 def _server_message(body: bytes) -> str:

@@ -9,13 +9,18 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import MutableMapping
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 import structlog
 
-from certsync.http import REDACTOR
+from certsync.redaction import REDACTOR
 
-_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
 
 
 def _redact_value(value: Any) -> Any:
@@ -35,9 +40,17 @@ def redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapp
     return {k: _redact_value(v) for k, v in event_dict.items()}
 
 
-def configure(fmt: Literal["auto", "json", "console"] = "auto", level: str = "info") -> None:
-    """Logs go to stderr, so `--format json` output on stdout stays one clean document."""
-    stream = sys.stderr
+def configure(
+    fmt: Literal["auto", "json", "console"] = "auto",
+    level: str = "info",
+    stream: TextIO | None = None,
+) -> None:
+    """Logs go to stderr, so `--format json` output on stdout stays one clean document.
+
+    `stream` may be a `terminal.StatusLine` over stderr, which keeps a progress
+    line and the log lines apart.
+    """
+    stream = stream if stream is not None else sys.stderr
     console = fmt == "console" or (fmt == "auto" and stream.isatty())
     renderer: Any = (
         structlog.dev.ConsoleRenderer(colors=stream.isatty())

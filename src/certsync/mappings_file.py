@@ -29,6 +29,7 @@ class _PolicyIn(_Strict):
     require_verified: bool = False
     max_revoke_fraction: float = Field(default=0.2, ge=0, le=1)
     max_revoke_min: int = Field(default=10, ge=0)
+    revoke_unmapped: bool = False
 
 
 class _TypeIn(_Strict):
@@ -222,5 +223,6 @@ def load_mapping_file(path: Path) -> MappingFile:
         require_verified=p.require_verified,
         max_revoke_fraction=p.max_revoke_fraction,
         max_revoke_min=p.max_revoke_min,
+        revoke_unmapped=p.revoke_unmapped,
     )
     return MappingFile(path, policy, types_out, users_out)

@@ -5,7 +5,7 @@ Nothing here does I/O: these are the nouns the rest of certsync passes around.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Literal
@@ -120,6 +120,9 @@ class Policy:
     require_verified: bool = False
     max_revoke_fraction: float = 0.2
     max_revoke_min: int = 10
+    # A removed mapping is a configuration change: by default its owned holdings
+    # are kept and reported as unmanaged; true revokes them, through the guard.
+    revoke_unmapped: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +157,29 @@ class Mappings:
     def authoritative_templates(self) -> frozenset[int]:
         return frozenset(t.monotree for t in self.types.values() if t.authoritative)
 
+    def mapped_users(self) -> frozenset[int]:
+        return frozenset(self.users.values())
+
+
+def resolve_mappings(
+    types: Iterable[TypeMapping],
+    users: Iterable[UserMapping],
+    policy: Policy,
+    users_by_email: Mapping[str, int],
+) -> tuple[Mappings, list[UserMapping]]:
+    """Mappings ready for the plan, and the email mappings Monotree's user list cannot resolve."""
+    resolved: dict[str, int] = {}
+    unresolved: list[UserMapping] = []
+    for u in users:
+        if u.monotree is not None:
+            resolved[u.natecosmic] = u.monotree
+        elif u.monotree_email is not None and u.monotree_email in users_by_email:
+            resolved[u.natecosmic] = users_by_email[u.monotree_email]
+        else:
+            unresolved.append(u)
+    by_key = {t.natecosmic: t for t in types}
+    return Mappings(types=by_key, users=resolved, policy=policy), unresolved
+
 
 # --- the plan -------------------------------------------------------------------
 
@@ -183,12 +209,27 @@ class Renewal:
 class Revoke:
     """An active holding no longer desired: reset with expire.
 
-    `owned` is false only where the template's mapping is authoritative.
+    `owned` is false only where the template's mapping is authoritative;
+    `unmapped` is true where its user or type mapping was removed and
+    `policy.revoke_unmapped` asks for the revocation.
     """
 
     certificate_id: int
     user_id: int
     owned: bool
+    unmapped: bool = False
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Unmanaged:
+    """An owned active holding no longer desired whose type or user mapping is gone.
+
+    Kept, with its ownership, until the mapping returns or `revoke_unmapped` is set.
+    """
+
+    certificate_id: int
+    user_id: int
+    reason: Literal["type", "user"]
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -241,6 +282,7 @@ class Plan:
     unmapped: tuple[Unmapped, ...] = ()
     missing_users: tuple[MissingUser, ...] = ()
     rejected: tuple[RejectedRecord, ...] = ()
+    unmanaged: tuple[Unmanaged, ...] = ()
     desired: int = 0
     owned_active: int = 0
     left_alone: int = 0

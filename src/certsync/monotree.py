@@ -181,6 +181,7 @@ class MonotreeClient:
         scope: str,
         *,
         resume: tuple[Paginator, PageRequest | None] | None = None,
+        endpoint: bool = False,
     ) -> Iterator[list[Any]]:
         """Every page, one after another; `resume` continues after pages already read."""
         base_params = {k: v for k, v in (params or {}).items() if v is not None}
@@ -196,7 +197,7 @@ class MonotreeClient:
             else:
                 url = self._http.url(PREFIX + path)
                 query = {**base_params, "page": request.page, "per_page": PER_PAGE}
-            body = self._http.request("GET", url, params=query, scope=scope)
+            body = self._http.request("GET", url, params=query, scope=scope, endpoint=endpoint)
             try:
                 items = paginator.items(body)
                 yield items
@@ -213,7 +214,7 @@ class MonotreeClient:
     ) -> list[Template]:
         params = {"is_published": _bool_param(is_published), "title": title, "since": since}
         out: list[Template] = []
-        for page in self._pages("/certificates", params, SCOPE_READ):
+        for page in self._pages("/certificates", params, SCOPE_READ, endpoint=True):
             for raw in page:
                 out.append(_one(_TEMPLATE, {"data": raw}, "certificate template"))
         return out
@@ -274,7 +275,7 @@ class MonotreeClient:
     def list_users(self, *, group_id: int | None = None) -> list[User]:
         params = {"group_id": None if group_id is None else str(group_id)}
         out: list[User] = []
-        for page in self._pages("/users", params, SCOPE_USERS):
+        for page in self._pages("/users", params, SCOPE_USERS, endpoint=True):
             out.extend(_one(_USER, {"data": raw}, "user") for raw in page)
         return out
 

@@ -132,5 +132,6 @@ class NatecosmicClient:
             self._http.url("/v1/certifications"),
             scope=SCOPE_READ,
             consume=parse_certifications_stream,
+            endpoint=True,
         )
         return pull

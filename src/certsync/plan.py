@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Set
 from dataclasses import replace
 from datetime import date
+from typing import Literal
 
 from certsync.models import (
     Assign,
@@ -29,6 +30,7 @@ from certsync.models import (
     Renewal,
     ResetRequest,
     Revoke,
+    Unmanaged,
     Unmapped,
     WriteRequest,
 )
@@ -70,9 +72,11 @@ def plan(
     """Compute every action that makes Monotree hold exactly what Natecosmic says.
 
     `holdings` must hold an entry (possibly empty) for every mapped template:
-    a template missing from it is treated as having no holders. `owned` is
-    the set of (certificate, user) pairs certsync issued. `missing_users` are
-    mapped Monotree users that Monotree does not list.
+    a template missing from it is treated as having no holders. It may also
+    hold templates no longer mapped, whose owned holdings are then reported as
+    unmanaged (or revoked, with `policy.revoke_unmapped`). `owned` is the set
+    of (certificate, user) pairs certsync issued. `missing_users` are mapped
+    Monotree users that Monotree does not list.
     """
     policy = mappings.policy
     unmapped: list[Unmapped] = []
@@ -123,23 +127,33 @@ def plan(
 
     authoritative = mappings.authoritative_templates()
     mapped_templates = set(mappings.template_ids())
+    mapped_users = mappings.mapped_users()
     revokes: list[Revoke] = []
+    unmanaged: list[Unmanaged] = []
     owned_active = 0
     left_alone = 0
     for cert, by_user in holdings.items():
-        if cert not in mapped_templates:
-            continue
+        type_mapped = cert in mapped_templates
         for user, held in by_user.items():
             if not held.active:
                 continue
             is_owned = (cert, user) in owned
+            if not type_mapped and not is_owned:
+                continue  # a template certsync neither maps nor ever wrote to
             owned_active += is_owned
             if (cert, user) in desired:
                 continue
-            if is_owned or cert in authoritative:
-                revokes.append(Revoke(cert, user, owned=is_owned))
-            else:
+            if type_mapped and not (is_owned or cert in authoritative):
                 left_alone += 1
+            elif type_mapped and (user in mapped_users or not is_owned):
+                # Not owned here means authoritative: it never depended on a user mapping.
+                revokes.append(Revoke(cert, user, owned=is_owned))
+            elif policy.revoke_unmapped:
+                revokes.append(Revoke(cert, user, owned=True, unmapped=True))
+            else:
+                # The mapping was removed: a configuration change, not an upstream fact.
+                reason: Literal["type", "user"] = "user" if type_mapped else "type"
+                unmanaged.append(Unmanaged(cert, user, reason))
 
     return Plan(
         assigns=tuple(sorted(assigns)),
@@ -150,6 +164,7 @@ def plan(
         unmapped=tuple(sorted(unmapped)),
         missing_users=tuple(sorted(missing)),
         rejected=tuple(sorted(rejected, key=lambda r: r.index)),
+        unmanaged=tuple(sorted(unmanaged)),
         desired=len(desired),
         owned_active=owned_active,
         left_alone=left_alone,

@@ -7,7 +7,7 @@ from dataclasses import asdict
 from typing import Any
 
 from certsync.models import AssignRequest
-from certsync.sync import SyncReport
+from certsync.sync_report import SyncReport
 
 _SHOW = 10  # rows of each list shown on a terminal; JSON has them all
 
@@ -48,6 +48,7 @@ def to_json(report: SyncReport) -> dict[str, Any]:
             "unmapped": [asdict(u) for u in p.unmapped],
             "missing_users": [asdict(m) for m in p.missing_users],
             "rejected": [asdict(r) for r in p.rejected],
+            "unmanaged": [asdict(u) for u in p.unmanaged],
         },
         "write_requests": [
             {"action": "assign", "users": len(r.items), "certificates": list(r.certificate_ids())}
@@ -57,7 +58,13 @@ def to_json(report: SyncReport) -> dict[str, Any]:
         ],
         "failures": [asdict(f) for f in report.result.failures],
         "missing_templates": report.missing_templates,
+        "unpublished_templates": report.unpublished_templates,
         "unresolved_emails": report.unresolved_emails,
+        "names": {
+            "templates": {str(k): v for k, v in sorted(report.template_titles.items())},
+            "users": {str(k): v for k, v in sorted(report.user_labels.items())},
+        },
+        "summary": summary_lines(report),
         "templates_read": report.templates_read,
         "requests": report.request_counts,
         "requests_by_api": requests_by_api(report.request_counts),
@@ -74,30 +81,64 @@ def _rows(title: str, items: list[str]) -> list[str]:
     return lines
 
 
+def summary_lines(report: SyncReport) -> list[str]:
+    """Two lines in the spirit of Terraform's: what the plan holds, then what became of it."""
+    c = report.counts()
+    plan = (
+        f"Plan: {c['assign']} to assign, {c['renew']} to renew, {c['revoke']} to revoke, "
+        f"{c['unmanaged']} unmanaged."
+    )
+    if c["held_back"]:
+        plan = plan[:-1] + f", {c['held_back']} held back."
+    total = sum(report.request_counts.values())
+    if report.error is not None:
+        done = f"Failed after {total} request(s): {report.error}"
+    elif report.dry_run:
+        done = f"Dry run: nothing written ({total} read request(s))."
+    elif c["failed_requests"]:
+        sent = c["write_requests"] - c["failed_requests"]
+        done = (
+            f"Applied {sent} of {c['write_requests']} write request(s); "
+            f"{c['failed_requests']} failed, in {total} request(s)."
+        )
+    elif not c["write_requests"] and not (c["held_back"] or c["unmanaged"]):
+        done = f"No changes: Monotree matches Natecosmic ({total} request(s))."
+    elif not c["write_requests"]:
+        done = f"Nothing applied ({total} request(s))."
+    else:
+        done = f"Applied in {total} request(s)."
+    return [plan, done]
+
+
 def render_table(report: SyncReport) -> str:
+    names = _Names(report)
+    cert, user = names.template, names.user
     p = report.plan
     mode = "dry run (nothing written)" if report.dry_run else "applied"
     lines = [f"certsync {report.kind} sync {report.run_id}: {report.outcome} ({mode})"]
     if report.error:
         lines.append(f"error: {report.error}")
-    counts = report.counts()
-    width = max(len(k) for k in counts)
+    counts = {k: v for k, v in report.counts().items() if v}
     lines.append("")
-    lines.append(f"{'action'.ljust(width)}  count")
-    lines.append(f"{'-' * width}  -----")
-    lines += [f"{k.ljust(width)}  {v:5d}" for k, v in counts.items()]
+    if counts:
+        width = max(len(k) for k in counts)
+        lines.append(f"{'action'.ljust(width)}  count")
+        lines.append(f"{'-' * width}  -----")
+        lines += [f"{k.ljust(width)}  {v:5d}" for k, v in counts.items()]
+    else:
+        lines.append("nothing to do")
     lines.append("")
     lines += _rows(
         "assign",
         [
-            f"certificate {a.certificate_id} -> user {a.user_id} as of {a.completed_at}"
+            f"{cert(a.certificate_id)} -> {user(a.user_id)} as of {a.completed_at}"
             for a in p.assigns
         ],
     )
     lines += _rows(
         "renew (reset, then assign)",
         [
-            f"certificate {r.certificate_id} user {r.user_id}: "
+            f"{cert(r.certificate_id)} {user(r.user_id)}: "
             f"{r.previous_issued_on} -> {r.completed_at}"
             for r in p.renewals
         ],
@@ -105,17 +146,25 @@ def render_table(report: SyncReport) -> str:
     lines += _rows(
         "revoke",
         [
-            f"certificate {v.certificate_id} user {v.user_id}"
+            f"{cert(v.certificate_id)} {user(v.user_id)}"
             + ("" if v.owned else " (authoritative mapping)")
+            + (" (mapping removed; revoke_unmapped)" if v.unmapped else "")
             for v in p.revokes
         ],
     )
     if p.held_back_revokes:
         lines.append(f"held back: {len(p.held_back_revokes)} revocation(s): {p.held_back_reason}")
     lines += _rows(
+        "unmanaged (owned, mapping removed; kept: set revoke_unmapped to revoke)",
+        [
+            f"{cert(u.certificate_id)} {user(u.user_id)}: no {u.reason} mapping any more"
+            for u in p.unmanaged
+        ],
+    )
+    lines += _rows(
         "drift (report only)",
         [
-            f"certificate {d.certificate_id} user {d.user_id}: Monotree expires "
+            f"{cert(d.certificate_id)} {user(d.user_id)}: Monotree expires "
             f"{d.monotree_expires_on}, Natecosmic {d.natecosmic_expires_on}"
             for d in p.drift
         ],
@@ -131,9 +180,16 @@ def render_table(report: SyncReport) -> str:
     )
     lines += _rows(
         "missing Monotree users",
-        [f"user {m.user_id} (certificate {m.certificate_id})" for m in p.missing_users],
+        [f"{user(m.user_id)} ({cert(m.certificate_id)})" for m in p.missing_users],
     )
-    lines += _rows("missing templates", [f"certificate {c}" for c in report.missing_templates])
+    lines += _rows(
+        "missing templates (deleted in Monotree? fix the type mapping)",
+        [f"template {c} {names.mapped_from(c)}" for c in report.missing_templates],
+    )
+    lines += _rows(
+        "unpublished templates (drafts in Monotree)",
+        [f"{cert(c)} {names.mapped_from(c)}" for c in report.unpublished_templates],
+    )
     lines += _rows("unresolved emails", report.unresolved_emails)
     lines += _rows(
         "failures",
@@ -149,4 +205,25 @@ def render_table(report: SyncReport) -> str:
         + (", ".join(f"{api} {n}" for api, n in by_api.items()) or "none")
         + f" in {report.duration:.2f}s"
     )
+    lines.append("")
+    lines += summary_lines(report)
     return "\n".join(lines)
+
+
+class _Names:
+    """Ids with the names certsync knows beside them: titles, emails, mapped type keys."""
+
+    def __init__(self, report: SyncReport) -> None:
+        self._report = report
+
+    def template(self, cert: int) -> str:
+        title = self._report.template_titles.get(cert)
+        return f"template {cert} {title!r}" if title else f"template {cert}"
+
+    def user(self, user: int) -> str:
+        label = self._report.user_labels.get(user)
+        return f"user {user} ({label})" if label else f"user {user}"
+
+    def mapped_from(self, cert: int) -> str:
+        keys = self._report.type_keys.get(cert, [])
+        return f"(mapped from {', '.join(repr(k) for k in keys)})" if keys else ""

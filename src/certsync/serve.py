@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -30,18 +31,47 @@ class ServerThread:
             )
             for app, port in apps
         ]
+        self._ports = [port for _, port in apps]
+        self._sockets: list[socket.socket] = []
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
 
+    def _bind(self) -> None:
+        """Listen here, in the caller's thread: a taken port is one clear error, not a
+        server thread dying with a traceback."""
+        for port in self._ports:
+            family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((self.host, port))
+                sock.listen(128)
+            except OSError as exc:
+                sock.close()
+                for bound in self._sockets:
+                    bound.close()
+                self._sockets = []
+                raise RuntimeError(
+                    f"cannot listen on {self.host}:{port}: {exc.strerror or exc}"
+                ) from None
+            self._sockets.append(sock)
+
     def port(self, index: int = 0) -> int:
-        return int(self._servers[index].servers[0].sockets[0].getsockname()[1])
+        return int(self._sockets[index].getsockname()[1])
 
     def url(self, index: int = 0) -> str:
         return f"http://{self.host}:{self.port(index)}"
 
     def start(self, timeout: float = 10.0) -> None:
+        self._bind()
+
         async def serve() -> None:
-            await asyncio.gather(*(s.serve() for s in self._servers))
+            await asyncio.gather(
+                *(
+                    s.serve(sockets=[sock])
+                    for s, sock in zip(self._servers, self._sockets, strict=True)
+                )
+            )
 
         def run() -> None:
             try:
@@ -54,10 +84,7 @@ class ServerThread:
         deadline = time.monotonic() + timeout
         while not all(s.started for s in self._servers):
             if self._failure is not None or not self._thread.is_alive():
-                raise RuntimeError(
-                    f"could not listen on {self.host} (is the port already in use?): "
-                    f"{self._failure!r}"
-                )
+                raise RuntimeError(f"could not serve on {self.host}: {self._failure!r}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"could not listen on {self.host} in {timeout:.0f}s")
             time.sleep(0.01)
@@ -70,3 +97,5 @@ class ServerThread:
             s.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=10)
+        for sock in self._sockets:
+            sock.close()

@@ -3,20 +3,31 @@
 Tokens are `SecretStr` and may also come from a `*_TOKEN_FILE` variable or a
 secrets directory (`/run/secrets/natecosmic_token`, `/run/secrets/monotree_token`),
 which is how Docker and Kubernetes hand secrets over without putting them in
-the environment.
+the environment. Files are not read here: `certsync.credentials` reads them
+before every cycle, so a rotated Secret needs no restart.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from certsync.credentials import TokenSource
 from certsync.errors import ConfigError
 
 ENV_PREFIX = "CERTSYNC_"
+ApiName = Literal["natecosmic", "monotree"]
 
 
 class _Section(BaseModel):
@@ -73,7 +84,7 @@ class ScheduleSettings(_Section):
     cron: str | None = None
     full_every: float = Field(default=86400.0, gt=0)
     jitter: float = Field(default=0.0, ge=0)
-    max_backoff: float = Field(default=3600.0, gt=0)
+    max_backoff: float = Field(default=30.0, gt=0)
     stop_timeout: float = Field(default=30.0, gt=0)
 
 
@@ -101,6 +112,12 @@ class Settings(BaseSettings):
     sync: SyncSettings = SyncSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     http: HttpListenerSettings = HttpListenerSettings()
+    # Warnings about values certsync corrected (a base URL with the API path in it).
+    _notices: tuple[str, ...] = PrivateAttr(default=())
+
+    @property
+    def notices(self) -> tuple[str, ...]:
+        return self._notices
 
     @field_validator("mappings_file", mode="before")
     @classmethod
@@ -113,53 +130,131 @@ def env_name(*loc: str | int) -> str:
     return ENV_PREFIX + "__".join(str(p) for p in loc).upper()
 
 
-def _read_secret(path: Path, source: str) -> SecretStr:
-    try:
-        value = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ConfigError(f"{source}: cannot read {path}: {exc.strerror}") from None
-    if not value:
-        raise ConfigError(f"{source}: {path} is empty")
-    return SecretStr(value)
+# What each client appends to its origin: a base URL copied with it would double it.
+_API_PATHS = {"natecosmic": "/v1", "monotree": "/api/open/v1"}
+_ORIGIN_EXAMPLES = {
+    "natecosmic": "https://api.natecosmic.com",
+    "monotree": "https://<company>.monotree.com",
+}
 
 
-def _with_token(api: ApiSettings, name: str, secrets_dir: Path) -> ApiSettings:
-    if api.token is not None and api.token.get_secret_value():
-        return api
-    if api.token_file is not None:
-        token = _read_secret(api.token_file, env_name(name, "token_file"))
-        return api.model_copy(update={"token": token})
-    candidate = secrets_dir / f"{name}_token"
-    if candidate.is_file():
-        return api.model_copy(update={"token": _read_secret(candidate, str(candidate))})
-    return api
+def _normalised(settings: Settings) -> Settings:
+    """Strip an API path copied into a base URL, with a notice saying what to write."""
+    notices: list[str] = []
+    update: dict[str, object] = {}
+    for name in ("natecosmic", "monotree"):
+        api: ApiSettings = getattr(settings, name)
+        suffix = _API_PATHS[name]
+        if api.base_url and api.base_url.endswith(suffix):
+            origin = api.base_url[: -len(suffix)]
+            if "://" in origin and origin.split("://", 1)[1]:
+                update[name] = api.model_copy(update={"base_url": origin})
+                notices.append(
+                    f"{env_name(name, 'base_url')} ends in {suffix}, which certsync adds itself: "
+                    f"using {origin}; set {env_name(name, 'base_url')}={origin}"
+                )
+    fixed = settings.model_copy(update=update) if update else settings
+    fixed._notices = tuple(notices)
+    return fixed
+
+
+_PLAIN = {
+    "float_parsing": "must be a number",
+    "float_type": "must be a number",
+    "int_parsing": "must be a whole number",
+    "int_type": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "bool_parsing": "must be true or false",
+    "bool_type": "must be true or false",
+    "extra_forbidden": "is not a setting certsync knows (check the spelling)",
+    "missing": "required",
+}
+_BOUNDS = {
+    "greater_than": "must be greater than {gt}",
+    "greater_than_equal": "must be at least {ge}",
+    "less_than": "must be less than {lt}",
+    "less_than_equal": "must be at most {le}",
+    "literal_error": "must be one of {expected}",
+}
+
+
+def _describe_error(err: Any) -> str:
+    """One pydantic error in an operator's words, by variable name (never the value: it may
+    be a token)."""
+    kind = str(err["type"])
+    if kind in _PLAIN:
+        message = _PLAIN[kind]
+    elif kind in _BOUNDS:
+        message = _BOUNDS[kind].format(**err.get("ctx", {}))
+    else:
+        message = str(err["msg"]).removeprefix("Value error, ")
+        message = message[:1].lower() + message[1:]
+    return f"{env_name(*err['loc'])}: {message}"
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Build settings from the environment; every problem becomes one ConfigError line."""
+    """Build settings from the environment; every problem is listed in one ConfigError."""
     try:
-        settings = Settings(**overrides)  # type: ignore[arg-type]
+        settings = Settings(**overrides)  # type: ignore[arg-type]  # overrides are field values
     except ValidationError as exc:
-        lines = []
-        for err in exc.errors(include_input=False, include_url=False):
-            lines.append(f"{env_name(*err['loc'])}: {err['msg']}")
-        raise ConfigError("invalid setting: " + "; ".join(lines)) from None
-    return settings.model_copy(
-        update={
-            "natecosmic": _with_token(settings.natecosmic, "natecosmic", settings.secrets_dir),
-            "monotree": _with_token(settings.monotree, "monotree", settings.secrets_dir),
-        }
-    )
+        problems = [_describe_error(e) for e in exc.errors(include_url=False)]
+        raise ConfigError(settings_message(problems)) from None
+    return _normalised(settings)
 
 
-def require_api(settings: Settings, name: Literal["natecosmic", "monotree"]) -> tuple[str, str]:
-    """The base URL and token of an API, or a ConfigError naming what is missing."""
+def settings_message(problems: list[str]) -> str:
+    if len(problems) == 1:
+        return f"invalid setting: {problems[0]}"
+    return f"{len(problems)} settings to fix:\n  " + "\n  ".join(problems)
+
+
+def token_source(settings: Settings, name: ApiName) -> TokenSource:
     api: ApiSettings = getattr(settings, name)
-    if not api.base_url:
-        raise ConfigError(f"{env_name(name, 'base_url')} is required")
-    if api.token is None or not api.token.get_secret_value():
-        raise ConfigError(
-            f"{env_name(name, 'token')} is required "
-            f"(or {env_name(name, 'token_file')}, or {settings.secrets_dir}/{name}_token)"
+    return TokenSource(name, api.token, api.token_file, settings.secrets_dir / f"{name}_token")
+
+
+def api_problems(
+    settings: Settings,
+    names: tuple[ApiName, ...] = ("natecosmic", "monotree"),
+    *,
+    tokens: bool = True,
+) -> list[str]:
+    """Every missing base URL (and, with `tokens`, unreadable token) of these APIs, by name."""
+    problems: list[str] = []
+    for name in names:
+        api: ApiSettings = getattr(settings, name)
+        if not api.base_url:
+            problems.append(
+                f"{env_name(name, 'base_url')}: required (the API origin, "
+                f"e.g. {_ORIGIN_EXAMPLES[name]})"
+            )
+        if not tokens:
+            continue
+        try:
+            token_source(settings, name).read()
+        except ConfigError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def require_api(settings: Settings, name: ApiName) -> tuple[str, TokenSource]:
+    """The base URL and token source of an API; the token itself is read when first used."""
+    problems = api_problems(settings, (name,), tokens=False)
+    if problems:
+        raise ConfigError(settings_message(problems))
+    base_url = getattr(settings, name).base_url
+    assert base_url is not None  # api_problems reported it otherwise
+    return base_url, token_source(settings, name)
+
+
+def check_config(settings: Settings) -> None:
+    """Fail early with every missing or unreadable setting in one message, by variable name."""
+    problems: list[str] = []
+    if settings.mappings_file is not None and not settings.mappings_file.exists():
+        problems.append(
+            f"CERTSYNC_MAPPINGS_FILE: {settings.mappings_file} not found (set it to an empty "
+            "value to sync with the mappings already in the store)"
         )
-    return api.base_url, api.token.get_secret_value()
+    problems += api_problems(settings)
+    if problems:
+        raise ConfigError(settings_message(problems))

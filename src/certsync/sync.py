@@ -4,137 +4,47 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager, nullcontext
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
 from certsync import plan as planner
 from certsync.apply import apply_requests
+from certsync.clients import Clients, open_clients
 from certsync.errors import (
     EXIT_CONFIG,
     EXIT_FAILED,
     EXIT_GUARD,
-    EXIT_OK,
     CertsyncError,
-    ConfigError,
     StopRequested,
 )
 from certsync.holders import read_holders
-from certsync.http import ApiHttp, Pacer, RequestCounter, build_client
-from certsync.mappings_file import load_mapping_file
-from certsync.models import ApplyResult, Mappings, Plan, Pull, WriteRequest
-from certsync.monotree import MonotreeClient
-from certsync.natecosmic import NatecosmicClient
-from certsync.settings import Settings, require_api
-from certsync.store import PullDelta, Store, utcnow
+from certsync.mappings_file import MappingFile, load_mapping_file
+from certsync.models import (
+    Holding,
+    Mappings,
+    Plan,
+    Pull,
+    UserMapping,
+    resolve_mappings,
+)
+from certsync.monotree import Template, User
+from certsync.settings import Settings
+from certsync.store import Store, utcnow
+from certsync.sync_report import Kind, SyncOptions, SyncReport, type_keys
 
 log = structlog.get_logger("certsync.sync")
 
-Kind = Literal["full", "incremental"]
 Progress = Callable[[str], None]
 
-
-@dataclass
-class Clients:
-    """Both API clients and the counter they share."""
-
-    natecosmic: NatecosmicClient
-    monotree: MonotreeClient
-    counter: RequestCounter
-
-
-@contextmanager
-def open_clients(
-    settings: Settings,
-    counter: RequestCounter | None = None,
-    *,
-    stop: threading.Event | None = None,
-) -> Iterator[Clients]:
-    """Both clients, sharing one counter; `stop` makes waits and retries end early."""
-    counter = counter if counter is not None else RequestCounter()
-    with ExitStack() as stack:
-
-        def session(name: Literal["natecosmic", "monotree"]) -> ApiHttp:
-            base_url, token = require_api(settings, name)
-            api = settings.natecosmic if name == "natecosmic" else settings.monotree
-            return ApiHttp(
-                api=name,
-                base_url=base_url,
-                token=token,
-                client=stack.enter_context(build_client(settings.client, verify=api.verify_tls)),
-                settings=settings.client,
-                counter=counter,
-                pacer=Pacer(max_per_minute=api.max_requests_per_minute, stop=stop),
-                stop=stop,
-            )
-
-        natecosmic, monotree = session("natecosmic"), session("monotree")
-        yield Clients(NatecosmicClient(natecosmic), MonotreeClient(monotree), counter)
-
-
-@dataclass(frozen=True)
-class SyncOptions:
-    dry_run: bool = False
-    force_full: bool = False
-    allow_mass_revoke: bool = False
-    today: date | None = None
-
-
-@dataclass
-class SyncReport:
-    """Everything one cycle did, for the table, the JSON document, the journal and metrics."""
-
-    run_id: str
-    kind: Kind
-    dry_run: bool
-    plan: Plan = field(default_factory=Plan)
-    requests: list[WriteRequest] = field(default_factory=list)
-    result: ApplyResult = field(default_factory=ApplyResult)
-    request_counts: dict[str, int] = field(default_factory=dict)
-    pull_records: int = 0
-    pull_delta: PullDelta | None = None
-    templates_read: list[int] = field(default_factory=list)
-    missing_templates: list[int] = field(default_factory=list)
-    unresolved_emails: list[str] = field(default_factory=list)
-    error: str | None = None
-    exit_code: int = EXIT_OK
-    duration: float = 0.0
-    timings: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def outcome(self) -> str:
-        if self.error is not None:
-            return "error"
-        if self.exit_code == EXIT_GUARD:
-            return "held-back"
-        if self.exit_code == EXIT_FAILED:
-            return "partial"
-        return "dry-run" if self.dry_run else "converged"
-
-    def counts(self) -> dict[str, int]:
-        p = self.plan
-        return {
-            "assign": len(p.assigns),
-            "renew": len(p.renewals),
-            "revoke": len(p.revokes),
-            "held_back": len(p.held_back_revokes),
-            "drift": len(p.drift),
-            "kept_newer": len(p.kept_newer),
-            "not_owned_left_alone": p.left_alone,
-            "unmapped": len(p.unmapped),
-            "rejected": len(p.rejected),
-            "missing_users": len(p.missing_users),
-            "missing_templates": len(self.missing_templates),
-            "unresolved_emails": len(self.unresolved_emails),
-            "write_requests": len(self.requests),
-            "failed_requests": len(self.result.failures),
-        }
+__all__ = ["Clients", "SyncOptions", "SyncReport", "open_clients", "run_sync"]
 
 
 def _full_due(store: Store, settings: Settings, now: datetime) -> bool:
@@ -144,31 +54,24 @@ def _full_due(store: Store, settings: Settings, now: datetime) -> bool:
     return now - datetime.fromisoformat(last) >= timedelta(seconds=settings.schedule.full_every)
 
 
-def _refresh_users(store: Store, clients: Clients) -> None:
-    users = clients.monotree.list_users()
-    store.replace_monotree_users((u.id, u.email, u.name) for u in users)
-    log.info("sync.users_refreshed", users=len(users))
-
-
-def _without_templates(mappings: Mappings, missing: list[int]) -> Mappings:
-    if not missing:
-        return mappings
-    types = {k: t for k, t in mappings.types.items() if t.monotree not in missing}
-    return Mappings(types=types, users=mappings.users, policy=mappings.policy)
-
-
 def run_sync(
     settings: Settings,
     store: Store,
     clients: Clients,
-    options: SyncOptions = SyncOptions(),
+    options: SyncOptions | None = None,
     *,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> SyncReport:
-    """One whole cycle. Errors a user can cause come back in the report, never as a traceback."""
+    """One whole cycle. Errors a user can cause come back in the report, never as a traceback.
+
+    A dry run (and so `certsync plan`) writes nothing to the store: the mapping
+    file is read in memory, no run is recorded and nothing read is kept.
+    """
+    options = options or SyncOptions()
     say = progress or (lambda _msg: None)
     started = time.monotonic()
+    dry = options.dry_run
     # The daemon shares one counter across cycles: a report counts its own requests.
     counted_before = clients.counter.snapshot()
     for name, api in (("natecosmic", settings.natecosmic), ("monotree", settings.monotree)):
@@ -178,35 +81,41 @@ def run_sync(
                 api=name,
                 setting=f"CERTSYNC_{name.upper()}__VERIFY_TLS",
             )
-    if settings.mappings_file is not None:
-        mapping_file = load_mapping_file(settings.mappings_file)
-        summary = store.import_mappings(mapping_file, prune=True)
-        if summary.changed:
-            log.info("mappings.imported", **_summary_fields(summary))
-
-    lock: Any = (
+    lock: AbstractContextManager[Any] = (
         nullcontext()
-        if options.dry_run
-        else store.lock.held(timeout=settings.sync.lock_timeout, what=f"the store {store.url}")
+        if dry
+        else store.lock.held(timeout=settings.sync.lock_timeout, what=f"the store {store.shown}")
     )
     with lock:
-        if not options.dry_run:
+        if not dry:
             closed, unknown = store.recover()
             if closed or unknown:
                 log.warning("sync.recovered", interrupted_runs=closed, unknown_writes=unknown)
         now = datetime.now(UTC)
         full = options.force_full or _full_due(store, settings, utcnow())
         kind: Kind = "full" if full else "incremental"
-        run_id = store.start_run("dry" if options.dry_run else kind)
+        run_id = uuid.uuid4().hex[:16] if dry else store.start_run(kind)
         structlog.contextvars.bind_contextvars(run_id=run_id)
-        report = SyncReport(run_id=run_id, kind=kind, dry_run=options.dry_run)
+        report = SyncReport(run_id=run_id, kind=kind, dry_run=dry)
         try:
+            # Token files are read again every cycle: a rotated Secret needs no restart.
+            clients.reload_credentials()
+            mapping_file = (
+                None
+                if settings.mappings_file is None
+                else load_mapping_file(settings.mappings_file)
+            )
+            if mapping_file is not None and not dry:
+                summary = store.import_mappings(mapping_file, prune=True)
+                if summary.changed:
+                    log.info("mappings.imported", **_summary_fields(summary))
             _cycle(
                 settings=settings,
                 store=store,
                 clients=clients,
                 options=options,
                 report=report,
+                mapping_file=mapping_file,
                 now=now,
                 say=say,
                 should_stop=should_stop,
@@ -226,18 +135,9 @@ def run_sync(
                 if n > counted_before.get(key, 0)
             }
             report.duration = time.monotonic() - started
-            try:
-                store.finish_run(
-                    run_id,
-                    outcome=report.outcome,
-                    exit_code=report.exit_code,
-                    counts=report.counts(),
-                    requests=report.request_counts,
-                    error=report.error,
-                )
-            except (CertsyncError, SQLAlchemyError) as exc:
-                # The next start closes this run as interrupted; the report still goes out.
-                log.error("sync.finish_not_recorded", error=str(exc))
+            if not dry:
+                _finish(store, report)
+            # The one line a container's log keeps of each cycle (a terminal shows the table).
             log.info(
                 "sync.finished",
                 kind=kind,
@@ -250,6 +150,42 @@ def run_sync(
     return report
 
 
+def _finish(store: Store, report: SyncReport) -> None:
+    try:
+        store.finish_run(
+            report.run_id,
+            outcome=report.outcome,
+            exit_code=report.exit_code,
+            counts=report.counts(),
+            requests=report.request_counts,
+            error=report.error,
+        )
+    except (CertsyncError, SQLAlchemyError) as exc:
+        # The next start closes this run as interrupted; the report still goes out.
+        log.error("sync.finish_not_recorded", error=str(exc))
+
+
+@dataclass(frozen=True)
+class _MonotreeRead:
+    """What the background read of Monotree brought: its templates and their holders."""
+
+    templates: dict[int, Template]
+    holdings: dict[int, dict[int, Holding]]
+    gone: list[int]
+
+
+def _mappings(
+    store: Store, mapping_file: MappingFile | None, by_email: dict[str, int]
+) -> tuple[Mappings, list[UserMapping]]:
+    if mapping_file is None:
+        return resolve_mappings(
+            store.type_mappings(), store.user_mappings(), store.policy(), by_email
+        )
+    # The file is what the store holds after its import (with prune): a dry run
+    # uses it as it is, without importing it.
+    return resolve_mappings(mapping_file.types, mapping_file.users, mapping_file.policy, by_email)
+
+
 def _cycle(
     *,
     settings: Settings,
@@ -257,78 +193,112 @@ def _cycle(
     clients: Clients,
     options: SyncOptions,
     report: SyncReport,
+    mapping_file: MappingFile | None,
     now: datetime,
     say: Progress,
     should_stop: Callable[[], bool],
 ) -> None:
     today = options.today or now.date()
     full = report.kind == "full"
+    dry = options.dry_run
 
     clock = _PhaseClock(report.timings)
-    mappings, unresolved = store.mappings()
-    has_email_users = store.has_email_mappings()
+    mappings, unresolved = _mappings(store, mapping_file, store.monotree_users_by_email())
+    has_email_users = (
+        any(u.monotree_email for u in mapping_file.users)
+        if mapping_file is not None
+        else store.has_email_mappings()
+    )
     missing_users: frozenset[int] = frozenset()
+    listed_users: list[User] = []
     if has_email_users and (full or (unresolved and store.monotree_user_ids() is None)):
         say("reading Monotree's user list for email mappings")
-        _refresh_users(store, clients)
-        mappings, unresolved = store.mappings()
+        listed_users = clients.monotree.list_users()
+        if not dry:
+            store.replace_monotree_users((u.id, u.email, u.name) for u in listed_users)
+        by_email = {u.email.strip().lower(): u.id for u in listed_users if u.email}
+        mappings, unresolved = _mappings(store, mapping_file, by_email)
         # Only a list read in this very cycle may call a user missing: an older
         # one has not seen today's new hires.
-        listed = store.monotree_user_ids() or set()
-        missing_users = frozenset(set(mappings.users.values()) - listed)
+        missing_users = frozenset(set(mappings.users.values()) - {u.id for u in listed_users})
     report.unresolved_emails = sorted(str(u.monotree_email) for u in unresolved)
 
-    templates = list(mappings.template_ids())
-    if full:
-        to_read = templates
-    else:
-        states = store.template_states()
-        to_read = [c for c in templates if c not in states or states[c].dirty]
+    mapped = list(mappings.template_ids())
+    owned = store.owned_pairs()
+    # Templates certsync wrote to whose type mapping is gone: their owned holdings
+    # are reported as unmanaged (or revoked, with policy.revoke_unmapped).
+    unmapped_owned = sorted({cert for cert, _ in owned} - set(mapped))
+    states = None if full else store.template_states()
+    abandon = threading.Event()
     clock.lap("load_seconds")
 
-    # The pull and the holder reads do not depend on each other: the reads go out
-    # first, in the background, and the pull is made and parsed while they wait.
-    say(
-        f"pulling certifications; reading holders of {len(to_read)} of {len(templates)} template(s)"
-    )
-    stop_reading = threading.Event()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read") as background:
-        reading = background.submit(
-            read_holders,
+    def read_monotree() -> _MonotreeRead:
+        # The template list is read every cycle: it proves the token and the URL,
+        # and says which mapped templates were deleted or unpublished.
+        listed = {t.id: t for t in clients.monotree.list_templates()}
+        present = [c for c in mapped if c in listed]
+        if full:
+            extra = [c for c in unmapped_owned if c in listed]
+            to_read = present + (extra if mappings.policy.revoke_unmapped else [])
+        else:
+            assert states is not None
+            to_read = [c for c in present if c not in states or states[c].dirty]
+        read, gone = read_holders(
             clients.monotree,
             to_read,
             concurrency=settings.client.concurrency,
             now=now,
-            abandon=stop_reading,
+            abandon=abandon,
         )
+        return _MonotreeRead(listed, read, gone)
+
+    # The Monotree reads and the pull do not depend on each other: the reads go out
+    # first, in the background, and the pull is made and parsed while they wait.
+    say("pulling certifications; reading Monotree's templates and holders")
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read") as background:
+        reading = background.submit(read_monotree)
         try:
             try:
                 pull: Pull = clients.natecosmic.list_certifications()
             finally:
                 clock.lap("pull_seconds")
-            if not options.dry_run:
+            if not dry:
                 # The snapshot only feeds the report ("since the last pull"), so it is
                 # kept as soon as the pull is in, while the reads still wait on Monotree.
                 report.pull_delta = store.save_pull(pull.records)
                 clock.lap("snapshot_seconds")
         except BaseException:
-            stop_reading.set()
+            abandon.set()
             raise
-        read, missing = reading.result()
+        monotree = reading.result()
     clock.lap("read_seconds")
     report.pull_records = len(pull.records)
     log.info("sync.pulled", records=len(pull.records), rejected=len(pull.rejected))
+    listed = monotree.templates
+    read = monotree.holdings
     report.templates_read = sorted(read)
-    report.missing_templates = missing
-    for cert in missing:
-        log.warning("sync.template_missing", certificate_id=cert)
-    if not options.dry_run:
+    report.type_keys = type_keys(mappings)
+    report.missing_templates = sorted({c for c in mapped if c not in listed} | set(monotree.gone))
+    report.unpublished_templates = [c for c in mapped if c in listed and not listed[c].is_published]
+    report.template_titles = {
+        c: t.title for c, t in listed.items() if c in set(mapped) | set(unmapped_owned)
+    }
+    for cert in report.missing_templates:
+        log.warning(
+            "sync.template_missing",
+            certificate_id=cert,
+            mapped_from=report.type_keys.get(cert, []),
+        )
+    for cert in report.unpublished_templates:
+        log.warning("sync.template_unpublished", certificate_id=cert, title=listed[cert].title)
+    if not dry:
         for cert, found in read.items():
             store.save_full_read(cert, found)
     _check_stop(should_stop)
-    holdings = store.known_holdings(c for c in templates if c not in read and c not in missing)
+    known = [c for c in [*mapped, *unmapped_owned] if c not in read and c in listed]
+    holdings = store.known_holdings(known)
     holdings.update(read)
-    mappings = _without_templates(mappings, missing)
+    mappings = _without_templates(mappings, report.missing_templates)
 
     clock.lap("store_seconds")
     plan_cpu = time.process_time()
@@ -336,7 +306,7 @@ def _cycle(
         pull.records,
         mappings,
         holdings,
-        store.owned_pairs(),
+        owned,
         today,
         rejected=pull.rejected,
         missing_users=missing_users,
@@ -355,7 +325,8 @@ def _cycle(
     )
     report.timings["plan_cpu_seconds"] = round(time.process_time() - plan_cpu, 4)
     clock.lap("plan_seconds")
-    log.info("sync.planned", requests=len(report.requests), **report.counts())
+    report.user_labels = _user_labels(store, the_plan, listed_users)
+    log.debug("sync.planned", requests=len(report.requests), **report.counts())
     if the_plan.held_back_revokes and the_plan.held_back_reason:
         log.warning(
             "sync.revocations_held_back",
@@ -363,7 +334,7 @@ def _cycle(
             reason=the_plan.held_back_reason,
         )
 
-    if not options.dry_run and report.requests:
+    if not dry and report.requests:
         say(f"applying {len(report.requests)} write request(s)")
         report.result = apply_requests(
             report.requests,
@@ -375,7 +346,7 @@ def _cycle(
             concurrency=settings.client.concurrency,
         )
         clock.lap("apply_seconds")
-    if full and not options.dry_run:
+    if full and not dry:
         # A missing template does not make every later cycle full: it is asked for
         # again (one request) and reported on each cycle until its mapping is fixed.
         store.set_setting("last_full_at", utcnow().isoformat())
@@ -388,6 +359,35 @@ def _cycle(
         report.exit_code = EXIT_GUARD
     elif report.result.failures or report.missing_templates or report.result.stopped:
         report.exit_code = EXIT_FAILED
+
+
+def _without_templates(mappings: Mappings, missing: list[int]) -> Mappings:
+    if not missing:
+        return mappings
+    types = {k: t for k, t in mappings.types.items() if t.monotree not in missing}
+    return Mappings(types=types, users=mappings.users, policy=mappings.policy)
+
+
+def _user_labels(store: Store, the_plan: Plan, listed: list[User]) -> dict[int, str]:
+    """Emails or names of the users a plan shows, from this cycle's list or the user cache."""
+    ids = {
+        item.user_id
+        for items in (
+            the_plan.assigns,
+            the_plan.renewals,
+            the_plan.revokes,
+            the_plan.held_back_revokes,
+            the_plan.unmanaged,
+            the_plan.missing_users,
+            the_plan.drift,
+        )
+        for item in items
+    }
+    labels = store.user_labels(ids)
+    labels.update(
+        {u.id: u.email or u.name or "" for u in listed if u.id in ids and (u.email or u.name)}
+    )
+    return labels
 
 
 class _PhaseClock:
@@ -410,14 +410,3 @@ def _check_stop(should_stop: Callable[[], bool]) -> None:
 
 def _summary_fields(summary: Any) -> dict[str, Any]:
     return {k: getattr(summary, k) for k in summary.__slots__}
-
-
-def check_config(settings: Settings) -> None:
-    """Fail early, with the variable's name, when an API setting is missing."""
-    if settings.mappings_file is not None and not settings.mappings_file.exists():
-        raise ConfigError(
-            f"mapping file {settings.mappings_file} not found (CERTSYNC_MAPPINGS_FILE; "
-            "set it to an empty value to use the mappings already in the store)"
-        )
-    require_api(settings, "natecosmic")
-    require_api(settings, "monotree")

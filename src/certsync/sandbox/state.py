@@ -1,6 +1,6 @@
 """The sandbox's world: Natecosmic records, Monotree users, templates and holdings.
 
-Every rule of `shared/api/` that certsync relies on is implemented here, in
+Every API rule of `docs/api-assumptions.md` that certsync relies on is implemented here, in
 plain Python, so the apps in `apps.py` stay thin and the rules can be tested
 without a server.
 """

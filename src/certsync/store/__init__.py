@@ -32,7 +32,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.pool import StaticPool
 
 from certsync.errors import StoreError
 from certsync.mappings_file import MappingFile
@@ -47,6 +48,7 @@ from certsync.models import (
     TypeMapping,
     UserMapping,
     WriteRequest,
+    resolve_mappings,
 )
 from certsync.store import migrations
 from certsync.store.lock import WriterLock, utcnow
@@ -137,6 +139,18 @@ def _sqlite_path(url: str) -> Path | None:
     return Path(database)
 
 
+MEMORY_URL = "sqlite://"
+
+
+def missing_file(url: str) -> bool:
+    """True when the URL names an SQLite file that does not exist yet."""
+    try:
+        path = _sqlite_path(url)
+    except (ArgumentError, ValueError):
+        return False
+    return path is not None and not path.exists()
+
+
 def _preflight_sqlite(path: Path) -> None:
     """Check an existing file read-only before anything may alter it; create a new one 0600."""
     if not path.exists():
@@ -201,6 +215,8 @@ class Store:
             self.engine: Engine = create_engine(
                 url,
                 connect_args={"check_same_thread": False} if url.startswith("sqlite") else {},
+                # One in-memory database shared by every thread, not one each.
+                **({"poolclass": StaticPool} if url == MEMORY_URL else {}),
             )
         except (SQLAlchemyError, ImportError, ValueError) as exc:
             raise StoreError(f"cannot use CERTSYNC_DATABASE_URL: {exc}") from None
@@ -208,6 +224,11 @@ class Store:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._migrate()
         self.lock = WriterLock(self.engine, lease_seconds=lock_lease_seconds)
+
+    @property
+    def shown(self) -> str:
+        """The URL as it may be printed: a password in it is masked."""
+        return self.engine.url.render_as_string(hide_password=True)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -340,18 +361,24 @@ class Store:
 
     def mappings(self) -> tuple[Mappings, list[UserMapping]]:
         """Mappings ready for the plan, and the email mappings the user cache cannot resolve."""
-        by_email = self.monotree_users_by_email()
-        users: dict[str, int] = {}
-        unresolved: list[UserMapping] = []
-        for u in self.user_mappings():
-            if u.monotree is not None:
-                users[u.natecosmic] = u.monotree
-            elif u.monotree_email is not None and u.monotree_email in by_email:
-                users[u.natecosmic] = by_email[u.monotree_email]
-            else:
-                unresolved.append(u)
-        types = {t.natecosmic: t for t in self.type_mappings()}
-        return Mappings(types=types, users=users, policy=self.policy()), unresolved
+        return resolve_mappings(
+            self.type_mappings(),
+            self.user_mappings(),
+            self.policy(),
+            self.monotree_users_by_email(),
+        )
+
+    def user_labels(self, user_ids: Iterable[int]) -> dict[int, str]:
+        """Email (or name) of each of these Monotree users, where the user cache knows it."""
+        ids = sorted(set(user_ids))
+        out: dict[int, str] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(ids):
+                query = select(_MU.c.id, _MU.c.email, _MU.c.name).where(_MU.c.id.in_(chunk))
+                for r in conn.execute(query):
+                    if r.email or r.name:
+                        out[r.id] = r.email or r.name
+        return out
 
     # --- the Monotree user cache ------------------------------------------------
 

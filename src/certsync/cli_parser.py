@@ -1,0 +1,172 @@
+"""The command line: every command and option, each with a description (`docs/cli.md`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from certsync import __version__
+from certsync.errors import ConfigError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # a usage error exits 2, as docs/cli.md says
+        self.print_usage(sys.stderr)
+        raise ConfigError(f"usage: {message}")
+
+
+_FORMATTER = argparse.ArgumentDefaultsHelpFormatter
+
+
+def _format(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--format",
+        choices=["table", "json"],
+        default="table",
+        help="a table for people, or one JSON document on stdout for scripts",
+    )
+
+
+def _command(sub: Any, name: str, summary: str, description: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name, help=summary, description=description, formatter_class=_FORMATTER
+    )
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="certsync",
+        description="Keep Monotree certificates in step with Natecosmic. Settings come from "
+        "CERTSYNC_* environment variables (see docs/cli.md and the README).",
+    )
+    parser.add_argument("--version", action="version", version=f"certsync {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    sync = _command(
+        sub,
+        "sync",
+        "run one sync",
+        "Pull Natecosmic, read Monotree, plan and apply. Exit 0 converged, 1 some actions "
+        "failed, 2 configuration or authentication error, 3 the mass-revoke guard held "
+        "revocations back.",
+    )
+    sync.add_argument("--dry-run", action="store_true", help="make no write call; print the plan")
+    sync.add_argument(
+        "--full", action="store_true", help="read every holder in Monotree, not what certsync knows"
+    )
+    _format(sync)
+    sync.add_argument(
+        "--allow-mass-revoke",
+        action="store_true",
+        help="apply revocations even past the mass-revoke guard",
+    )
+
+    plan = _command(
+        sub,
+        "plan",
+        "what a sync would do; writes nothing",
+        "The same as sync --dry-run: no write to either API, and nothing written to the store "
+        "(the mapping file is read in memory, no run is recorded).",
+    )
+    plan.add_argument(
+        "--full", action="store_true", help="read every holder in Monotree, not what certsync knows"
+    )
+    _format(plan)
+
+    mappings = _command(
+        sub, "mappings", "manage the mapping store", "Load, list and check the mappings."
+    )
+    msub = mappings.add_subparsers(dest="mappings_command", required=True, parser_class=_Parser)
+    imp = _command(
+        msub,
+        "import",
+        "load a mapping file into the store",
+        "Upsert the file's types, users and policy into the store.",
+    )
+    imp.add_argument("file", type=Path, help="the mapping file (TOML, see docs/mappings.md)")
+    imp.add_argument(
+        "--prune", action="store_true", help="also remove mappings the file no longer names"
+    )
+    lst = _command(
+        msub, "list", "list the mappings in the store", "The policy, types and users in the store."
+    )
+    _format(lst)
+    _command(
+        msub,
+        "check",
+        "check every mapping against both APIs",
+        "Templates exist and are published, types appear upstream, users exist, emails resolve.",
+    )
+
+    status = _command(
+        sub, "status", "recent runs and their outcomes", "Recent runs, from the store's journal."
+    )
+    status.add_argument("--limit", type=int, default=10, help="how many runs to show")
+    _format(status)
+
+    sandbox = _command(
+        sub,
+        "sandbox",
+        "serve local simulators of both APIs",
+        "Serve simulators of Natecosmic and Monotree with a generated world, and write a "
+        "mapping file that fits it. Ctrl-C stops them.",
+    )
+    sandbox.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    sandbox.add_argument(
+        "--natecosmic-port", type=int, default=8001, help="port of the Natecosmic simulator"
+    )
+    sandbox.add_argument(
+        "--monotree-port", type=int, default=8002, help="port of the Monotree simulator"
+    )
+    sandbox.add_argument("--users", type=int, default=20, help="people in the generated world")
+    sandbox.add_argument(
+        "--types", type=int, default=3, help="certification types (and templates) to generate"
+    )
+    sandbox.add_argument("--seed", type=int, default=1, help="random seed: the same world again")
+    sandbox.add_argument(
+        "--mappings-out",
+        type=Path,
+        default=Path("sandbox-mappings.toml"),
+        help="where to write the mapping file that fits the generated world",
+    )
+    sandbox.add_argument(
+        "--rate-limit", type=int, default=60, help="Monotree requests a minute; 0 turns it off"
+    )
+    sandbox.add_argument("--latency", type=float, default=0.0, help="seconds added to each answer")
+    sandbox.add_argument(
+        "--error-rate", type=float, default=0.0, help="share of answers that are 429, 500 or 503"
+    )
+    sandbox.add_argument(
+        "--drop-rate", type=float, default=0.0, help="share of connections dropped"
+    )
+    sandbox.add_argument("--slow-rate", type=float, default=0.0, help="share of slow answers")
+    sandbox.add_argument(
+        "--slow-seconds", type=float, default=5.0, help="how slow a slow answer is, in seconds"
+    )
+    _command(
+        sub,
+        "demo",
+        "a demo sync against the built-in sandbox",
+        "Start the sandbox, sync, change things upstream, sync again; in a temporary folder.",
+    )
+    _command(
+        sub,
+        "run",
+        "the long-running daemon",
+        "Sync on a schedule (CERTSYNC_SCHEDULE__INTERVAL or __CRON), the first cycle full. "
+        "Serves /healthz, /readyz and /metrics on CERTSYNC_HTTP__HOST:CERTSYNC_HTTP__PORT. "
+        "A failed cycle leaves the daemon up but not ready, and is retried after 1, 2, 4 ... "
+        "seconds (at most CERTSYNC_SCHEDULE__MAX_BACKOFF). SIGTERM or SIGINT stop it after "
+        "the request in flight.",
+    )
+    health = _command(
+        sub,
+        "healthcheck",
+        "exit 0 if the local daemon answers /healthz",
+        "What the container's HEALTHCHECK runs: asks the daemon on CERTSYNC_HTTP__PORT.",
+    )
+    health.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for an answer")
+    return parser

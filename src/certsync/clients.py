@@ -1,0 +1,70 @@
+"""Both API clients, built from settings, sharing one request counter and their credentials."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import Literal
+
+import structlog
+
+from certsync.credentials import Credential
+from certsync.http import ApiHttp, Pacer, RequestCounter, build_client
+from certsync.monotree import MonotreeClient
+from certsync.natecosmic import NatecosmicClient
+from certsync.redaction import REDACTOR
+from certsync.settings import Settings, require_api
+
+log = structlog.get_logger("certsync.clients")
+
+
+@dataclass
+class Clients:
+    """Both API clients, the counter they share and the credentials they send."""
+
+    natecosmic: NatecosmicClient
+    monotree: MonotreeClient
+    counter: RequestCounter
+    credentials: tuple[Credential, ...] = ()
+
+    def reload_credentials(self) -> None:
+        """Read every token source again: a rotated Secret is used from this cycle on."""
+        for credential in self.credentials:
+            if credential.reload():
+                log.info("sync.token_rotated", source=credential.describe())
+
+
+@contextmanager
+def open_clients(
+    settings: Settings,
+    counter: RequestCounter | None = None,
+    *,
+    stop: threading.Event | None = None,
+) -> Iterator[Clients]:
+    """Both clients, sharing one counter; `stop` makes waits and retries end early."""
+    counter = counter if counter is not None else RequestCounter()
+    credentials: list[Credential] = []
+    with ExitStack() as stack:
+
+        def session(name: Literal["natecosmic", "monotree"]) -> ApiHttp:
+            base_url, source = require_api(settings, name)
+            api = settings.natecosmic if name == "natecosmic" else settings.monotree
+            credential = Credential(source, REDACTOR)
+            credentials.append(credential)
+            return ApiHttp(
+                api=name,
+                base_url=base_url,
+                credential=credential,
+                client=stack.enter_context(build_client(settings.client, verify=api.verify_tls)),
+                settings=settings.client,
+                counter=counter,
+                pacer=Pacer(max_per_minute=api.max_requests_per_minute, stop=stop),
+                stop=stop,
+            )
+
+        natecosmic, monotree = session("natecosmic"), session("monotree")
+        yield Clients(
+            NatecosmicClient(natecosmic), MonotreeClient(monotree), counter, tuple(credentials)
+        )

@@ -1,0 +1,87 @@
+"""What one cycle was asked to do and what it did: the report every output is made from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Literal
+
+from certsync.errors import EXIT_FAILED, EXIT_GUARD, EXIT_OK
+from certsync.models import ApplyResult, Mappings, Plan, WriteRequest
+from certsync.store import PullDelta
+
+Kind = Literal["full", "incremental"]
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    dry_run: bool = False
+    force_full: bool = False
+    allow_mass_revoke: bool = False
+    today: date | None = None
+
+
+@dataclass
+class SyncReport:
+    """Everything one cycle did, for the table, the JSON document, the journal and metrics."""
+
+    run_id: str
+    kind: Kind
+    dry_run: bool
+    plan: Plan = field(default_factory=Plan)
+    requests: list[WriteRequest] = field(default_factory=list)
+    result: ApplyResult = field(default_factory=ApplyResult)
+    request_counts: dict[str, int] = field(default_factory=dict)
+    pull_records: int = 0
+    pull_delta: PullDelta | None = None
+    templates_read: list[int] = field(default_factory=list)
+    missing_templates: list[int] = field(default_factory=list)
+    unpublished_templates: list[int] = field(default_factory=list)
+    unresolved_emails: list[str] = field(default_factory=list)
+    # Names shown beside ids: template titles from Monotree's list, user emails or names.
+    template_titles: dict[int, str] = field(default_factory=dict)
+    user_labels: dict[int, str] = field(default_factory=dict)
+    type_keys: dict[int, list[str]] = field(default_factory=dict)
+    error: str | None = None
+    exit_code: int = EXIT_OK
+    duration: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def outcome(self) -> str:
+        if self.error is not None:
+            return "error"
+        if self.exit_code == EXIT_GUARD:
+            return "held-back"
+        if self.exit_code == EXIT_FAILED:
+            return "partial"
+        return "dry-run" if self.dry_run else "converged"
+
+    def counts(self) -> dict[str, int]:
+        p = self.plan
+        return {
+            "assign": len(p.assigns),
+            "renew": len(p.renewals),
+            "revoke": len(p.revokes),
+            "held_back": len(p.held_back_revokes),
+            "drift": len(p.drift),
+            "kept_newer": len(p.kept_newer),
+            "not_owned_left_alone": p.left_alone,
+            "unmapped": len(p.unmapped),
+            "rejected": len(p.rejected),
+            "missing_users": len(p.missing_users),
+            "unmanaged": len(p.unmanaged),
+            "missing_templates": len(self.missing_templates),
+            "unpublished_templates": len(self.unpublished_templates),
+            "unresolved_emails": len(self.unresolved_emails),
+            "write_requests": len(self.requests),
+            "failed_requests": len(self.result.failures),
+        }
+
+
+def type_keys(mappings: Mappings) -> dict[int, list[str]]:
+    """Template id -> the Natecosmic types mapped to it: the name an operator wrote."""
+    out: dict[int, list[str]] = {}
+    for key, t in sorted(mappings.types.items()):
+        out.setdefault(t.monotree, []).append(key)
+    return out

@@ -1,0 +1,95 @@
+"""The command's surface: help for every option, a closed pipe, a taken port, the image's files."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from certsync.cli_parser import build_parser
+from tests.conftest import CERTSYNC, clean_env
+
+ROOT = Path(__file__).parent.parent
+
+
+def _commands(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> list[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    found = [(path, parser)]
+    for action in parser._actions:  # argparse keeps its subcommands only here
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                found += _commands(child, (*path, name))
+    return found
+
+
+@pytest.mark.parametrize("path", [p for p, _ in _commands(build_parser())][1:], ids=" ".join)
+def test_every_command_and_option_is_described(path: tuple[str, ...]) -> None:
+    parser = dict(_commands(build_parser()))[path]
+    assert parser.description, f"certsync {' '.join(path)} has no description"
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            continue
+        assert action.help, f"certsync {' '.join(path)} {action.dest} has no help"
+
+
+def test_run_help_says_what_the_daemon_does(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [CERTSYNC, "run", "--help"],
+        env=clean_env(),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert "/readyz" in result.stdout and "CERTSYNC_SCHEDULE__INTERVAL" in result.stdout
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    """`certsync status | head -1`: the reader leaves first; no traceback, no 'internal error'."""
+    env = {**clean_env(), "CERTSYNC_DATABASE_URL": f"sqlite:///{tmp_path / 'c.db'}"}
+    result = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", f"{CERTSYNC} status --limit 50 | true"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.stderr == ""
+    assert result.returncode == 141  # 128 + SIGPIPE, as for any command whose reader left
+
+
+def test_the_sandbox_on_a_taken_port_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [CERTSYNC, "sandbox", "--natecosmic-port", str(port), "--monotree-port", "0"],
+            env=clean_env(),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"certsync: error: cannot listen on 127.0.0.1:{port}: Address already in use"
+    ]
+
+
+def test_the_image_carries_no_mapping_file_at_the_default_path() -> None:
+    """A container started without its own file must fail clearly, not sync sample mappings."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "COPY config" not in dockerfile
+
+
+def test_generated_sandbox_files_are_ignored_by_git() -> None:
+    ignored = (ROOT / ".gitignore").read_text().split()
+    assert "sandbox-mappings.toml" in ignored
