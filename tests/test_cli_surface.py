@@ -90,6 +90,27 @@ def test_the_image_carries_no_mapping_file_at_the_default_path() -> None:
     assert "COPY config" not in dockerfile
 
 
+def test_the_repository_stands_on_its_own() -> None:
+    """Code, tests and docs cite the project's own docs, not files a user does not have."""
+    tracked = subprocess.run(
+        ["git", "ls-files", "src", "tests", "docs", "README.md", "SECURITY.md", "config"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    offenders = [
+        name
+        for name in tracked
+        if name != "tests/test_cli_surface.py"
+        and any(
+            word in (ROOT / name).read_text(errors="replace")
+            for word in ("SPEC.md", "shared/api", "shared/")
+        )
+    ]
+    assert offenders == []
+
+
 def test_generated_sandbox_files_are_ignored_by_git() -> None:
     ignored = (ROOT / ".gitignore").read_text().split()
     assert "sandbox-mappings.toml" in ignored
