@@ -46,7 +46,7 @@ PER_PAGE = 50
 # size -> (templates, certifications per user)
 SHAPES = {1_000: (5, 2), 10_000: (10, 4), 100_000: (20, 5)}
 WRAPPER = (
-    "import sys; from certsync.cli import main; rc = main(sys.argv[1:]); "
+    "import sys; from certsync.cli.main import main; rc = main(sys.argv[1:]); "
     "hwm = next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]; "
     "print('peak_kib', hwm, file=sys.stderr); sys.exit(rc)"
 )

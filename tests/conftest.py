@@ -15,8 +15,8 @@ import httpx
 import pytest
 import structlog
 
-from certsync.credentials import Credential
-from certsync.http import ApiHttp, Pacer, RequestCounter
+from certsync.clients.credentials import Credential
+from certsync.clients.http import ApiHttp, Pacer, RequestCounter
 from certsync.redaction import REDACTOR
 from certsync.sandbox import Sandbox, SandboxState
 from certsync.settings import ClientSettings

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from certsync.apply import apply_requests
+from certsync.engine.apply import apply_requests
 from certsync.errors import AuthError, OutcomeUnknownError, RejectedError, RetriableError
 from certsync.models import AssignItem, AssignRequest, ResetRequest, WriteRequest
 from certsync.store import Store

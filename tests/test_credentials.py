@@ -10,11 +10,11 @@ import httpx
 import pytest
 import respx
 
-from certsync.credentials import Credential, TokenSource
+from certsync.clients.credentials import Credential, TokenSource
+from certsync.clients.http import ApiHttp, Pacer, RequestCounter
+from certsync.clients.monotree import MonotreeClient
+from certsync.clients.natecosmic import NatecosmicClient
 from certsync.errors import EXIT_CONFIG, AuthError, EndpointNotFoundError, RetriableError
-from certsync.http import ApiHttp, Pacer, RequestCounter
-from certsync.monotree import MonotreeClient
-from certsync.natecosmic import NatecosmicClient
 from certsync.redaction import Redactor
 from certsync.settings import ClientSettings, load_settings
 from tests.conftest import MONOTREE, NATECOSMIC, FakeTime

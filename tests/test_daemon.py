@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from certsync.daemon import backoff_seconds
 from certsync.sandbox import Fault, SandboxState, World, generate
+from certsync.service.daemon import backoff_seconds
 from tests.conftest import Cli, free_port, metric_sum, wait_for
 
 pytestmark = pytest.mark.e2e

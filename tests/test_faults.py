@@ -256,7 +256,7 @@ def test_a_50_mb_pull_past_the_size_limit_is_refused_with_bounded_memory(
     )
     assert len(sandbox_state.natecosmic_body) > 50_000_000
     wrapper = (
-        "import sys; from certsync.cli import main; rc = main(['sync', '--format', 'json']); "
+        "import sys; from certsync.cli.main import main; rc = main(['sync', '--format', 'json']); "
         "hwm = next(line for line in open('/proc/self/status') if line.startswith('VmHWM')).split()[1]; "
         "print('peak_kib', hwm, file=sys.stderr); sys.exit(rc)"
     )

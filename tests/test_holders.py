@@ -14,10 +14,10 @@ import httpx
 import pytest
 import respx
 
+from certsync.clients.holders import read_holders
+from certsync.clients.http import ApiHttp
+from certsync.clients.monotree import MonotreeClient
 from certsync.errors import AuthError, ResponseFormatError
-from certsync.holders import read_holders
-from certsync.http import ApiHttp
-from certsync.monotree import MonotreeClient
 from tests.conftest import MONOTREE
 from tests.test_monotree import holder
 

@@ -14,12 +14,16 @@ import respx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from certsync.clients.http import ApiHttp
+from certsync.clients.natecosmic import (
+    parse_certifications,
+    parse_certifications_stream,
+    parse_record,
+)
+from certsync.clients.pagination import PaginationError, Paginator
 from certsync.errors import ConfigError, ResponseFormatError
-from certsync.http import ApiHttp
 from certsync.mappings_file import load_mapping_file
 from certsync.models import CertificationRecord, RejectedRecord
-from certsync.natecosmic import parse_certifications, parse_certifications_stream, parse_record
-from certsync.pagination import PaginationError, Paginator
 from tests.conftest import NATECOSMIC
 from tests.test_natecosmic import record
 

@@ -9,6 +9,7 @@ import httpx
 import pytest
 import respx
 
+from certsync.clients.http import ApiHttp, Pacer, backoff_delay, parse_retry_after
 from certsync.errors import (
     AuthError,
     ForbiddenError,
@@ -18,7 +19,6 @@ from certsync.errors import (
     ResponseFormatError,
     RetriableError,
 )
-from certsync.http import ApiHttp, Pacer, backoff_delay, parse_retry_after
 from tests.conftest import M_TOKEN, MONOTREE, FakeTime
 
 URL = f"{MONOTREE}/api/open/v1/certificates/12"

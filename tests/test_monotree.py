@@ -10,10 +10,10 @@ import httpx
 import pytest
 import respx
 
+from certsync.clients.http import ApiHttp
+from certsync.clients.monotree import MonotreeClient, holdings_of, parse_holder
 from certsync.errors import ResponseFormatError
-from certsync.http import ApiHttp
 from certsync.models import AssignItem
-from certsync.monotree import MonotreeClient, holdings_of, parse_holder
 from tests.conftest import MONOTREE
 
 API = f"{MONOTREE}/api/open/v1"

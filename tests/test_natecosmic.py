@@ -9,10 +9,10 @@ import httpx
 import pytest
 import respx
 
+from certsync.clients.http import ApiHttp
+from certsync.clients.natecosmic import NatecosmicClient, parse_certifications
 from certsync.errors import ResponseFormatError
-from certsync.http import ApiHttp
 from certsync.models import CertificationRecord
-from certsync.natecosmic import NatecosmicClient, parse_certifications
 from tests.conftest import NATECOSMIC
 
 URL = f"{NATECOSMIC}/v1/certifications"

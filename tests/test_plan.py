@@ -9,6 +9,8 @@ from datetime import date, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from certsync.engine.plan import guard_revokes, plan, write_requests
+from certsync.engine.scope import Scope
 from certsync.models import (
     Assign,
     AssignRequest,
@@ -26,7 +28,6 @@ from certsync.models import (
     TypeMapping,
     Unmanaged,
 )
-from certsync.plan import guard_revokes, plan, write_requests
 
 TODAY = date(2026, 11, 23)
 FOOD, FIRE = 12, 14
@@ -519,3 +520,83 @@ def test_removing_a_user_mapping_never_adds_a_revocation(
     for u in less.unmanaged:
         assert (u.certificate_id, u.user_id) in owned and u.reason == "user"
         assert u.user_id not in reduced.mapped_users()
+
+
+scope_st = st.builds(
+    Scope,
+    users=st.none() | st.frozensets(st.sampled_from([1000 + i for i in range(len(USERS))])),
+    templates=st.none() | st.frozensets(st.sampled_from(sorted(TYPES.values()))),
+)
+
+
+def _pairs_of(p: Plan) -> dict[str, list[tuple[int, int]]]:
+    """Every action and report of a plan that names a (certificate, user) pair."""
+    return {
+        name: [(item.certificate_id, item.user_id) for item in getattr(p, name)]
+        for name in (
+            "assigns",
+            "renewals",
+            "revokes",
+            "held_back_revokes",
+            "unmanaged",
+            "drift",
+            "kept_newer",
+            "missing_users",
+        )
+    }
+
+
+@settings(max_examples=300, deadline=None)
+@given(records_st, holdings_st, owned_st, st.booleans(), scope_st)
+def test_no_action_falls_outside_the_scope(
+    records: list[CertificationRecord],
+    hs: list[Holding],
+    owned: set[Pair],
+    authoritative: bool,
+    scope: Scope,
+) -> None:
+    """Law: whatever the data, a scoped plan names no pair outside its scope."""
+    p = plan(records, world_mappings(authoritative), world_holdings(hs), owned, TODAY, scope=scope)
+    for name, pairs in _pairs_of(p).items():
+        assert all(scope.has(*pair) for pair in pairs), name
+    if not scope.is_everything:
+        assert p.unmapped == ()
+
+
+@settings(max_examples=300, deadline=None)
+@given(records_st, holdings_st, owned_st, st.booleans(), scope_st)
+def test_a_scoped_plan_is_the_full_plan_restricted_to_the_scope(
+    records: list[CertificationRecord],
+    hs: list[Holding],
+    owned: set[Pair],
+    authoritative: bool,
+    scope: Scope,
+) -> None:
+    """Law: with complete observations, planning inside a scope changes nothing inside it."""
+    m, have = world_mappings(authoritative), world_holdings(hs)
+    full = plan(records, m, have, owned, TODAY)
+    scoped = plan(records, m, have, owned, TODAY, scope=scope)
+    restricted = {
+        name: [pair for pair in pairs if scope.has(*pair)]
+        for name, pairs in _pairs_of(full).items()
+    }
+    assert _pairs_of(scoped) == restricted
+    in_scope_owned = sum(
+        1
+        for cert, by_user in have.items()
+        for user, h in by_user.items()
+        if h.active and (cert, user) in owned and scope.has(cert, user)
+    )
+    assert scoped.owned_active == in_scope_owned  # the guard counts within the scope
+
+
+def test_the_guard_counts_within_the_scope() -> None:
+    """Revoking a user's only owned holding is 100% of that user's scope: the guard holds it."""
+    policy = Policy(max_revoke_min=0, max_revoke_fraction=0.5)
+    have = holdings(held(FOOD, 501), held(FOOD, 502), held(FIRE, 502))
+    owned = {(FOOD, 501), (FOOD, 502), (FIRE, 502)}
+    records = [rec(user="nc-bob"), rec(rid="r2", user="nc-bob", ctype="fire-warden")]
+    scoped = plan(records, maps(policy), have, owned, TODAY, scope=Scope.of_users([501]))
+    assert scoped.revokes == (Revoke(FOOD, 501, owned=True),) and scoped.owned_active == 1
+    guarded = guard_revokes(scoped, policy, pull_empty=False, allow_mass_revoke=False)
+    assert guarded.revokes == () and guarded.guard_held

@@ -10,10 +10,10 @@ import pytest
 import respx
 
 from certsync import logging as certsync_logging
-from certsync.report import to_json
+from certsync.cli.render import to_json
+from certsync.engine.cycle import SyncOptions, open_clients, run_sync
 from certsync.settings import load_settings
 from certsync.store import Store
-from certsync.sync import SyncOptions, open_clients, run_sync
 from tests.conftest import MONOTREE, NATECOSMIC
 from tests.test_natecosmic import record
 

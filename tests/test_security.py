@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from certsync import clients as sync_module
-from certsync.http import build_client
+from certsync.clients import session as sync_module
+from certsync.clients.http import build_client
 from certsync.sandbox import SandboxState, generate
 from certsync.settings import ClientSettings, load_settings
 from tests.conftest import Cli, free_port, wait_for

@@ -2,6 +2,6 @@
 
 import sys
 
-from certsync.cli import main
+from certsync.cli.main import main
 
 sys.exit(main())

@@ -5,10 +5,11 @@ Nothing here does I/O: these are the nouns the rest of certsync passes around.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
 # --- Natecosmic -----------------------------------------------------------------
 
@@ -106,6 +107,47 @@ Holdings = Mapping[int, Mapping[int, Holding]]
 
 Pair = tuple[int, int]
 """(certificate id, Monotree user id)."""
+
+
+# Monotree's own nouns, as its template and user lists give them.
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateType:
+    id: int
+    title: str | None = None
+    is_published: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A certificate template."""
+
+    id: int
+    title: str
+    description: str | None = None
+    validity_months: int | None = None
+    reset_days_before_expiry: int | None = None
+    active_users_count: int | None = None
+    is_published: bool = False
+    certificate_type: CertificateType | None = None
+    published_at: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    name: str | None = None
+    email: str | None = None
+    type: str | None = None
+    groups: tuple[dict[str, Any], ...] = ()
+    hired_at: str | None = None
+    is_away: bool | None = None
+    last_active_on: str | None = None
+    registered_at: str | None = None
+    created_at: str | None = None
 
 
 # --- mappings and policy --------------------------------------------------------
@@ -270,6 +312,18 @@ class MissingUser:
     record_id: str
 
 
+class HoldBack(enum.Enum):
+    """Why revocations were held back; only the guard's reasons make a run exit 3."""
+
+    POLICY = "policy"  # [policy] revoke = false: revocations are never sent
+    MASS_REVOKE = "mass-revoke"  # more than the guard allows in one run
+    EMPTY_PULL = "empty-pull"  # no valid record upstream: never a reason to revoke
+
+    @property
+    def by_guard(self) -> bool:
+        return self is not HoldBack.POLICY
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
     """The whole diff between Natecosmic and Monotree, sorted so equal inputs give equal plans."""
@@ -288,6 +342,14 @@ class Plan:
     left_alone: int = 0
     held_back_revokes: tuple[Revoke, ...] = ()
     held_back_reason: str | None = None
+    held_back_kind: HoldBack | None = None
+
+    @property
+    def guard_held(self) -> bool:
+        """Revocations the safety guard held back: a run that needs a human (exit 3)."""
+        return bool(self.held_back_revokes) and (
+            self.held_back_kind is not None and self.held_back_kind.by_guard
+        )
 
     @property
     def has_writes(self) -> bool:

@@ -3,7 +3,7 @@
 Tokens are `SecretStr` and may also come from a `*_TOKEN_FILE` variable or a
 secrets directory (`/run/secrets/natecosmic_token`, `/run/secrets/monotree_token`),
 which is how Docker and Kubernetes hand secrets over without putting them in
-the environment. Files are not read here: `certsync.credentials` reads them
+the environment. Files are not read here: `certsync.clients.credentials` reads them
 before every cycle, so a rotated Secret needs no restart.
 """
 
@@ -23,7 +23,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from certsync.credentials import TokenSource
+from certsync.clients.credentials import TokenSource
 from certsync.errors import ConfigError
 
 ENV_PREFIX = "CERTSYNC_"

@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from certsync.pagination import PER_PAGE
+from certsync.clients.pagination import PER_PAGE
 from certsync.sandbox.state import SandboxState, Template, iso
 
 Handler = Callable[[Request], Awaitable[Response]]

@@ -6,7 +6,7 @@ from types import TracebackType
 
 from certsync.sandbox.apps import monotree_app, natecosmic_app
 from certsync.sandbox.state import SandboxState
-from certsync.serve import ServerThread
+from certsync.service.serve import ServerThread
 
 
 class Sandbox:

@@ -32,7 +32,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from certsync.errors import StoreError
@@ -51,6 +51,7 @@ from certsync.models import (
     resolve_mappings,
 )
 from certsync.store import migrations
+from certsync.store.db import translated
 from certsync.store.lock import WriterLock, utcnow
 from certsync.store.tables import (
     HoldingRow,
@@ -65,7 +66,15 @@ from certsync.store.tables import (
     UserMappingRow,
 )
 
-__all__ = ["ImportSummary", "PullDelta", "RunSummary", "Store", "utcnow"]
+__all__ = [
+    "MEMORY_URL",
+    "ImportSummary",
+    "PullDelta",
+    "RunSummary",
+    "Store",
+    "missing_file",
+    "utcnow",
+]
 
 _T = TypeMappingRow.__table__  # type: ignore[attr-defined]
 _U = UserMappingRow.__table__  # type: ignore[attr-defined]
@@ -235,11 +244,18 @@ class Store:
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
-        try:
-            with self.engine.begin() as conn:
-                yield conn
-        except OperationalError as exc:
-            raise StoreError(f"the store could not be written: {exc.orig}") from None
+        with translated("could not be written"), self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with translated("could not be read"), self.engine.connect() as conn:
+            yield conn
+
+    def ping(self) -> None:
+        """Raise StoreError unless the database answers (the daemon's readiness)."""
+        with self._read() as conn:
+            conn.execute(select(1))
 
     def _migrate(self) -> None:
         with self._tx() as conn:
@@ -253,7 +269,7 @@ class Store:
                 migrations.upgrade(conn, version)
 
     def schema_version(self) -> int:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return migrations.current_version(conn)
 
     # --- settings -----------------------------------------------------------------
@@ -267,7 +283,7 @@ class Store:
         conn.execute(insert(_S).values(key=key, value=value))
 
     def get_setting(self, key: str) -> str | None:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return self._get_setting(conn, key)
 
     def set_setting(self, key: str, value: str) -> None:
@@ -339,12 +355,12 @@ class Store:
         )
 
     def type_mappings(self) -> list[TypeMapping]:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(select(_T).order_by(_T.c.natecosmic))
             return [TypeMapping(r.natecosmic, r.monotree, bool(r.authoritative)) for r in rows]
 
     def user_mappings(self) -> list[UserMapping]:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(select(_U).order_by(_U.c.natecosmic))
             return [UserMapping(r.natecosmic, r.monotree, r.monotree_email) for r in rows]
 
@@ -353,7 +369,7 @@ class Store:
         return Policy(**json.loads(raw)) if raw else Policy()
 
     def has_email_mappings(self) -> bool:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             found = conn.execute(
                 select(_U.c.natecosmic).where(_U.c.monotree_email.is_not(None)).limit(1)
             )
@@ -372,7 +388,7 @@ class Store:
         """Email (or name) of each of these Monotree users, where the user cache knows it."""
         ids = sorted(set(user_ids))
         out: dict[int, str] = {}
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             for chunk in _chunks(ids):
                 query = select(_MU.c.id, _MU.c.email, _MU.c.name).where(_MU.c.id.in_(chunk))
                 for r in conn.execute(query):
@@ -401,13 +417,13 @@ class Store:
         return len(rows)
 
     def monotree_users_by_email(self) -> dict[str, int]:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(select(_MU.c.id, _MU.c.email).where(_MU.c.email.is_not(None)))
             return {r.email: r.id for r in rows}
 
     def monotree_user_ids(self) -> set[int] | None:
         """Every user Monotree listed at the last refresh, or None if never read."""
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             if self._get_setting(conn, "users_cached_at") is None:
                 return None
             return {r.id for r in conn.execute(select(_MU.c.id))}
@@ -415,15 +431,15 @@ class Store:
     # --- ownership and known holdings -------------------------------------------
 
     def owned_pairs(self) -> set[Pair]:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return {(r.certificate_id, r.user_id) for r in conn.execute(select(_O))}
 
     def owned_count(self) -> int:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return int(conn.execute(select(func.count()).select_from(_O)).scalar_one())
 
     def template_states(self) -> dict[int, TemplateStateRow]:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return {
                 r.certificate_id: TemplateStateRow(**r._mapping) for r in conn.execute(select(_TS))
             }
@@ -431,7 +447,7 @@ class Store:
     def known_holdings(self, certificate_ids: Iterable[int]) -> dict[int, dict[int, Holding]]:
         ids = sorted(set(certificate_ids))
         out: dict[int, dict[int, Holding]] = {c: {} for c in ids}
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             for chunk in _chunks(ids):
                 for r in conn.execute(select(_H).where(_H.c.certificate_id.in_(chunk))):
                     out[r.certificate_id][r.user_id] = Holding(
@@ -620,7 +636,7 @@ class Store:
         return closed, len(open_writes)
 
     def recent_runs(self, limit: int = 10) -> list[RunSummary]:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(select(_R).order_by(_R.c.started_at.desc()).limit(limit))
             return [
                 RunSummary(
@@ -638,7 +654,7 @@ class Store:
             ]
 
     def journal(self, run_id: str | None = None) -> list[JournalRow]:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             query = select(_J).order_by(_J.c.run_id, _J.c.seq)
             if run_id is not None:
                 query = query.where(_J.c.run_id == run_id)

@@ -21,7 +21,8 @@ import structlog
 from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from certsync.errors import LockBusyError, StoreError
+from certsync.errors import LockBusyError
+from certsync.store.db import translated
 from certsync.store.tables import WriterLockRow
 
 log = structlog.get_logger("certsync.store")
@@ -71,7 +72,7 @@ class WriterLock:
             "acquired_at": now,
             "heartbeat_at": now,
         }
-        with self._engine.begin() as conn:
+        with translated("lock could not be used"), self._engine.begin() as conn:
             row = conn.execute(select(_LOCK).where(_LOCK.c.id == 1)).first()
             if row is None:
                 try:
@@ -96,7 +97,7 @@ class WriterLock:
             return None
 
     def heartbeat(self) -> None:
-        with self._engine.begin() as conn:
+        with translated("lock could not be used"), self._engine.begin() as conn:
             conn.execute(
                 update(_LOCK)
                 .where(_LOCK.c.id == 1, _LOCK.c.owner == self.owner)
@@ -104,7 +105,7 @@ class WriterLock:
             )
 
     def release(self) -> None:
-        with self._engine.begin() as conn:
+        with translated("lock could not be used"), self._engine.begin() as conn:
             conn.execute(delete(_LOCK).where(_LOCK.c.id == 1, _LOCK.c.owner == self.owner))
 
     @contextmanager
@@ -115,12 +116,7 @@ class WriterLock:
         deadline = time.monotonic() + timeout
         announced = False
         while True:
-            try:
-                holder = self.try_acquire()
-            except OperationalError as exc:
-                raise StoreError(
-                    f"the store's writer lock could not be taken: {exc.orig}"
-                ) from None
+            holder = self.try_acquire()
             if holder is None:
                 break
             if time.monotonic() >= deadline:

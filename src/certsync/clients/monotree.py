@@ -13,46 +13,22 @@ from typing import Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
 
-from certsync.errors import ResponseFormatError
-from certsync.http import ApiHttp
-from certsync.models import AssignItem, Holding
-from certsync.pagination import (
+from certsync.clients.http import ApiHttp
+from certsync.clients.pagination import (
     PER_PAGE,
     PageRequest,
     PaginationError,
     Paginator,
     page_numbers,
 )
+from certsync.errors import ResponseFormatError
+from certsync.models import AssignItem, CertificateType, Holding, Template, User
 
 API = "monotree"
 PREFIX = "/api/open/v1"
 SCOPE_READ = "read:certificates"
 SCOPE_WRITE = "write:certificates"
 SCOPE_USERS = "read:users"
-
-
-@dataclass(frozen=True, slots=True)
-class CertificateType:
-    id: int
-    title: str | None = None
-    is_published: bool | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Template:
-    """A certificate template."""
-
-    id: int
-    title: str
-    description: str | None = None
-    validity_months: int | None = None
-    reset_days_before_expiry: int | None = None
-    active_users_count: int | None = None
-    is_published: bool = False
-    certificate_type: CertificateType | None = None
-    published_at: datetime | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,20 +59,6 @@ class Holder:
             issued_on=state.issued_at.date() if state.issued_at else None,
             expires_on=state.expires_at.date() if state.expires_at else None,
         )
-
-
-@dataclass(frozen=True, slots=True)
-class User:
-    id: int
-    name: str | None = None
-    email: str | None = None
-    type: str | None = None
-    groups: tuple[dict[str, Any], ...] = ()
-    hired_at: str | None = None
-    is_away: bool | None = None
-    last_active_on: str | None = None
-    registered_at: str | None = None
-    created_at: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,12 +13,14 @@ from dataclasses import replace
 from datetime import date
 from typing import Literal
 
+from certsync.engine.scope import Scope
 from certsync.models import (
     Assign,
     AssignItem,
     AssignRequest,
     CertificationRecord,
     Drift,
+    HoldBack,
     Holdings,
     KeptNewer,
     Mappings,
@@ -36,6 +38,7 @@ from certsync.models import (
 )
 
 DRIFT_TOLERANCE_DAYS = 1
+EVERYTHING = Scope()
 
 
 def is_held(record: CertificationRecord, policy: Policy, today: date) -> bool:
@@ -68,6 +71,7 @@ def plan(
     *,
     rejected: Iterable[RejectedRecord] = (),
     missing_users: Set[int] = frozenset(),
+    scope: Scope = EVERYTHING,
 ) -> Plan:
     """Compute every action that makes Monotree hold exactly what Natecosmic says.
 
@@ -77,6 +81,10 @@ def plan(
     unmanaged (or revoked, with `policy.revoke_unmapped`). `owned` is the set
     of (certificate, user) pairs certsync issued. `missing_users` are mapped
     Monotree users that Monotree does not list.
+
+    Nothing outside `scope` is planned, and `owned_active` (the guard's base)
+    counts only the holdings inside it; records without a mapping are reported
+    only when the scope is everything (a narrower scope cannot say whose they are).
     """
     policy = mappings.policy
     unmapped: list[Unmapped] = []
@@ -87,16 +95,18 @@ def plan(
             (mappings.types[k] for k in record.type_keys() if k in mappings.types), None
         )
         if type_mapping is None:
-            key = record.type_keys()[0] if record.type_keys() else "(none)"
-            unmapped.append(Unmapped("type", key, record.id))
+            if scope.is_everything:
+                key = record.type_keys()[0] if record.type_keys() else "(none)"
+                unmapped.append(Unmapped("type", key, record.id))
             continue
         user_id = mappings.users.get(record.user_id)
         if user_id is None:
-            unmapped.append(Unmapped("user", record.user_id, record.id))
-            continue
-        if not is_held(record, policy, today):
+            if scope.is_everything:
+                unmapped.append(Unmapped("user", record.user_id, record.id))
             continue
         pair = (type_mapping.monotree, user_id)
+        if not scope.has(*pair) or not is_held(record, policy, today):
+            continue
         seen = desired.get(pair)
         desired[pair] = record if seen is None else _latest(seen, record)
 
@@ -133,9 +143,11 @@ def plan(
     owned_active = 0
     left_alone = 0
     for cert, by_user in holdings.items():
+        if not scope.has_template(cert):
+            continue
         type_mapped = cert in mapped_templates
         for user, held in by_user.items():
-            if not held.active:
+            if not held.active or not scope.has(cert, user):
                 continue
             is_owned = (cert, user) in owned
             if not type_mapped and not is_owned:
@@ -170,6 +182,7 @@ def plan(
         left_alone=left_alone,
         held_back_revokes=() if policy.revoke else tuple(sorted(revokes)),
         held_back_reason=None if policy.revoke or not revokes else "policy.revoke is false",
+        held_back_kind=None if policy.revoke or not revokes else HoldBack.POLICY,
     )
 
 
@@ -189,9 +202,11 @@ def guard_revokes(
     if not revokes:
         return the_plan
     reason: str | None = None
+    kind = HoldBack.EMPTY_PULL
     if pull_empty:
         reason = "the Natecosmic pull held no valid record; no revocation follows an empty pull"
     elif not allow_mass_revoke:
+        kind = HoldBack.MASS_REVOKE
         limit = policy.max_revoke_fraction * the_plan.owned_active
         if len(revokes) > limit and len(revokes) > policy.max_revoke_min:
             reason = (
@@ -207,6 +222,7 @@ def guard_revokes(
         revokes=(),
         held_back_revokes=tuple(sorted((*the_plan.held_back_revokes, *revokes))),
         held_back_reason=reason,
+        held_back_kind=kind,
     )
 
 

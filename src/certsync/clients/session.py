@@ -10,14 +10,14 @@ from typing import Literal
 
 import structlog
 
-from certsync.credentials import Credential
-from certsync.http import ApiHttp, Pacer, RequestCounter, build_client
-from certsync.monotree import MonotreeClient
-from certsync.natecosmic import NatecosmicClient
+from certsync.clients.credentials import Credential
+from certsync.clients.http import ApiHttp, Pacer, RequestCounter, build_client
+from certsync.clients.monotree import MonotreeClient
+from certsync.clients.natecosmic import NatecosmicClient
 from certsync.redaction import REDACTOR
 from certsync.settings import Settings, require_api
 
-log = structlog.get_logger("certsync.clients")
+log = structlog.get_logger("certsync.clients.session")
 
 
 @dataclass

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import httpx
 import structlog
 
-from certsync.credentials import Credential
+from certsync.clients.credentials import Credential
 from certsync.errors import (
     ApiError,
     AuthError,
@@ -37,7 +37,7 @@ from certsync.errors import (
 from certsync.redaction import REDACTOR
 from certsync.settings import ClientSettings
 
-log = structlog.get_logger("certsync.http")
+log = structlog.get_logger("certsync.clients.http")
 
 Sleep = Callable[[float], None]
 Clock = Callable[[], float]

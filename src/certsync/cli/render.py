@@ -6,8 +6,8 @@ from collections import Counter
 from dataclasses import asdict
 from typing import Any
 
+from certsync.engine.report import SyncReport
 from certsync.models import AssignRequest
-from certsync.sync_report import SyncReport
 
 _SHOW = 10  # rows of each list shown on a terminal; JSON has them all
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from certsync.engine.cycle import SyncReport
 from certsync.models import Plan
-from certsync.sync import SyncReport
 
 
 class Metrics:

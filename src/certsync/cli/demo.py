@@ -11,12 +11,12 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import TextIO
 
+from certsync.cli.render import render_table, requests_by_api
+from certsync.engine.cycle import SyncOptions, SyncReport, open_clients, run_sync
 from certsync.errors import EXIT_OK
-from certsync.report import render_table, requests_by_api
 from certsync.sandbox import MonotreeUser, Sandbox, SandboxState, generate, make_record
 from certsync.settings import load_settings
 from certsync.store import Store
-from certsync.sync import SyncOptions, SyncReport, open_clients, run_sync
 
 
 def _sync(sandbox: Sandbox, folder: Path, out: TextIO, title: str) -> SyncReport:

@@ -25,21 +25,20 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from certsync.engine.cycle import Clients, SyncOptions, SyncReport, open_clients, run_sync
 from certsync.errors import EXIT_FAILED, EXIT_OK, ConfigError, LockBusyError
-from certsync.metrics import Metrics
 from certsync.redaction import REDACTOR
-from certsync.serve import ServerThread
+from certsync.service.metrics import Metrics
+from certsync.service.serve import ServerThread
 from certsync.settings import Settings, api_problems, settings_message
 from certsync.store import Store
-from certsync.sync import Clients, SyncOptions, SyncReport, open_clients, run_sync
 
-log = structlog.get_logger("certsync.daemon")
+log = structlog.get_logger("certsync.service.daemon")
 
 JOB_ID = "certsync-sync"
 
@@ -229,8 +228,7 @@ class Daemon:
         if self.store is None:
             return False, "not started"
         try:
-            with self.store.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
+            self.store.ping()
         except Exception as exc:
             return False, f"store unreachable: {type(exc).__name__}"
         if h.consecutive_failures:

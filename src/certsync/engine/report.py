@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
 
+from certsync.engine.scope import Scope
 from certsync.errors import EXIT_FAILED, EXIT_GUARD, EXIT_OK
 from certsync.models import ApplyResult, Mappings, Plan, WriteRequest
 from certsync.store import PullDelta
@@ -19,6 +20,7 @@ class SyncOptions:
     force_full: bool = False
     allow_mass_revoke: bool = False
     today: date | None = None
+    scope: Scope = field(default_factory=Scope)
 
 
 @dataclass

@@ -7,9 +7,9 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from certsync.clients.http import ApiHttp
+from certsync.clients.jsonstream import iter_data_items
 from certsync.errors import ResponseFormatError
-from certsync.http import ApiHttp
-from certsync.jsonstream import iter_data_items
 from certsync.models import CertificationRecord, Pull, RejectedRecord
 
 API = "natecosmic"

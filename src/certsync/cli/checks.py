@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from certsync.clients import open_clients
+from certsync.clients.session import open_clients
 from certsync.errors import EXIT_FAILED, EXIT_OK, ApiError, AuthError, ForbiddenError, NotFoundError
 from certsync.mappings_file import load_mapping_file
 from certsync.settings import Settings, check_config

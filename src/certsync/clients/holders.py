@@ -15,9 +15,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from certsync.clients.monotree import API, HolderPage, MonotreeClient, holdings_of, merge_holdings
 from certsync.errors import NotFoundError, ResponseFormatError
 from certsync.models import Holding
-from certsync.monotree import API, HolderPage, MonotreeClient, holdings_of, merge_holdings
 
 # A task is (certificate, page); page 0 stands for "the rest, by following links".
 _BY_LINKS = 0

@@ -17,24 +17,23 @@ from typing import TextIO, cast
 
 import httpx
 import structlog
-from sqlalchemy.exc import SQLAlchemyError
 
 from certsync import logging as certsync_logging
-from certsync.checks import check_mappings
-from certsync.cli_parser import build_parser
-from certsync.daemon import run_daemon
-from certsync.demo import run_demo
+from certsync.cli.checks import check_mappings
+from certsync.cli.demo import run_demo
+from certsync.cli.parser import build_parser
+from certsync.cli.render import render_table, to_json
+from certsync.cli.terminal import StatusLine
+from certsync.engine.cycle import SyncOptions, open_clients, run_sync
 from certsync.errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, CertsyncError, ConfigError
 from certsync.mappings_file import load_mapping_file
 from certsync.redaction import REDACTOR
-from certsync.report import render_table, to_json
 from certsync.sandbox import FaultConfig, Sandbox, SandboxState, generate
+from certsync.service.daemon import run_daemon
 from certsync.settings import Settings, check_config, load_settings
 from certsync.store import MEMORY_URL, Store, missing_file
-from certsync.sync import SyncOptions, open_clients, run_sync
-from certsync.terminal import StatusLine
 
-log = structlog.get_logger("certsync.cli")
+log = structlog.get_logger("certsync.cli.main")
 
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command its reader left
 
@@ -263,10 +262,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CertsyncError as exc:
         sys.stderr.write(f"certsync: error: {REDACTOR(str(exc))}\n")
         return exc.exit_code
-    except SQLAlchemyError as exc:
-        detail = getattr(exc, "orig", None) or exc
-        sys.stderr.write(f"certsync: error: the store failed: {REDACTOR(str(detail))}\n")
-        return EXIT_CONFIG
     except KeyboardInterrupt:
         sys.stderr.write("certsync: interrupted\n")
         return 130

@@ -1,0 +1,134 @@
+"""Every read of a cycle, in one place: the pull, Monotree's templates, users and holders,
+and what the store knows. The result is one frozen `Observation` for `decide`.
+
+Nothing here writes: what a cycle keeps of its reads (the pull snapshot, the
+holders read, the user list) the cycle writes itself, after gathering.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+
+from certsync.clients.holders import read_holders
+from certsync.clients.session import Clients
+from certsync.engine.observation import Observation
+from certsync.mappings_file import MappingFile
+from certsync.models import (
+    Holding,
+    Mappings,
+    Pull,
+    Template,
+    User,
+    UserMapping,
+    resolve_mappings,
+)
+from certsync.store import Store
+
+Say = Callable[[str], None]
+Lap = Callable[[str], None]
+
+
+def _mappings(
+    store: Store, mapping_file: MappingFile | None, by_email: Mapping[str, int]
+) -> tuple[Mappings, list[UserMapping]]:
+    if mapping_file is None:
+        return resolve_mappings(
+            store.type_mappings(), store.user_mappings(), store.policy(), by_email
+        )
+    # The file is what the store holds after its import (with prune): a dry run
+    # uses it as it is, without importing it.
+    return resolve_mappings(mapping_file.types, mapping_file.users, mapping_file.policy, by_email)
+
+
+def gather(
+    *,
+    store: Store,
+    clients: Clients,
+    mapping_file: MappingFile | None,
+    full: bool,
+    now: datetime,
+    concurrency: int,
+    say: Say,
+    lap: Lap,
+    on_pull: Callable[[Pull], None] = lambda _pull: None,
+) -> Observation:
+    """Read both APIs and the store. `on_pull` runs as soon as the pull is in, while
+    Monotree's reads may still be out (the cycle keeps its snapshot there)."""
+    mappings, unresolved = _mappings(store, mapping_file, store.monotree_users_by_email())
+    has_email_users = (
+        any(u.monotree_email for u in mapping_file.users)
+        if mapping_file is not None
+        else store.has_email_mappings()
+    )
+    missing_users: frozenset[int] = frozenset()
+    listed_users: list[User] = []
+    if has_email_users and (full or (unresolved and store.monotree_user_ids() is None)):
+        say("reading Monotree's user list for email mappings")
+        listed_users = clients.monotree.list_users()
+        by_email = {u.email.strip().lower(): u.id for u in listed_users if u.email}
+        mappings, unresolved = _mappings(store, mapping_file, by_email)
+        # Only a list read in this very cycle may call a user missing: an older
+        # one has not seen today's new hires.
+        missing_users = frozenset(set(mappings.users.values()) - {u.id for u in listed_users})
+
+    mapped = list(mappings.template_ids())
+    owned = frozenset(store.owned_pairs())
+    unmapped_owned = sorted({cert for cert, _ in owned} - set(mapped))
+    states = None if full else store.template_states()
+    abandon = threading.Event()
+    lap("load_seconds")
+
+    def read_monotree() -> tuple[dict[int, Template], dict[int, dict[int, Holding]], list[int]]:
+        # The template list is read every cycle: it proves the token and the URL,
+        # and says which mapped templates were deleted or unpublished.
+        listed = {t.id: t for t in clients.monotree.list_templates()}
+        present = [c for c in mapped if c in listed]
+        if full:
+            extra = [c for c in unmapped_owned if c in listed]
+            to_read = present + (extra if mappings.policy.revoke_unmapped else [])
+        else:
+            assert states is not None
+            to_read = [c for c in present if c not in states or states[c].dirty]
+        read, gone = read_holders(
+            clients.monotree, to_read, concurrency=concurrency, now=now, abandon=abandon
+        )
+        return listed, read, gone
+
+    # The Monotree reads and the pull do not depend on each other: the reads go out
+    # first, in the background, and the pull is made and parsed while they wait.
+    say("pulling certifications; reading Monotree's templates and holders")
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read") as background:
+        reading = background.submit(read_monotree)
+        try:
+            try:
+                pull = clients.natecosmic.list_certifications()
+            finally:
+                lap("pull_seconds")
+            on_pull(pull)
+        except BaseException:
+            abandon.set()
+            raise
+        listed, read, gone = reading.result()
+    lap("read_seconds")
+
+    missing = sorted({c for c in mapped if c not in listed} | set(gone))
+    known = [c for c in [*mapped, *unmapped_owned] if c not in read and c in listed]
+    holdings: dict[int, Mapping[int, Holding]] = dict(store.known_holdings(known))
+    holdings.update(read)
+    return Observation(
+        full=full,
+        pull=pull,
+        mappings=mappings,
+        unresolved_emails=tuple(sorted(str(u.monotree_email) for u in unresolved)),
+        missing_users=missing_users,
+        listed_users=tuple(listed_users),
+        templates=listed,
+        read=read,
+        holdings=holdings,
+        owned=owned,
+        missing_templates=tuple(missing),
+        unmapped_owned=tuple(unmapped_owned),
+    )

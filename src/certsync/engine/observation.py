@@ -1,0 +1,39 @@
+"""What one cycle saw: the frozen input of `decide`, made by `gather`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from certsync.models import Holding, Holdings, Mappings, Pair, Pull, Template, User
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What both APIs and the store said in one cycle: everything `decide` needs."""
+
+    full: bool
+    pull: Pull
+    mappings: Mappings
+    unresolved_emails: tuple[str, ...]
+    # Mapped Monotree users absent from a user list read in this very cycle.
+    missing_users: frozenset[int]
+    # The user list, when this cycle read it (email mappings); empty otherwise.
+    listed_users: tuple[User, ...]
+    templates: Mapping[int, Template]
+    # Holders read from Monotree in this cycle, by template.
+    read: Mapping[int, Mapping[int, Holding]]
+    # What the plan compares against: `read`, plus what certsync knows of the rest.
+    holdings: Holdings
+    owned: frozenset[Pair]
+    missing_templates: tuple[int, ...]
+    # Templates certsync wrote to whose type mapping is gone.
+    unmapped_owned: tuple[int, ...]
+
+    @property
+    def unpublished_templates(self) -> tuple[int, ...]:
+        return tuple(
+            c
+            for c in self.mappings.template_ids()
+            if c in self.templates and not self.templates[c].is_published
+        )
