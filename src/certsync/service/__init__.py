@@ -1,10 +1,22 @@
-"""The long-running daemon: a schedule, health and metrics over HTTP, a graceful stop.
+"""The long-running daemon: cycles on a schedule or on request, health and metrics
+over HTTP, a graceful stop.
 
-Public surface: `Daemon`, `run_daemon`, `Metrics`, `ServerThread`.
+Public surface: `Daemon` (driven by a cycle function and a clock), `run_daemon`
+(the real wiring), `Schedule`, `RunRequest`, `Clock`, `Metrics`, `ServerThread`.
 """
 
 from certsync.service.daemon import Daemon, run_daemon
 from certsync.service.metrics import Metrics
+from certsync.service.schedule import Clock, RunRequest, Schedule, backoff_seconds
 from certsync.service.serve import ServerThread
 
-__all__ = ["Daemon", "Metrics", "ServerThread", "run_daemon"]
+__all__ = [
+    "Clock",
+    "Daemon",
+    "Metrics",
+    "RunRequest",
+    "Schedule",
+    "ServerThread",
+    "backoff_seconds",
+    "run_daemon",
+]
