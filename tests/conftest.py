@@ -15,8 +15,11 @@ import httpx
 import pytest
 import structlog
 
+from certsync.clients.counting import RequestCounter
 from certsync.clients.credentials import Credential
-from certsync.clients.http import ApiHttp, Pacer, RequestCounter
+from certsync.clients.http import ApiHttp
+from certsync.clients.pacing import Pacer
+from certsync.clients.retry import Timing
 from certsync.redaction import REDACTOR
 from certsync.sandbox import Sandbox, SandboxState
 from certsync.settings import ClientSettings
@@ -71,10 +74,12 @@ def make_http(fake_time: FakeTime) -> Iterator[Callable[..., ApiHttp]]:
             settings=ClientSettings(**settings),
             counter=RequestCounter(),
             pacer=Pacer(clock=fake_time.clock, sleep=fake_time.sleep),
-            sleep=fake_time.sleep,
-            clock=fake_time.clock,
-            wall_clock=fake_time.clock,
-            rand=lambda: 1.0,
+            timing=Timing(
+                sleep=fake_time.sleep,
+                clock=fake_time.clock,
+                wall_clock=fake_time.clock,
+                rand=lambda: 1.0,
+            ),
         )
 
     yield make

@@ -10,10 +10,13 @@ import httpx
 import pytest
 import respx
 
+from certsync.clients.counting import RequestCounter
 from certsync.clients.credentials import Credential, TokenSource
-from certsync.clients.http import ApiHttp, Pacer, RequestCounter
+from certsync.clients.http import ApiHttp
 from certsync.clients.monotree import MonotreeClient
 from certsync.clients.natecosmic import NatecosmicClient
+from certsync.clients.pacing import Pacer
+from certsync.clients.retry import Timing
 from certsync.errors import EXIT_CONFIG, AuthError, EndpointNotFoundError, RetriableError
 from certsync.redaction import Redactor
 from certsync.settings import ClientSettings, load_settings
@@ -38,10 +41,12 @@ def session(
         settings=ClientSettings(max_attempts=2, backoff_base=0),
         counter=RequestCounter(),
         pacer=Pacer(clock=fake_time.clock, sleep=fake_time.sleep),
-        sleep=fake_time.sleep,
-        clock=fake_time.clock,
-        wall_clock=fake_time.clock,
-        rand=lambda: 1.0,
+        timing=Timing(
+            sleep=fake_time.sleep,
+            clock=fake_time.clock,
+            wall_clock=fake_time.clock,
+            rand=lambda: 1.0,
+        ),
     )
 
 

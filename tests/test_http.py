@@ -9,7 +9,9 @@ import httpx
 import pytest
 import respx
 
-from certsync.clients.http import ApiHttp, Pacer, backoff_delay, parse_retry_after
+from certsync.clients.http import ApiHttp
+from certsync.clients.pacing import Pacer
+from certsync.clients.retry import backoff_delay, parse_retry_after
 from certsync.errors import (
     AuthError,
     ForbiddenError,

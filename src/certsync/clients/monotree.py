@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -23,6 +23,8 @@ from certsync.clients.pagination import (
 )
 from certsync.errors import ResponseFormatError
 from certsync.models import AssignItem, CertificateType, Holding, Template, User
+
+T = TypeVar("T")
 
 API = "monotree"
 PREFIX = "/api/open/v1"
@@ -116,7 +118,7 @@ def parse_holder(raw: Any) -> Holder:
     return Holder(user_id, state, email, name)
 
 
-def _one(adapter: TypeAdapter[Any], body: Any, what: str) -> Any:
+def _one(adapter: TypeAdapter[T], body: object, what: str) -> T:
     data = body.get("data") if isinstance(body, dict) else None
     try:
         return adapter.validate_python(data)
@@ -146,19 +148,21 @@ class MonotreeClient:
         endpoint: bool = False,
     ) -> Iterator[list[Any]]:
         """Every page, one after another; `resume` continues after pages already read."""
-        base_params = {k: v for k, v in (params or {}).items() if v is not None}
+        base_params: dict[str, str | int] = {
+            k: v for k, v in (params or {}).items() if v is not None
+        }
         if resume is None:
             paginator = Paginator()
             request: PageRequest | None = paginator.start()
         else:
             paginator, request = resume
         while request is not None:
+            query: dict[str, str | int] | None = None
             if request.url is not None:
                 url = self._http.check_same_origin(request.url)
-                query = None
             else:
                 url = self._http.url(PREFIX + path)
-                query = {**base_params, "page": request.page, "per_page": PER_PAGE}
+                query = {**base_params, "page": request.page or 1, "per_page": PER_PAGE}
             body = self._http.request("GET", url, params=query, scope=scope, endpoint=endpoint)
             try:
                 items = paginator.items(body)
@@ -183,7 +187,7 @@ class MonotreeClient:
 
     def get_template(self, certificate_id: int) -> Template:
         body = self._get(f"/certificates/{certificate_id}", SCOPE_READ)
-        return _one(_TEMPLATE, body, f"certificate {certificate_id}")  # type: ignore[no-any-return]
+        return _one(_TEMPLATE, body, f"certificate {certificate_id}")
 
     def list_holders(self, certificate_id: int) -> list[Holder]:
         """Every holder, one page after another (`holders.read_holders` reads side by side)."""
@@ -232,7 +236,7 @@ class MonotreeClient:
 
     def user_certificate(self, user_id: int, certificate_id: int) -> UserCertificate:
         body = self._get(f"/users/{user_id}/certificates/{certificate_id}", SCOPE_READ)
-        return _one(_USER_CERT, body, "user certificate")  # type: ignore[no-any-return]
+        return _one(_USER_CERT, body, "user certificate")
 
     def list_users(self, *, group_id: int | None = None) -> list[User]:
         params = {"group_id": None if group_id is None else str(group_id)}
@@ -242,7 +246,7 @@ class MonotreeClient:
         return out
 
     def get_user(self, user_id: int) -> User:
-        return _one(_USER, self._get(f"/users/{user_id}", SCOPE_USERS), "user")  # type: ignore[no-any-return]
+        return _one(_USER, self._get(f"/users/{user_id}", SCOPE_USERS), "user")
 
     def _get(self, path: str, scope: str) -> Any:
         return self._http.request("GET", self._http.url(PREFIX + path), scope=scope)
@@ -270,7 +274,7 @@ class MonotreeClient:
         body = self._http.request(
             "POST", self._http.url(PREFIX + "/certificates"), json_body=payload, scope=SCOPE_WRITE
         )
-        return _one(_TEMPLATE, body, "created certificate")  # type: ignore[no-any-return]
+        return _one(_TEMPLATE, body, "created certificate")
 
     def update_template(
         self,
@@ -297,7 +301,7 @@ class MonotreeClient:
             json_body=dict(changes),
             scope=SCOPE_WRITE,
         )
-        return _one(_TEMPLATE, body, f"certificate {certificate_id}")  # type: ignore[no-any-return]
+        return _one(_TEMPLATE, body, f"certificate {certificate_id}")
 
     def delete_template(self, certificate_id: int) -> None:
         self._http.request(

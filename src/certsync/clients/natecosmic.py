@@ -127,11 +127,10 @@ class NatecosmicClient:
         self._http = http
 
     def list_certifications(self) -> Pull:
-        pull: Pull = self._http.request(
+        return self._http.stream(
             "GET",
             self._http.url("/v1/certifications"),
             scope=SCOPE_READ,
             consume=parse_certifications_stream,
             endpoint=True,
         )
-        return pull

@@ -29,9 +29,9 @@ def _as_int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def page_numbers(body: dict[str, Any]) -> tuple[int | None, int | None]:
+def page_numbers(body: object) -> tuple[int | None, int | None]:
     """(meta.current_page, meta.last_page), each None when the envelope does not say."""
-    meta = body.get("meta")
+    meta = body.get("meta") if isinstance(body, dict) else None
     if not isinstance(meta, dict):
         return None, None
     return _as_int(meta.get("current_page")), _as_int(meta.get("last_page"))
@@ -54,9 +54,9 @@ class Paginator:
         self.pages += 1
         return list(body["data"])
 
-    def next_request(self, body: dict[str, Any], current: PageRequest) -> PageRequest | None:
+    def next_request(self, body: object, current: PageRequest) -> PageRequest | None:
         """The page to read after `body`, or None when the list is complete."""
-        if not body.get("data"):
+        if not isinstance(body, dict) or not body.get("data"):
             return None
         links = body.get("links")
         raw_meta = body.get("meta")

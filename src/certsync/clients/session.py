@@ -10,10 +10,13 @@ from typing import Literal
 
 import structlog
 
+from certsync.clients.counting import RequestCounter
 from certsync.clients.credentials import Credential
-from certsync.clients.http import ApiHttp, Pacer, RequestCounter, build_client
+from certsync.clients.http import ApiHttp, build_client
 from certsync.clients.monotree import MonotreeClient
 from certsync.clients.natecosmic import NatecosmicClient
+from certsync.clients.pacing import Pacer
+from certsync.clients.retry import Timing
 from certsync.redaction import REDACTOR
 from certsync.settings import Settings, require_api
 
@@ -61,7 +64,7 @@ def open_clients(
                 settings=settings.client,
                 counter=counter,
                 pacer=Pacer(max_per_minute=api.max_requests_per_minute, stop=stop),
-                stop=stop,
+                timing=Timing(stop=stop),
             )
 
         natecosmic, monotree = session("natecosmic"), session("monotree")
