@@ -180,3 +180,25 @@ def test_cli_usage_error_exits_2(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "unrecognized arguments: --bogus" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_an_invalid_value_and_missing_api_settings_come_in_one_message(tmp_path: Path) -> None:
+    """The invalid interval does not hide that the tokens and Monotree's URL are missing."""
+    env = {
+        **clean_env(),
+        "CERTSYNC_SCHEDULE__INTERVAL": "soon",
+        "CERTSYNC_SECRETS_DIR": str(tmp_path),
+    }
+    result = subprocess.run(
+        [CERTSYNC, "sync"], env=env, cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert lines[0] == "certsync: error: 4 settings to fix:"
+    named = [line.split()[0].rstrip(":") for line in lines[1:]]
+    assert named == [
+        "CERTSYNC_SCHEDULE__INTERVAL",
+        "CERTSYNC_NATECOSMIC__TOKEN",
+        "CERTSYNC_MONOTREE__BASE_URL",
+        "CERTSYNC_MONOTREE__TOKEN",
+    ]

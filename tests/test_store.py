@@ -17,8 +17,9 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect
-from sqlmodel import SQLModel
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, inspect
 
 from certsync.errors import LockBusyError, StoreError
 from certsync.mappings_file import MappingFile
@@ -32,7 +33,9 @@ from certsync.models import (
     TypeMapping,
     UserMapping,
 )
-from certsync.store import Store, migrations
+from certsync.store import Store, schema
+from certsync.store.tables import metadata
+from tests.conftest import CERTSYNC, clean_env
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -59,13 +62,71 @@ def test_new_database_file_is_owner_only(tmp_path: Path) -> None:
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 10000
 
 
-def test_migrations_build_exactly_the_tables_the_models_declare(store: Store) -> None:
-    """The DDL of the migrations and the SQLModel tables agree, column for column."""
-    found = inspect(store.engine)
-    for table in SQLModel.metadata.sorted_tables:
-        columns = {c["name"] for c in found.get_columns(table.name)}
-        assert columns == {c.name for c in table.columns}, table.name
-    assert store.schema_version() == migrations.LATEST
+def differences(engine: Engine) -> list[object]:
+    """What Alembic's autogenerate would change to make the database match the models."""
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        return list(compare_metadata(context, metadata))
+
+
+def test_migrating_an_empty_database_to_head_matches_the_models_exactly(store: Store) -> None:
+    """The schema is written once (the models); the migrations make exactly it."""
+    assert store.schema_revision() == schema.head()
+    assert differences(store.engine) == []
+    assert set(inspect(store.engine).get_table_names()) == {
+        *(t.name for t in metadata.sorted_tables),
+        "alembic_version",
+    }
+
+
+def load_fixture(path: Path, name: str) -> None:
+    con = sqlite3.connect(path)
+    con.executescript((FIXTURES / name).read_text())
+    con.close()
+
+
+def row_counts(path: Path) -> dict[str, int]:
+    con = sqlite3.connect(path)
+    tables = [t for (t,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    counts = {
+        t: con.execute(f'SELECT COUNT(*) FROM "{t}"').fetchone()[0]  # noqa: S608 - names from sqlite_master
+        for t in tables
+    }
+    con.close()
+    return counts
+
+
+def test_a_store_of_the_release_before_alembic_upgrades_without_losing_a_row(
+    tmp_path: Path,
+) -> None:
+    """tests/fixtures/store_v2.sql is what the last release wrote, a row in every table."""
+    path = tmp_path / "v2.db"
+    load_fixture(path, "store_v2.sql")
+    before = row_counts(path)
+    s = Store(f"sqlite:///{path}")
+    assert not s.is_current
+    with pytest.raises(StoreError, match="run `certsync db upgrade`"):
+        s.owned_pairs()  # nothing is read from, or written to, an older schema
+    assert s.upgrade() == ("0002", schema.head())
+    s.close()
+    after = row_counts(path)
+    assert {t: n for t, n in after.items() if t not in ("alembic_version",)} == {
+        t: n for t, n in before.items() if t != "certsync_schema"
+    }
+    s = Store(f"sqlite:///{path}")
+    assert s.is_current and s.upgrade() is None
+    assert s.owned_pairs() == {(12, 501)}
+    assert s.type_mappings() == [TypeMapping("food-safety", 12)]
+    assert s.monotree_users_by_email() == {"bob@example.com": 502}
+    assert s.recent_runs(1)[0].requests == {"monotree POST 200": 1}
+    # The first releases wrote TEXT where the models say VARCHAR, which SQLite's type
+    # affinity treats alike; no table, column or index is missing or extra.
+    structural = [
+        d
+        for d in differences(s.engine)
+        if not (isinstance(d, list) and d[0][0] in ("modify_type", "modify_nullable"))
+    ]
+    assert structural == []
 
 
 def test_mappings_round_trip_and_import_twice_changes_nothing(store: Store, tmp_path: Path) -> None:
@@ -226,11 +287,10 @@ def test_a_snapshot_kept_by_an_earlier_release_is_still_compared(tmp_path: Path)
 def test_upgrade_from_the_first_schema_keeps_the_data(tmp_path: Path) -> None:
     """A store written at schema 1 is upgraded at start; its mappings, runs and ownership survive."""
     path = tmp_path / "old.db"
-    con = sqlite3.connect(path)
-    con.executescript((FIXTURES / "store_v1.sql").read_text())
-    con.close()
+    load_fixture(path, "store_v1.sql")
     s = Store(f"sqlite:///{path}")
-    assert s.schema_version() == migrations.LATEST == 2
+    assert s.upgrade() == ("0001", schema.head())
+    assert s.schema_revision() == schema.head()
     assert s.type_mappings() == [TypeMapping("food-safety", 12)]
     assert s.owned_pairs() == {(12, 501)}
     run = s.recent_runs(1)[0]
@@ -248,7 +308,7 @@ def test_a_newer_schema_is_refused_and_the_file_left_untouched(tmp_path: Path) -
     Store(f"sqlite:///{path}").close()
     con = sqlite3.connect(path)
     con.execute("PRAGMA journal_mode=DELETE")
-    con.execute("UPDATE certsync_schema SET version = 99")
+    con.execute("UPDATE alembic_version SET version_num = '9999'")
     con.commit()
     con.close()
     before = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -322,3 +382,24 @@ def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path: Path) -> None:
     s = Store(url)
     with s.lock.held(timeout=2), s.engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT pid FROM writer_lock").scalar() == os.getpid()
+
+
+def test_db_upgrade_is_the_command_that_moves_an_older_store(tmp_path: Path) -> None:
+    """Read commands refuse an older store with the fix; `certsync db upgrade` applies it."""
+    path = tmp_path / "v1.db"
+    load_fixture(path, "store_v1.sql")
+    env = {**clean_env(), "CERTSYNC_DATABASE_URL": f"sqlite:///{path}"}
+
+    def certsync(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [CERTSYNC, *args], env=env, cwd=tmp_path, capture_output=True, text=True, check=False
+        )
+
+    refused = certsync("status")
+    assert refused.returncode == 2 and "run `certsync db upgrade`" in refused.stderr
+    done = certsync("db", "upgrade")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"upgraded the store from 0001 to {schema.head()}\n"
+    again = certsync("db", "upgrade")
+    assert again.stdout == f"the store is at the latest schema ({schema.head()})\n"
+    assert "run-v1" in certsync("status").stdout

@@ -35,6 +35,11 @@ class LockBusyError(CertsyncError):
     """Another certsync process holds the writer lock of this store."""
 
 
+class LeaseLostError(CertsyncError):
+    """Another certsync took the store's writer lease while this one held it: the cycle
+    stopped before its next write."""
+
+
 class StopRequested(CertsyncError):
     """The process was asked to stop (SIGTERM): nothing new starts."""
 

@@ -9,6 +9,8 @@ before every cycle, so a rotated Secret needs no restart.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -194,12 +196,53 @@ def _describe_error(err: Any) -> str:
 
 def load_settings(**overrides: object) -> Settings:
     """Build settings from the environment; every problem is listed in one ConfigError."""
+    return _load(overrides, needs_apis=False)
+
+
+def load_command_settings(*, needs_apis: bool) -> Settings:
+    """The command line's settings. With `needs_apis`, a missing API setting is named
+    beside the invalid ones even when no settings object can be built to check it."""
+    return _load({}, needs_apis=needs_apis)
+
+
+def _load(overrides: Mapping[str, object], *, needs_apis: bool) -> Settings:
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]  # overrides are field values
     except ValidationError as exc:
         problems = [_describe_error(e) for e in exc.errors(include_url=False)]
+        if needs_apis:
+            named = {p.split(":", 1)[0] for p in problems}
+            problems += [
+                p
+                for p in _api_problems_from_env(os.environ)
+                if p.split(" ", 1)[0].rstrip(":") not in named
+            ]
         raise ConfigError(settings_message(problems)) from None
     return _normalised(settings)
+
+
+def _api_problems_from_env(env: Mapping[str, str]) -> list[str]:
+    """`api_problems`, read straight from the environment, for when Settings cannot be built."""
+    problems: list[str] = []
+    secrets = Path(env.get("CERTSYNC_SECRETS_DIR") or "/run/secrets")
+    for name in ("natecosmic", "monotree"):
+        if name == "monotree" and not env.get(env_name(name, "base_url")):
+            problems.append(
+                f"{env_name(name, 'base_url')}: required (the API origin, "
+                f"e.g. {_ORIGIN_EXAMPLES[name]})"
+            )
+        token, token_file = env.get(env_name(name, "token")), env.get(env_name(name, "token_file"))
+        source = TokenSource(
+            name,
+            SecretStr(token) if token else None,
+            Path(token_file) if token_file else None,
+            secrets / f"{name}_token",
+        )
+        try:
+            source.read()
+        except ConfigError as exc:
+            problems.append(str(exc))
+    return problems
 
 
 def settings_message(problems: list[str]) -> str:

@@ -30,7 +30,7 @@ from certsync.mappings_file import load_mapping_file
 from certsync.redaction import REDACTOR
 from certsync.sandbox import FaultConfig, Sandbox, SandboxState, generate
 from certsync.service.daemon import run_daemon
-from certsync.settings import Settings, check_config, load_settings
+from certsync.settings import Settings, check_config, load_command_settings
 from certsync.store import MEMORY_URL, Store, missing_file
 
 log = structlog.get_logger("certsync.cli.main")
@@ -91,7 +91,11 @@ def cmd_mappings(args: argparse.Namespace, settings: Settings, out: TextIO) -> i
         mapping_file = load_mapping_file(args.file)
         store = Store(settings.database_url)
         try:
-            summary = store.import_mappings(mapping_file, prune=args.prune)
+            with store.lock.held(
+                timeout=settings.sync.lock_timeout, what=f"the store {store.shown}"
+            ):
+                store.upgrade()
+                summary = store.import_mappings(mapping_file, prune=args.prune)
         finally:
             store.close()
         out.write(
@@ -129,6 +133,21 @@ def cmd_mappings(args: argparse.Namespace, settings: Settings, out: TextIO) -> i
             out.write(f"  {u.natecosmic} -> {target}\n")
         return EXIT_OK
     return check_mappings(settings, out)
+
+
+def cmd_db(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    store = Store(settings.database_url)
+    try:
+        with store.lock.held(timeout=settings.sync.lock_timeout, what=f"the store {store.shown}"):
+            moved = store.upgrade()
+        now = store.schema_revision()
+    finally:
+        store.close()
+    if moved is None:
+        out.write(f"the store is at the latest schema ({now})\n")
+    else:
+        out.write(f"upgraded the store from {moved[0]} to {moved[1]}\n")
+    return EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
@@ -244,6 +263,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings, TextIO], int]] = {
     "plan": cmd_sync,
     "mappings": cmd_mappings,
     "status": cmd_status,
+    "db": cmd_db,
     "sandbox": cmd_sandbox,
     "demo": cmd_demo,
     "run": cmd_run,
@@ -254,7 +274,10 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings, TextIO], int]] = {
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        settings = load_settings()
+        needs_apis = args.command in ("sync", "plan", "run") or (
+            args.command == "mappings" and args.mappings_command == "check"
+        )
+        settings = load_command_settings(needs_apis=needs_apis)
         certsync_logging.configure(settings.log_format, settings.log_level)
         for notice in settings.notices:
             log.warning("settings.corrected", notice=notice)

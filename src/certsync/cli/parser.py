@@ -101,6 +101,16 @@ def build_parser() -> argparse.ArgumentParser:
         "Templates exist and are published, types appear upstream, users exist, emails resolve.",
     )
 
+    db = _command(sub, "db", "the store's schema", "Migrations of the store (Alembic).")
+    dsub = db.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
+    _command(
+        dsub,
+        "upgrade",
+        "bring the store to this certsync's schema",
+        "Upgrade the store at CERTSYNC_DATABASE_URL to the latest schema, under the writer "
+        "lock (a sync or the daemon does the same before its first write).",
+    )
+
     status = _command(
         sub, "status", "recent runs and their outcomes", "Recent runs, from the store's journal."
     )

@@ -21,6 +21,7 @@ from certsync.errors import (
     EXIT_FAILED,
     EXIT_GUARD,
     CertsyncError,
+    LeaseLostError,
     StopRequested,
 )
 from certsync.mappings_file import MappingFile, load_mapping_file
@@ -76,6 +77,10 @@ def run_sync(
     )
     with lock:
         if not dry:
+            # Once per process, under the lock: the only place a sync changes the schema.
+            moved = store.upgrade()
+            if moved is not None:
+                log.info("store.upgraded", from_revision=moved[0], to_revision=moved[1])
             closed, unknown = store.recover()
             if closed or unknown:
                 log.warning("sync.recovered", interrupted_runs=closed, unknown_writes=unknown)
@@ -97,6 +102,12 @@ def run_sync(
                 summary = store.import_mappings(mapping_file, prune=True)
                 if summary.changed:
                     log.info("mappings.imported", **_summary_fields(summary))
+            lease_lost = store.lock.lost
+
+            def stopping() -> bool:
+                # A lost lease stops the cycle before its next write, as a stop does.
+                return should_stop() or (not dry and lease_lost.is_set())
+
             _cycle(
                 settings=settings,
                 store=store,
@@ -106,8 +117,13 @@ def run_sync(
                 mapping_file=mapping_file,
                 now=now,
                 say=say,
-                should_stop=should_stop,
+                should_stop=stopping,
             )
+            if not dry and lease_lost.is_set():
+                raise LeaseLostError(
+                    "the store's writer lease was taken by another certsync during this cycle: "
+                    "it stopped before its next write; what was sent is in the journal"
+                )
         except CertsyncError as exc:
             report.error = str(exc)
             report.exit_code = exc.exit_code

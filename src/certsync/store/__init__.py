@@ -50,7 +50,7 @@ from certsync.models import (
     WriteRequest,
     resolve_mappings,
 )
-from certsync.store import migrations
+from certsync.store import schema
 from certsync.store.db import translated
 from certsync.store.lock import WriterLock, utcnow
 from certsync.store.tables import (
@@ -185,18 +185,22 @@ def _preflight_sqlite(path: Path) -> None:
                 f"the database {path} is corrupted (integrity check: {detail}); "
                 "it was left untouched: restore a backup or move it aside"
             )
-        has_schema = conn.execute(
-            "SELECT COUNT(*) FROM sqlite_master WHERE type='table' AND name='certsync_schema'"
-        ).fetchone()[0]
-        if has_schema:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        newer = None
+        if "alembic_version" in tables:
+            row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+            if row and row[0] not in schema.known_revisions():
+                newer = f"revision {row[0]}"
+        elif "certsync_schema" in tables:
             row = conn.execute("SELECT version FROM certsync_schema WHERE id = 1").fetchone()
             version = int(row[0]) if row else 0
-            if version > migrations.LATEST:
-                raise StoreError(
-                    f"the database {path} was written by a newer certsync (schema {version}; "
-                    f"this one knows up to {migrations.LATEST}); it was left untouched: "
-                    "upgrade certsync"
-                )
+            if version > schema.LEGACY_MAX:
+                newer = f"schema {version}"
+        if newer is not None:
+            raise StoreError(
+                f"the database {path} was written by a newer certsync ({newer}; this one "
+                f"knows up to {schema.head()}); it was left untouched: upgrade certsync"
+            )
     except sqlite3.DatabaseError as exc:
         raise StoreError(
             f"the database {path} is not a certsync database or is corrupted ({exc}); "
@@ -231,8 +235,13 @@ class Store:
             raise StoreError(f"cannot use CERTSYNC_DATABASE_URL: {exc}") from None
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        self._migrate()
         self.lock = WriterLock(self.engine, lease_seconds=lock_lease_seconds)
+        # A new, empty database is created at the latest schema at once; an older one
+        # is upgraded only by upgrade(), under the writer lock, once per process.
+        with translated("could not be opened"), self.engine.begin() as conn:
+            if schema.is_empty(conn):
+                schema.upgrade(conn)
+            self._current = schema.is_current(conn)
 
     @property
     def shown(self) -> str:
@@ -242,35 +251,48 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
+    def _require_current(self) -> None:
+        if not self._current:
+            raise StoreError(
+                f"the store is at an older schema than this certsync's ({schema.head()}): "
+                "run `certsync db upgrade` (a sync or the daemon also upgrades it, under the "
+                "writer lock)"
+            )
+
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
+        self._require_current()
         with translated("could not be written"), self.engine.begin() as conn:
             yield conn
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
+        self._require_current()
         with translated("could not be read"), self.engine.connect() as conn:
             yield conn
+
+    @property
+    def is_current(self) -> bool:
+        return self._current
+
+    def upgrade(self) -> tuple[str | None, str] | None:
+        """Bring the schema to the latest; None when it already was. The caller holds the
+        writer lock (`certsync db upgrade`, or a sync before its first write)."""
+        if self._current:
+            return None
+        with translated("could not be upgraded"), self.engine.begin() as conn:
+            moved = schema.upgrade(conn)
+        self._current = True
+        return moved
 
     def ping(self) -> None:
         """Raise StoreError unless the database answers (the daemon's readiness)."""
         with self._read() as conn:
             conn.execute(select(1))
 
-    def _migrate(self) -> None:
-        with self._tx() as conn:
-            version = migrations.current_version(conn)
-            if version > migrations.LATEST:
-                raise StoreError(
-                    f"the database was written by a newer certsync (schema {version}; "
-                    f"this one knows up to {migrations.LATEST}); upgrade certsync"
-                )
-            if version < migrations.LATEST:
-                migrations.upgrade(conn, version)
-
-    def schema_version(self) -> int:
-        with self._read() as conn:
-            return migrations.current_version(conn)
+    def schema_revision(self) -> str | None:
+        with translated("could not be read"), self.engine.connect() as conn:
+            return schema.revision(conn)
 
     # --- settings -----------------------------------------------------------------
 

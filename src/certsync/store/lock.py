@@ -1,9 +1,14 @@
 """One writer per store: a lease row in the store itself.
 
-A row (owner, pid, host, heartbeat) says who applies. Taking it over is a
-conditional UPDATE on the previous owner, so two contenders cannot both win.
-A lease is stale when its process is gone (same host) or its heartbeat is older
-than the lease; a live holder refreshes the heartbeat from a background thread.
+A row (owner, pid, host, heartbeat) says who applies. The owner is random per
+process, so a restarted container (same hostname, PID 1 again) recognises the
+lease its dead predecessor left and takes it at once instead of waiting it out.
+Expiry is measured by the database's clock (the heartbeat is written with the
+database's CURRENT_TIMESTAMP and compared with it), never by each host's.
+Taking a lease over is a conditional UPDATE on the previous owner, so two
+contenders cannot both win. The holder renews every quarter of the lease and
+notices when a renewal changes no row: the lease is then `lost`, and the cycle
+stops before its next write.
 """
 
 from __future__ import annotations
@@ -18,16 +23,17 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from sqlalchemy import Engine, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
 
-from certsync.errors import LockBusyError
+from certsync.errors import LockBusyError, StoreError
 from certsync.store.db import translated
 from certsync.store.tables import WriterLockRow
 
 log = structlog.get_logger("certsync.store")
 
-_LOCK = WriterLockRow.__table__  # type: ignore[attr-defined]
+_LOCK = WriterLockRow.__table__  # type: ignore[attr-defined]  # SQLModel adds it at class creation
 
 
 def utcnow() -> datetime:
@@ -45,34 +51,44 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 class WriterLock:
-    """The writer lease of one store."""
+    """The writer lease of one store, held by one process at a time."""
 
     def __init__(self, engine: Engine, *, lease_seconds: float = 120.0) -> None:
         self._engine = engine
         self._lease = timedelta(seconds=lease_seconds)
         self.owner = uuid.uuid4().hex
         self._host = socket.gethostname()
+        self.lost = threading.Event()
 
-    def _stale(self, row: WriterLockRow | object, now: datetime) -> bool:
-        host = getattr(row, "host", None)
-        pid = getattr(row, "pid", 0)
-        heartbeat = getattr(row, "heartbeat_at", now)
-        if host == self._host and not _pid_alive(int(pid)):
+    def _db_now(self, conn: Connection) -> datetime:
+        value = conn.execute(select(func.current_timestamp())).scalar_one()
+        if isinstance(value, str):  # SQLite answers text in UTC
+            value = datetime.fromisoformat(value)
+        return _aware(value)
+
+    def _stale(self, row: Row[tuple[object, ...]], db_now: datetime) -> bool:
+        if row.host == self._host and (row.pid == os.getpid() or not _pid_alive(int(row.pid))):
+            # Another owner with our host and pid is this process's predecessor (a
+            # restarted container is PID 1 again), and a gone pid holds nothing.
             return True
-        return bool(now - heartbeat > self._lease)
+        return bool(db_now - _aware(row.heartbeat_at) > self._lease)
 
     def try_acquire(self) -> str | None:
         """Take the lease; return None on success or a description of the holder."""
-        now = utcnow()
-        values = {
-            "owner": self.owner,
-            "pid": os.getpid(),
-            "host": self._host,
-            "acquired_at": now,
-            "heartbeat_at": now,
-        }
         with translated("lock could not be used"), self._engine.begin() as conn:
+            db_now = self._db_now(conn)
+            values = {
+                "owner": self.owner,
+                "pid": os.getpid(),
+                "host": self._host,
+                "acquired_at": db_now,
+                "heartbeat_at": db_now,
+            }
             row = conn.execute(select(_LOCK).where(_LOCK.c.id == 1)).first()
             if row is None:
                 try:
@@ -80,10 +96,11 @@ class WriterLock:
                         conn.execute(insert(_LOCK).values(id=1, **values))
                 except IntegrityError:
                     return "another certsync process (it took the lock just now)"
+                self.lost.clear()
                 return None
             if row.owner == self.owner:
                 return None
-            if not self._stale(row, now):
+            if not self._stale(row, db_now):
                 return (
                     f"certsync pid {row.pid} on {row.host} "
                     f"(since {row.acquired_at:%Y-%m-%d %H:%M:%S} UTC)"
@@ -94,15 +111,21 @@ class WriterLock:
             if taken != 1:
                 return "another certsync process (it took over the stale lock just now)"
             log.warning("store.lock_taken_over", previous_pid=row.pid, previous_host=row.host)
+            self.lost.clear()
             return None
 
-    def heartbeat(self) -> None:
+    def heartbeat(self) -> bool:
+        """Renew the lease; False (and `lost` set) when another process holds it now."""
         with translated("lock could not be used"), self._engine.begin() as conn:
-            conn.execute(
+            renewed = conn.execute(
                 update(_LOCK)
                 .where(_LOCK.c.id == 1, _LOCK.c.owner == self.owner)
-                .values(heartbeat_at=utcnow())
-            )
+                .values(heartbeat_at=self._db_now(conn))
+            ).rowcount
+        if renewed != 1:
+            self.lost.set()
+            log.error("store.lock_lost", owner=self.owner)
+        return renewed == 1
 
     def release(self) -> None:
         with translated("lock could not be used"), self._engine.begin() as conn:
@@ -134,8 +157,9 @@ class WriterLock:
         def beat() -> None:
             while not stop.wait(beat_every):
                 try:
-                    self.heartbeat()
-                except Exception as exc:
+                    if not self.heartbeat():
+                        return
+                except StoreError as exc:
                     log.warning("store.lock_heartbeat_failed", error=str(exc))
 
         thread = threading.Thread(target=beat, name="certsync-lock-heartbeat", daemon=True)
@@ -147,6 +171,6 @@ class WriterLock:
             thread.join(timeout=5)
             try:
                 self.release()
-            except OperationalError as exc:
+            except StoreError as exc:
                 # The lease is left behind; the next process takes it over once stale.
-                log.warning("store.lock_release_failed", error=str(exc.orig))
+                log.warning("store.lock_release_failed", error=str(exc))

@@ -1,7 +1,8 @@
-"""The store's tables, as SQLModel classes.
+"""The store's tables, as SQLModel classes: the one place the schema is written.
 
-The DDL that creates them lives in `migrations.py`; a test checks that the two
-agree, so a column added here without a migration fails the suite.
+Alembic's migrations (`store/migrations/versions/`) are made from this metadata,
+and a test migrates an empty database to head and asks Alembic's autogenerate
+for differences: a column added here without a migration fails the suite.
 """
 
 from __future__ import annotations
@@ -10,11 +11,8 @@ from datetime import date, datetime
 
 from sqlmodel import Field, SQLModel
 
-
-class SchemaVersion(SQLModel, table=True):
-    __tablename__ = "certsync_schema"
-    id: int = Field(default=1, primary_key=True)
-    version: int
+# datetime fields are SQLModel's UTCDateTime: timezone-aware (timestamptz on PostgreSQL)
+# and read back as aware UTC, which the lease and the journal compare against now.
 
 
 class TypeMappingRow(SQLModel, table=True):
@@ -129,3 +127,6 @@ class WriterLockRow(SQLModel, table=True):
     host: str
     acquired_at: datetime
     heartbeat_at: datetime
+
+
+metadata = SQLModel.metadata

@@ -1,0 +1,124 @@
+"""The writer lease: random owners, the database's clock, and a loss that is noticed."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import httpx
+import pytest
+import respx
+from sqlalchemy import text
+
+from certsync.clients.session import open_clients
+from certsync.engine.cycle import run_sync
+from certsync.engine.report import SyncOptions
+from certsync.settings import load_settings
+from certsync.store import Store
+from tests.conftest import M_TOKEN, MONOTREE, N_TOKEN, NATECOSMIC
+from tests.test_natecosmic import record
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(f"sqlite:///{tmp_path / 'lease.db'}", lock_lease_seconds=120)
+
+
+def leave_lease(store: Store, *, owner: str, pid: int, host: str, age_seconds: int) -> None:
+    """A lease row as another process left it, its heartbeat `age_seconds` old by the
+    database's own clock."""
+    with store.engine.begin() as conn:
+        conn.execute(text("DELETE FROM writer_lock"))
+        conn.execute(
+            text(
+                "INSERT INTO writer_lock (id, owner, pid, host, acquired_at, heartbeat_at) "
+                "VALUES (1, :owner, :pid, :host, datetime('now', :age), datetime('now', :age))"
+            ),
+            {"owner": owner, "pid": pid, "host": host, "age": f"-{age_seconds} seconds"},
+        )
+
+
+def test_owners_are_random_per_process(store: Store, tmp_path: Path) -> None:
+    other = Store(f"sqlite:///{tmp_path / 'lease.db'}")
+    assert store.lock.owner != other.lock.owner and len(store.lock.owner) == 32
+
+
+def test_a_restarted_container_takes_its_predecessors_lease_at_once(store: Store) -> None:
+    """Same hostname, PID 1 again, another owner: the lease of a process that is gone."""
+    leave_lease(
+        store, owner="before-restart", pid=os.getpid(), host=socket.gethostname(), age_seconds=0
+    )
+    assert store.lock.try_acquire() is None
+
+
+def test_a_fresh_lease_of_another_host_is_respected(store: Store) -> None:
+    leave_lease(store, owner="elsewhere", pid=4242, host="replica-b", age_seconds=10)
+    holder = store.lock.try_acquire()
+    assert holder is not None and "pid 4242 on replica-b" in holder
+
+
+def test_a_lease_expires_by_the_databases_clock(store: Store) -> None:
+    """121 s old by the database's clock, with a 120 s lease: taken over."""
+    leave_lease(store, owner="elsewhere", pid=4242, host="replica-b", age_seconds=121)
+    assert store.lock.try_acquire() is None
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT owner FROM writer_lock")).scalar() == store.lock.owner
+
+
+def test_a_lost_lease_is_noticed_by_the_next_heartbeat(store: Store) -> None:
+    assert store.lock.try_acquire() is None
+    assert store.lock.heartbeat() is True and not store.lock.lost.is_set()
+    with store.engine.begin() as conn:  # another replica took it over meanwhile
+        conn.execute(text("UPDATE writer_lock SET owner = 'replica-b'"))
+    assert store.lock.heartbeat() is False
+    assert store.lock.lost.is_set()
+
+
+@respx.mock
+def test_a_cycle_that_loses_its_lease_stops_before_its_next_write(tmp_path: Path) -> None:
+    """Two assign bodies (chunk size 1); the lease is taken while the first is sent."""
+    (tmp_path / "m.toml").write_text(
+        '[[types]]\nnatecosmic = "food-safety"\nmonotree = 12\n'
+        '[[users]]\nnatecosmic = "nc-ann"\nmonotree = 501\n'
+        '[[users]]\nnatecosmic = "nc-bob"\nmonotree = 502\n'
+    )
+    settings = load_settings(
+        natecosmic={"base_url": NATECOSMIC, "token": N_TOKEN},
+        monotree={"base_url": MONOTREE, "token": M_TOKEN},
+        database_url=f"sqlite:///{tmp_path / 'c.db'}",
+        mappings_file=tmp_path / "m.toml",
+        secrets_dir=tmp_path,
+        sync={"chunk_size": 1},
+        client={"concurrency": 1},
+    )
+    records = [
+        record(id=f"r{i}", user_id=user, expires_on=None)
+        for i, user in enumerate(["nc-ann", "nc-bob"])
+    ]
+    respx.get(f"{NATECOSMIC}/v1/certifications").mock(
+        return_value=httpx.Response(200, json={"data": records})
+    )
+    respx.get(f"{MONOTREE}/api/open/v1/certificates").mock(
+        return_value=httpx.Response(200, json={"data": [{"id": 12, "title": "Food safety"}]})
+    )
+    respx.get(f"{MONOTREE}/api/open/v1/certificates/12/users").mock(
+        return_value=httpx.Response(200, json={"data": [], "links": {"next": None}})
+    )
+    store = Store(settings.database_url)
+
+    def taken_meanwhile(_: httpx.Request) -> httpx.Response:
+        with store.engine.begin() as conn:  # another replica takes the lease over
+            conn.execute(text("UPDATE writer_lock SET owner = 'replica-b'"))
+        store.lock.heartbeat()
+        return httpx.Response(204)
+
+    assign = respx.post(f"{MONOTREE}/api/open/v1/certificates/assign").mock(
+        side_effect=taken_meanwhile
+    )
+    with open_clients(settings) as clients:
+        report = run_sync(settings, store, clients, SyncOptions())
+    store.close()
+    assert assign.call_count == 1  # the second body was never sent
+    assert report.exit_code == 1 and report.error is not None
+    assert "writer lease was taken by another certsync" in report.error
