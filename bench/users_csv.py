@@ -37,10 +37,10 @@ def main(rows: int = 20_000) -> None:
 
         store = Store(f"sqlite:///{folder / 'c.db'}")
         started = time.perf_counter()
-        first = store.import_mappings(mapping_file)
+        first = store.mappings.import_file(mapping_file)
         first_s = time.perf_counter() - started
         started = time.perf_counter()
-        again = store.import_mappings(mapping_file, prune=True)
+        again = store.mappings.import_file(mapping_file, prune=True)
         again_s = time.perf_counter() - started
         store.close()
 

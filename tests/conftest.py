@@ -20,8 +20,8 @@ from certsync.clients.credentials import Credential
 from certsync.clients.http import ApiHttp
 from certsync.clients.pacing import Pacer
 from certsync.clients.retry import Timing
-from certsync.redaction import REDACTOR
-from certsync.sandbox import Sandbox, SandboxState
+from certsync.redaction import Redactor
+from certsync.sandbox import Sandbox, SandboxState, World
 from certsync.settings import ClientSettings
 
 NATECOSMIC = "https://api.natecosmic.com"
@@ -62,14 +62,19 @@ def fake_time() -> FakeTime:
 def make_http(fake_time: FakeTime) -> Iterator[Callable[..., ApiHttp]]:
     clients: list[httpx.Client] = []
 
-    def make(api: str = "monotree", base_url: str = MONOTREE, **settings: object) -> ApiHttp:
+    def make(
+        api: str = "monotree",
+        base_url: str = MONOTREE,
+        credential: Credential | None = None,
+        **settings: object,
+    ) -> ApiHttp:
         token = M_TOKEN if api == "monotree" else N_TOKEN
         client = httpx.Client()
         clients.append(client)
         return ApiHttp(
             api=api,
             base_url=base_url,
-            credential=Credential.fixed(api, token, REDACTOR),
+            credential=credential or Credential.fixed(api, token, Redactor()),
             client=client,
             settings=ClientSettings(**settings),
             counter=RequestCounter(),
@@ -209,3 +214,14 @@ def metric_sum(text: str, name: str, **labels: str) -> float:
         if all(f'{k}="{v}"' in line for k, v in labels.items()):
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+def revoke_upstream(state: SandboxState, world: World, index: int = 0) -> tuple[int, int]:
+    """Revoke one record in Natecosmic; the (certificate, user) pair it made desired."""
+    with state.lock:
+        record = state.records[index]
+        state.records[index] = {**record, "lifecycle_status": "revoked"}
+    return (
+        world.template_ids[world.type_ids.index(record["certification_type_id"])],
+        world.monotree_ids[world.user_ids.index(record["user_id"])],
+    )

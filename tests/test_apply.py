@@ -12,8 +12,8 @@ import pytest
 
 from certsync.engine.apply import apply_requests
 from certsync.errors import AuthError, OutcomeUnknownError, RejectedError, RetriableError
-from certsync.models import AssignItem, AssignRequest, ResetRequest, WriteRequest
 from certsync.store import Store
+from certsync.writes import AssignItem, AssignRequest, ResetRequest, WriteRequest
 
 
 class FakeWriter:
@@ -30,7 +30,9 @@ class FakeWriter:
 
     def _check(self, users: Sequence[int]) -> None:
         # The journal intent must already be committed when the call happens.
-        self.open_intents_seen.append(sum(1 for j in self.store.journal() if j.outcome is None))
+        self.open_intents_seen.append(
+            sum(1 for j in self.store.journal.entries() if j.outcome is None)
+        )
         if self.fail_with is not None:
             raise self.fail_with
         if self.bad & set(users):
@@ -59,35 +61,37 @@ def assign_of(*users: int) -> AssignRequest:
 
 def test_every_request_is_journaled_before_it_is_sent(store: Store) -> None:
     """Each call happens with exactly its own intent open; afterwards every outcome is ok."""
-    run = store.start_run("full")
+    run = store.journal.start_run("full")
     writer = FakeWriter(store)
     requests: list[WriteRequest] = [ResetRequest(12, (1, 2), False, (2,)), assign_of(1, 3)]
-    result = apply_requests(requests, writer=writer, journal=store, run_id=run)
+    result = apply_requests(requests, writer=writer, journal=store.journal, run_id=run)
     assert result.requests_ok == 2 and result.failures == ()
     assert writer.calls == [("reset", (1, 2)), ("assign", (1, 3))]
     assert writer.open_intents_seen == [1, 1]
-    assert [(j.action, j.outcome) for j in store.journal(run)] == [
+    assert [(j.action, j.outcome) for j in store.journal.entries(run)] == [
         ("reset", "ok"),
         ("assign", "ok"),
     ]
-    assert store.owned_pairs() == {(12, 1), (12, 3)}
+    assert store.holdings.owned_pairs() == {(12, 1), (12, 3)}
 
 
 def test_a_refused_chunk_is_split_until_the_bad_user_is_isolated(store: Store) -> None:
     """One unknown user in a body of eight costs a few extra requests, not the other seven."""
-    run = store.start_run("full")
+    run = store.journal.start_run("full")
     writer = FakeWriter(store, bad_users=[6])
-    result = apply_requests([assign_of(*range(1, 9))], writer=writer, journal=store, run_id=run)
+    result = apply_requests(
+        [assign_of(*range(1, 9))], writer=writer, journal=store.journal, run_id=run
+    )
     assert [f.user_ids for f in result.failures] == [(6,)]
-    assert store.owned_pairs() == {(12, u) for u in range(1, 9) if u != 6}
+    assert store.holdings.owned_pairs() == {(12, u) for u in range(1, 9) if u != 6}
     assert len(writer.calls) == 7  # 8 -> 4 ok + 4 -> 2 + 2 ok -> 1 ok + 1 bad
-    outcomes = [j.outcome for j in store.journal(run)]
+    outcomes = [j.outcome for j in store.journal.entries(run)]
     assert outcomes.count("ok") == 3 and outcomes.count("failed") == 4
 
 
 def test_a_failed_request_does_not_stop_the_rest(store: Store) -> None:
     """A request that exhausts its retries is recorded as failed and the next one still goes."""
-    run = store.start_run("full")
+    run = store.journal.start_run("full")
 
     class Flaky(FakeWriter):
         def reset(
@@ -100,7 +104,7 @@ def test_a_failed_request_does_not_stop_the_rest(store: Store) -> None:
     result = apply_requests(
         [ResetRequest(12, (1,), False, (1,)), assign_of(2)],
         writer=writer,
-        journal=store,
+        journal=store.journal,
         run_id=run,
     )
     assert [f.action for f in result.failures] == ["reset"] and result.requests_ok == 1
@@ -109,28 +113,30 @@ def test_a_failed_request_does_not_stop_the_rest(store: Store) -> None:
 
 def test_an_unknown_outcome_is_recorded_as_such(store: Store) -> None:
     """A write whose answer never came is 'unknown': ownership kept, template to re-read."""
-    run = store.start_run("full")
+    run = store.journal.start_run("full")
     writer = FakeWriter(store, fail_with=OutcomeUnknownError("monotree", "read timeout"))
-    result = apply_requests([assign_of(1)], writer=writer, journal=store, run_id=run)
+    result = apply_requests([assign_of(1)], writer=writer, journal=store.journal, run_id=run)
     assert result.failures[0].outcome == "unknown"
-    assert store.owned_pairs() == {(12, 1)}
-    assert store.template_states()[12].dirty
+    assert store.holdings.owned_pairs() == {(12, 1)}
+    assert store.holdings.template_states()[12].dirty
 
 
 def test_auth_error_stops_the_run_with_its_outcome_journaled(store: Store) -> None:
     """A 401 mid-run records that request's outcome, sends nothing more, and propagates."""
-    run = store.start_run("full")
+    run = store.journal.start_run("full")
     writer = FakeWriter(store, fail_with=AuthError("monotree", "401"))
     with pytest.raises(AuthError):
-        apply_requests([assign_of(1), assign_of(2)], writer=writer, journal=store, run_id=run)
+        apply_requests(
+            [assign_of(1), assign_of(2)], writer=writer, journal=store.journal, run_id=run
+        )
     assert len(writer.calls) == 1
-    assert [j.outcome for j in store.journal(run)] == ["failed"]
-    assert store.owned_pairs() == set()
+    assert [j.outcome for j in store.journal.entries(run)] == ["failed"]
+    assert store.holdings.owned_pairs() == set()
 
 
 def test_a_stop_request_ends_between_requests(store: Store) -> None:
     """Stop asked while a request is in flight: it finishes and is journaled; no new one starts."""
-    run = store.start_run("full")
+    run = store.journal.start_run("full")
     stop = threading.Event()
 
     class StopsMidway(FakeWriter):
@@ -142,17 +148,17 @@ def test_a_stop_request_ends_between_requests(store: Store) -> None:
     result = apply_requests(
         [assign_of(1), assign_of(2)],
         writer=writer,
-        journal=store,
+        journal=store.journal,
         run_id=run,
         should_stop=stop.is_set,
     )
     assert result.stopped and len(writer.calls) == 1
-    assert [j.outcome for j in store.journal(run)] == ["ok"]
+    assert [j.outcome for j in store.journal.entries(run)] == ["ok"]
 
 
 def test_requests_of_one_kind_go_out_concurrently_and_resets_come_first(store: Store) -> None:
     """With concurrency 4, assign bodies overlap in flight, and none starts before every reset ended."""
-    run = store.start_run("full")
+    run = store.journal.start_run("full")
     in_flight = 0
     peak = 0
     order: list[str] = []
@@ -181,7 +187,9 @@ def test_requests_of_one_kind_go_out_concurrently_and_resets_come_first(store: S
     requests: list[WriteRequest] = [ResetRequest(c, (1,), False) for c in (12, 13, 14)] + [
         assign_of(u) for u in range(10, 18)
     ]
-    result = apply_requests(requests, writer=Slow(store), journal=store, run_id=run, concurrency=4)
+    result = apply_requests(
+        requests, writer=Slow(store), journal=store.journal, run_id=run, concurrency=4
+    )
     assert result.requests_ok == 11 and peak == 4
     assert order[:3] == ["reset"] * 3 and set(order[3:]) == {"assign"}
-    assert sorted(j.seq for j in store.journal(run)) == list(range(1, 12))
+    assert sorted(j.seq for j in store.journal.entries(run)) == list(range(1, 12))

@@ -10,17 +10,14 @@ import httpx
 import pytest
 import respx
 
-from certsync.clients.counting import RequestCounter
 from certsync.clients.credentials import Credential, TokenSource
 from certsync.clients.http import ApiHttp
 from certsync.clients.monotree import MonotreeClient
 from certsync.clients.natecosmic import NatecosmicClient
-from certsync.clients.pacing import Pacer
-from certsync.clients.retry import Timing
 from certsync.errors import EXIT_CONFIG, AuthError, EndpointNotFoundError, RetriableError
 from certsync.redaction import Redactor
-from certsync.settings import ClientSettings, load_settings
-from tests.conftest import MONOTREE, NATECOSMIC, FakeTime
+from certsync.settings import load_settings
+from tests.conftest import MONOTREE, NATECOSMIC
 
 LIST = f"{MONOTREE}/api/open/v1/certificates"
 
@@ -30,24 +27,13 @@ def file_credential(path: Path, redactor: Redactor | None = None) -> Credential:
     return Credential(source, redactor or Redactor())
 
 
+Make = Callable[..., ApiHttp]
+
+
 def session(
-    credential: Credential, fake_time: FakeTime, base_url: str = MONOTREE, api: str = "monotree"
+    make_http: Make, credential: Credential, base_url: str = MONOTREE, api: str = "monotree"
 ) -> ApiHttp:
-    return ApiHttp(
-        api=api,
-        base_url=base_url,
-        credential=credential,
-        client=httpx.Client(),
-        settings=ClientSettings(max_attempts=2, backoff_base=0),
-        counter=RequestCounter(),
-        pacer=Pacer(clock=fake_time.clock, sleep=fake_time.sleep),
-        timing=Timing(
-            sleep=fake_time.sleep,
-            clock=fake_time.clock,
-            wall_clock=fake_time.clock,
-            rand=lambda: 1.0,
-        ),
-    )
+    return make_http(api, base_url, credential, max_attempts=2, backoff_base=0)
 
 
 def accepts(token: str) -> Callable[[httpx.Request], httpx.Response]:
@@ -60,9 +46,7 @@ def accepts(token: str) -> Callable[[httpx.Request], httpx.Response]:
 
 
 @respx.mock
-def test_a_401_reads_the_token_file_again_and_retries_once(
-    tmp_path: Path, fake_time: FakeTime
-) -> None:
+def test_a_401_reads_the_token_file_again_and_retries_once(tmp_path: Path, make_http: Make) -> None:
     """The Secret rotated between cycles: the request after the 401 carries the new token."""
     token_file = tmp_path / "monotree_token"
     token_file.write_text("mono_old_token_1111\n")
@@ -71,21 +55,21 @@ def test_a_401_reads_the_token_file_again_and_retries_once(
     route = respx.get(LIST).mock(side_effect=accepts("mono_new_token_2222"))
     token_file.write_text("mono_new_token_2222\n")
 
-    assert MonotreeClient(session(credential, fake_time)).list_templates() == []
+    assert MonotreeClient(session(make_http, credential)).list_templates() == []
     assert route.call_count == 2
     assert credential.token == "mono_new_token_2222"
 
 
 @respx.mock
 def test_a_401_with_an_unchanged_token_fails_naming_the_token_file(
-    tmp_path: Path, fake_time: FakeTime
+    tmp_path: Path, make_http: Make
 ) -> None:
     """No retry loop on a wrong token: one reload, then an error that names the file to fix."""
     token_file = tmp_path / "monotree_token"
     token_file.write_text("mono_wrong_token_333")
     route = respx.get(LIST).mock(side_effect=accepts("mono_right_token_444"))
     with pytest.raises(AuthError) as caught:
-        MonotreeClient(session(file_credential(token_file), fake_time)).list_templates()
+        MonotreeClient(session(make_http, file_credential(token_file))).list_templates()
     assert route.call_count == 1
     assert caught.value.exit_code == EXIT_CONFIG
     message = str(caught.value)
@@ -108,32 +92,32 @@ def test_every_token_read_is_registered_with_the_redactor(tmp_path: Path) -> Non
 
 
 @respx.mock
-def test_a_404_on_a_list_endpoint_names_the_base_url_setting(fake_time: FakeTime) -> None:
+def test_a_404_on_a_list_endpoint_names_the_base_url_setting(make_http: Make) -> None:
     """A wrong base URL is a configuration error (exit 2), never 'template missing'."""
     respx.get(LIST).mock(return_value=httpx.Response(404, json={"message": "Not found."}))
     credential = Credential.fixed("monotree", "mono_token_for_404_test", Redactor())
     with pytest.raises(EndpointNotFoundError) as caught:
-        MonotreeClient(session(credential, fake_time)).list_templates()
+        MonotreeClient(session(make_http, credential)).list_templates()
     assert caught.value.exit_code == EXIT_CONFIG
     assert "GET /api/open/v1/certificates answered 404" in str(caught.value)
     assert "check CERTSYNC_MONOTREE__BASE_URL" in str(caught.value)
 
 
 @respx.mock
-def test_a_404_on_the_pull_names_the_natecosmic_base_url(fake_time: FakeTime) -> None:
+def test_a_404_on_the_pull_names_the_natecosmic_base_url(make_http: Make) -> None:
     respx.get(f"{NATECOSMIC}/v1/certifications").mock(return_value=httpx.Response(404))
     credential = Credential.fixed("natecosmic", "nc_token_for_404_test", Redactor())
-    http = session(credential, fake_time, base_url=NATECOSMIC, api="natecosmic")
+    http = session(make_http, credential, base_url=NATECOSMIC, api="natecosmic")
     with pytest.raises(EndpointNotFoundError, match="check CERTSYNC_NATECOSMIC__BASE_URL"):
         NatecosmicClient(http).list_certifications()
 
 
-def test_a_refused_connection_names_host_and_port(fake_time: FakeTime) -> None:
+def test_a_refused_connection_names_host_and_port(make_http: Make) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     credential = Credential.fixed("monotree", "mono_token_refused_77", Redactor())
-    http = session(credential, fake_time, base_url=f"http://127.0.0.1:{port}")
+    http = session(make_http, credential, base_url=f"http://127.0.0.1:{port}")
     with pytest.raises(RetriableError, match=rf"cannot connect to 127\.0\.0\.1:{port}"):
         MonotreeClient(http).list_templates()
 

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from certsync.sandbox import Fault, SandboxState, World, generate
-from tests.conftest import Cli, free_port, metric_sum, wait_for
+from tests.conftest import Cli, free_port, metric_sum, revoke_upstream, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -38,13 +38,7 @@ def test_daemon_converges_turns_ready_counts_requests_and_follows_upstream(
     assert sandbox_state.active_pairs()
     wait_for(lambda: httpx.get(f"{base}/healthz").json()["runs"] >= 2, what="a second cycle")
 
-    with sandbox_state.lock:
-        r = sandbox_state.records[0]
-        sandbox_state.records[0] = {**r, "lifecycle_status": "revoked"}
-    pair = (
-        world.template_ids[world.type_ids.index(r["certification_type_id"])],
-        world.monotree_ids[world.user_ids.index(r["user_id"])],
-    )
+    pair = revoke_upstream(sandbox_state, world)
     wait_for(lambda: pair not in sandbox_state.active_pairs(), what="the upstream revocation")
 
     def counted_alike() -> bool:

@@ -180,7 +180,7 @@ def test_dry_run_makes_no_write_and_prints_the_plan(
     doc = sync(cli, "--dry-run")
     assert doc["dry_run"] and doc["counts"]["assign"] == len(desired_pairs(sandbox_state, world))
     table = cli("plan")
-    assert table.returncode == 0 and "dry run (nothing written)" in table.stdout
+    assert table.returncode == 0 and "(dry run: nothing written)" in table.stdout
     assert sandbox_state.count("monotree", "POST") == 0 and sandbox_state.active_pairs() == {}
 
 

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from certsync.sandbox import Sandbox, SandboxState, World, generate
-from tests.conftest import Cli, metric_sum, wait_for
+from tests.conftest import Cli, metric_sum, revoke_upstream, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -82,13 +82,7 @@ def test_the_daemon_uses_a_rotated_token_file_with_no_restart(
         scopes = sandbox_state.tokens["monotree"].pop(sandbox_state.monotree_token)
         sandbox_state.tokens["monotree"]["mono_rotated_token_42"] = scopes
     put_secret(token_file, "mono_rotated_token_42")
-    with sandbox_state.lock:
-        r = sandbox_state.records[0]
-        sandbox_state.records[0] = {**r, "lifecycle_status": "revoked"}
-    pair = (
-        world.template_ids[world.type_ids.index(r["certification_type_id"])],
-        world.monotree_ids[world.user_ids.index(r["user_id"])],
-    )
+    pair = revoke_upstream(sandbox_state, world)
     wait_for(lambda: pair not in sandbox_state.active_pairs(), what="a cycle with the new token")
     health = httpx.get(f"{base}/healthz").json()
     assert health["consecutive_failures"] == 0
@@ -238,3 +232,26 @@ def test_plan_on_a_machine_with_no_store_creates_none(cli: Cli, world: World) ->
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["counts"]["assign"] > 0
     assert not (cli.cwd / "certsync.db").exists()
+
+
+def test_every_cycle_names_deleted_and_unpublished_templates(
+    cli: Cli, sandbox_state: SandboxState, world: World
+) -> None:
+    """Found by the template list on a quiet incremental cycle, without reading holders."""
+    sync_json(cli)
+    drafted, deleted = world.template_ids[0], world.template_ids[1]
+    with sandbox_state.lock:
+        sandbox_state.templates[drafted].is_published = False
+        sandbox_state.templates[deleted].deleted = True
+    sandbox_state.reset_counts()
+    doc = sync_json(cli, expect=1)  # a mapped template that is gone needs its mapping fixed
+    assert doc["kind"] == "incremental"
+    assert doc["requests_by_api"] == {"monotree": 1, "natecosmic": 1}
+    assert doc["unpublished_templates"] == [drafted]
+    assert doc["names"]["templates"][str(drafted)] == sandbox_state.templates[drafted].title
+    assert doc["missing_templates"] == [deleted]
+    table = cli("sync").stdout
+    keys = (world.type_ids[1], world.type_slugs[1])  # the mapping file names it either way
+    assert any(f"template {deleted} (mapped from '{key}')" in table for key in keys)
+    assert f"template {drafted} '{sandbox_state.templates[drafted].title}'" in table
+    assert "missing in Monotree: fix their type mapping." in table.splitlines()[-1]

@@ -70,3 +70,11 @@ def test_each_package_names_its_public_surface(package: str) -> None:
         and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets)
     ]
     assert exported, f"{package}/__init__.py has no __all__"
+
+
+def test_no_module_is_much_over_400_lines() -> None:
+    """A module that grows past this is doing two things; split it by what it owns."""
+    sizes = {
+        str(path.relative_to(SRC)): len(path.read_text().splitlines()) for path in SRC.rglob("*.py")
+    }
+    assert {name: n for name, n in sizes.items() if n > 420} == {}

@@ -13,7 +13,7 @@ import respx
 from certsync.clients.http import ApiHttp
 from certsync.clients.monotree import MonotreeClient, holdings_of, parse_holder
 from certsync.errors import ResponseFormatError
-from certsync.models import AssignItem
+from certsync.writes import AssignItem
 from tests.conftest import MONOTREE
 
 API = f"{MONOTREE}/api/open/v1"

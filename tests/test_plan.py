@@ -13,7 +13,6 @@ from certsync.engine.plan import guard_revokes, plan, write_requests
 from certsync.engine.scope import Scope
 from certsync.models import (
     Assign,
-    AssignRequest,
     CertificationRecord,
     CertificationType,
     Holding,
@@ -23,11 +22,11 @@ from certsync.models import (
     Plan,
     Policy,
     Renewal,
-    ResetRequest,
     Revoke,
     TypeMapping,
     Unmanaged,
 )
+from certsync.writes import AssignRequest, ResetRequest
 
 TODAY = date(2026, 11, 23)
 FOOD, FIRE = 12, 14

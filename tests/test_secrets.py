@@ -12,6 +12,7 @@ import respx
 from certsync import logging as certsync_logging
 from certsync.cli.render import to_json
 from certsync.engine.cycle import SyncOptions, open_clients, run_sync
+from certsync.redaction import Redactor
 from certsync.settings import load_settings
 from certsync.store import Store
 from tests.conftest import MONOTREE, NATECOSMIC
@@ -45,7 +46,8 @@ def test_a_failing_run_leaks_no_token(tmp_path: Path, capsys: pytest.CaptureFixt
         log_level="debug",
         log_format="json",
     )
-    certsync_logging.configure("json", "debug")
+    redactor = Redactor()  # one per run, shared by the logger and the clients, as in main()
+    certsync_logging.configure("json", "debug", redactor=redactor)
     respx.get(f"{NATECOSMIC}/v1/certifications").mock(
         return_value=httpx.Response(200, json={"data": [record(expires_on=None)]})
     )
@@ -61,7 +63,7 @@ def test_a_failing_run_leaks_no_token(tmp_path: Path, capsys: pytest.CaptureFixt
     respx.post(f"{MONOTREE}/api/open/v1/certificates/assign").mock(side_effect=echo_token)
 
     store = Store(settings.database_url)
-    with open_clients(settings) as clients:
+    with open_clients(settings, redactor=redactor) as clients:
         report = run_sync(settings, store, clients, SyncOptions(today=None))
     store.close()
 

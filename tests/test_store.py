@@ -23,18 +23,10 @@ from sqlalchemy import Engine, inspect
 
 from certsync.errors import LockBusyError, StoreError
 from certsync.mappings_file import MappingFile
-from certsync.models import (
-    AssignItem,
-    AssignRequest,
-    CertificationRecord,
-    Holding,
-    Policy,
-    ResetRequest,
-    TypeMapping,
-    UserMapping,
-)
+from certsync.models import CertificationRecord, Holding, Policy, TypeMapping, UserMapping
 from certsync.store import Store, schema
 from certsync.store.tables import metadata
+from certsync.writes import AssignItem, AssignRequest, ResetRequest
 from tests.conftest import CERTSYNC, clean_env
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -106,7 +98,7 @@ def test_a_store_of_the_release_before_alembic_upgrades_without_losing_a_row(
     s = Store(f"sqlite:///{path}")
     assert not s.is_current
     with pytest.raises(StoreError, match="run `certsync db upgrade`"):
-        s.owned_pairs()  # nothing is read from, or written to, an older schema
+        s.holdings.owned_pairs()  # nothing is read from, or written to, an older schema
     assert s.upgrade() == ("0002", schema.head())
     s.close()
     after = row_counts(path)
@@ -115,10 +107,10 @@ def test_a_store_of_the_release_before_alembic_upgrades_without_losing_a_row(
     }
     s = Store(f"sqlite:///{path}")
     assert s.is_current and s.upgrade() is None
-    assert s.owned_pairs() == {(12, 501)}
-    assert s.type_mappings() == [TypeMapping("food-safety", 12)]
-    assert s.monotree_users_by_email() == {"bob@example.com": 502}
-    assert s.recent_runs(1)[0].requests == {"monotree POST 200": 1}
+    assert s.holdings.owned_pairs() == {(12, 501)}
+    assert s.mappings.types() == [TypeMapping("food-safety", 12)]
+    assert s.users.by_email() == {"bob@example.com": 502}
+    assert s.journal.recent_runs(1)[0].requests == {"monotree POST 200": 1}
     # The first releases wrote TEXT where the models say VARCHAR, which SQLite's type
     # affinity treats alike; no table, column or index is missing or extra.
     structural = [
@@ -137,121 +129,125 @@ def test_mappings_round_trip_and_import_twice_changes_nothing(store: Store, tmp_
         [UserMapping("nc-1", 501), UserMapping("nc-2", monotree_email="jo@example.com")],
         Policy(notify_on_revoke=True, max_revoke_min=3),
     )
-    first = store.import_mappings(mf)
+    first = store.mappings.import_file(mf)
     assert (first.types_added, first.users_added, first.policy_changed) == (1, 2, True)
-    assert store.type_mappings() == [TypeMapping("food-safety", 12, True)]
-    assert store.user_mappings() == [
+    assert store.mappings.types() == [TypeMapping("food-safety", 12, True)]
+    assert store.mappings.users() == [
         UserMapping("nc-1", 501),
         UserMapping("nc-2", None, "jo@example.com"),
     ]
-    assert store.policy() == Policy(notify_on_revoke=True, max_revoke_min=3)
-    again = store.import_mappings(mf)
+    assert store.mappings.policy() == Policy(notify_on_revoke=True, max_revoke_min=3)
+    again = store.mappings.import_file(mf)
     assert not again.changed and again.unchanged == 3
 
 
 def test_import_upserts_and_prune_removes_and_counts(store: Store, tmp_path: Path) -> None:
     """Import updates changed rows; --prune removes what the file no longer names, and says how many."""
-    store.import_mappings(
+    store.mappings.import_file(
         mapping_file(tmp_path, [TypeMapping("a", 1), TypeMapping("b", 2)], [UserMapping("u", 5)])
     )
-    keep = store.import_mappings(mapping_file(tmp_path, [TypeMapping("a", 3)], []))
+    keep = store.mappings.import_file(mapping_file(tmp_path, [TypeMapping("a", 3)], []))
     assert (keep.types_updated, keep.types_pruned) == (1, 0)
-    assert [t.natecosmic for t in store.type_mappings()] == ["a", "b"]
-    pruned = store.import_mappings(mapping_file(tmp_path, [TypeMapping("a", 3)], []), prune=True)
+    assert [t.natecosmic for t in store.mappings.types()] == ["a", "b"]
+    pruned = store.mappings.import_file(
+        mapping_file(tmp_path, [TypeMapping("a", 3)], []), prune=True
+    )
     assert (pruned.types_pruned, pruned.users_pruned) == (1, 1)
-    assert store.type_mappings() == [TypeMapping("a", 3)]
+    assert store.mappings.types() == [TypeMapping("a", 3)]
 
 
 def test_email_mappings_resolve_through_the_user_cache(store: Store, tmp_path: Path) -> None:
     """An email mapping resolves once Monotree's user list is cached; until then it is unresolved."""
-    store.import_mappings(
+    store.mappings.import_file(
         mapping_file(tmp_path, [], [UserMapping("nc-2", monotree_email="jo@example.com")])
     )
-    mappings, unresolved = store.mappings()
+    mappings, unresolved = store.resolved_mappings()
     assert mappings.users == {} and [u.natecosmic for u in unresolved] == ["nc-2"]
-    assert store.monotree_user_ids() is None
-    store.replace_monotree_users([(77, "Jo@Example.com", "Jo")])
-    mappings, unresolved = store.mappings()
+    assert store.users.ids() is None
+    store.users.replace([(77, "Jo@Example.com", "Jo")])
+    mappings, unresolved = store.resolved_mappings()
     assert mappings.users == {"nc-2": 77} and unresolved == []
-    assert store.monotree_user_ids() == {77}
+    assert store.users.ids() == {77}
 
 
 def test_journal_ownership_and_known_holdings_round_trip(store: Store) -> None:
     """Intent writes the journal and ownership first; the outcome updates known holdings."""
-    run = store.start_run("full")
+    run = store.journal.start_run("full")
     assign = AssignRequest(
         (AssignItem(12, 501, date(2026, 6, 1)), AssignItem(14, 502, date(2026, 5, 1)))
     )
-    jid = store.record_intent(run, 1, assign)
-    assert store.owned_pairs() == {(12, 501), (14, 502)}
-    assert [(j.action, j.outcome) for j in store.journal(run)] == [("assign", None)]
-    store.record_outcome(jid, assign, "ok")
-    known = store.known_holdings([12, 14])
+    jid = store.journal.record_intent(run, 1, assign)
+    assert store.holdings.owned_pairs() == {(12, 501), (14, 502)}
+    assert [(j.action, j.outcome) for j in store.journal.entries(run)] == [("assign", None)]
+    store.journal.record_outcome(jid, assign, "ok")
+    known = store.holdings.known([12, 14])
     assert known[12][501] == Holding(12, 501, True, date(2026, 6, 1), None, expiry_known=False)
 
     revoke = ResetRequest(12, (501,), False, revoke_user_ids=(501,))
-    jid2 = store.record_intent(run, 2, revoke)
-    store.record_outcome(jid2, revoke, "ok")
-    assert store.owned_pairs() == {(14, 502)}
-    assert store.known_holdings([12]) == {12: {}}
-    store.finish_run(
+    jid2 = store.journal.record_intent(run, 2, revoke)
+    store.journal.record_outcome(jid2, revoke, "ok")
+    assert store.holdings.owned_pairs() == {(14, 502)}
+    assert store.holdings.known([12]) == {12: {}}
+    store.journal.finish_run(
         run,
         outcome="converged",
         exit_code=0,
         counts={"assign": 2},
         requests={"monotree POST 204": 2},
     )
-    summary = store.recent_runs(1)[0]
+    summary = store.journal.recent_runs(1)[0]
     assert (summary.outcome, summary.counts, summary.requests) == (
         "converged",
         {"assign": 2},
         {"monotree POST 204": 2},
     )
-    assert [j.outcome for j in store.journal(run)] == ["ok", "ok"]
+    assert [j.outcome for j in store.journal.entries(run)] == ["ok", "ok"]
 
 
 def test_a_refused_assign_releases_its_ownership_and_marks_the_template_dirty(store: Store) -> None:
     """A definite refusal means nothing was issued: no ownership stays, the template is re-read."""
-    run = store.start_run("full")
+    run = store.journal.start_run("full")
     assign = AssignRequest((AssignItem(12, 501, date(2026, 6, 1)),))
-    store.save_full_read(12, {})
-    jid = store.record_intent(run, 1, assign)
-    store.record_outcome(jid, assign, "failed", "422")
-    assert store.owned_pairs() == set()
-    assert store.template_states()[12].dirty
+    store.holdings.save_full_read(12, {})
+    jid = store.journal.record_intent(run, 1, assign)
+    store.journal.record_outcome(jid, assign, "failed", "422")
+    assert store.holdings.owned_pairs() == set()
+    assert store.holdings.template_states()[12].dirty
 
 
 def test_an_unknown_outcome_keeps_ownership(store: Store) -> None:
     """An assign whose outcome is unknown keeps its ownership: it may well have been issued."""
-    run = store.start_run("full")
+    run = store.journal.start_run("full")
     assign = AssignRequest((AssignItem(12, 501, date(2026, 6, 1)),))
-    jid = store.record_intent(run, 1, assign)
-    store.record_outcome(jid, assign, "unknown", "read timeout")
-    assert store.owned_pairs() == {(12, 501)}
-    assert store.template_states()[12].dirty
+    jid = store.journal.record_intent(run, 1, assign)
+    store.journal.record_outcome(jid, assign, "unknown", "read timeout")
+    assert store.holdings.owned_pairs() == {(12, 501)}
+    assert store.holdings.template_states()[12].dirty
 
 
 def test_recover_closes_interrupted_runs_and_open_writes(store: Store) -> None:
     """A run a crash left open is closed; its unfinished write becomes unknown; its template dirty."""
-    run = store.start_run("full")
-    store.save_full_read(12, {})
-    store.record_intent(run, 1, AssignRequest((AssignItem(12, 501, date(2026, 6, 1)),)))
-    assert store.recover() == (1, 1)
-    assert store.recent_runs(1)[0].outcome == "interrupted"
-    assert store.journal(run)[0].outcome == "unknown"
-    assert store.template_states()[12].dirty
-    assert store.owned_pairs() == {(12, 501)}
-    assert store.recover() == (0, 0)
+    run = store.journal.start_run("full")
+    store.holdings.save_full_read(12, {})
+    store.journal.record_intent(run, 1, AssignRequest((AssignItem(12, 501, date(2026, 6, 1)),)))
+    assert store.journal.recover() == (1, 1)
+    assert store.journal.recent_runs(1)[0].outcome == "interrupted"
+    assert store.journal.entries(run)[0].outcome == "unknown"
+    assert store.holdings.template_states()[12].dirty
+    assert store.holdings.owned_pairs() == {(12, 501)}
+    assert store.journal.recover() == (0, 0)
 
 
 def test_full_read_replaces_known_holdings(store: Store) -> None:
     """A full read replaces what was known of that template, and marks it clean."""
-    store.save_full_read(12, {501: Holding(12, 501, True, date(2026, 1, 1), date(2027, 1, 1))})
-    store.save_full_read(
+    store.holdings.save_full_read(
+        12, {501: Holding(12, 501, True, date(2026, 1, 1), date(2027, 1, 1))}
+    )
+    store.holdings.save_full_read(
         12, {502: Holding(12, 502, True, date(2026, 2, 1), None), 503: Holding(12, 503, False)}
     )
-    assert list(store.known_holdings([12])[12]) == [502]
-    assert not store.template_states()[12].dirty
+    assert list(store.holdings.known([12])[12]) == [502]
+    assert not store.holdings.template_states()[12].dirty
 
 
 def test_pull_snapshot_says_what_changed(store: Store) -> None:
@@ -260,8 +256,8 @@ def test_pull_snapshot_says_what_changed(store: Store) -> None:
     def r(rid: str, day: int) -> CertificationRecord:
         return CertificationRecord(rid, "u", date(2026, 1, day), "active", "valid", "t")
 
-    assert store.save_pull([r("a", 1), r("b", 1)]).added is None
-    delta = store.save_pull([r("a", 2), r("c", 1)])
+    assert store.snapshots.save([r("a", 1), r("b", 1)]).added is None
+    delta = store.snapshots.save([r("a", 2), r("c", 1)])
     assert (delta.added, delta.removed, delta.changed) == (1, 1, 1)
 
 
@@ -270,7 +266,7 @@ def test_a_snapshot_kept_by_an_earlier_release_is_still_compared(tmp_path: Path)
     path = tmp_path / "s.db"
     store = Store(f"sqlite:///{path}")
     record = CertificationRecord("a", "u", date(2026, 1, 1), "active", "valid", "t")
-    store.save_pull([record])
+    store.snapshots.save([record])
     con = sqlite3.connect(path)
     (body,) = con.execute("SELECT body FROM pull_snapshot").fetchone()
     digests = json.loads(zlib.decompress(base64.b64decode(body)))
@@ -278,7 +274,7 @@ def test_a_snapshot_kept_by_an_earlier_release_is_still_compared(tmp_path: Path)
     con.execute("UPDATE pull_snapshot SET body = ?", (old.decode(),))
     con.commit()
     con.close()
-    delta = store.save_pull(
+    delta = store.snapshots.save(
         [record, CertificationRecord("b", "u", date(2026, 1, 1), "active", "valid", "t")]
     )
     assert (delta.added, delta.removed, delta.changed) == (1, 0, 0)
@@ -291,9 +287,9 @@ def test_upgrade_from_the_first_schema_keeps_the_data(tmp_path: Path) -> None:
     s = Store(f"sqlite:///{path}")
     assert s.upgrade() == ("0001", schema.head())
     assert s.schema_revision() == schema.head()
-    assert s.type_mappings() == [TypeMapping("food-safety", 12)]
-    assert s.owned_pairs() == {(12, 501)}
-    run = s.recent_runs(1)[0]
+    assert s.mappings.types() == [TypeMapping("food-safety", 12)]
+    assert s.holdings.owned_pairs() == {(12, 501)}
+    run = s.journal.recent_runs(1)[0]
     assert (run.id, run.outcome, run.counts, run.requests) == (
         "run-v1",
         "converged",

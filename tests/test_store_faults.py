@@ -104,8 +104,8 @@ def test_a_full_disk_writes_nothing_half(tmp_path: Path) -> None:
         tuple(UserMapping(f"nc-{i:06d}-{'x' * 40}", i + 1) for i in range(20_000)),
     )
     with pytest.raises(StoreError, match="full"):
-        store.import_mappings(big)
-    assert store.user_mappings() == []
+        store.mappings.import_file(big)
+    assert store.mappings.users() == []
 
 
 def test_the_database_file_is_owner_only_after_a_sync(cli: Cli, world: World) -> None:

@@ -98,7 +98,8 @@ def test_sync_on_a_terminal_reads_cleanly(screen: Screen, world: World, cli: Cli
     assert any("template 999 (mapped from 'gone-type')" in line for line in lines)
     summary = lines[lines.index("EXIT=1") - 2 : lines.index("EXIT=1")]
     assert summary[0].startswith("Plan: ") and summary[0].endswith(" unmanaged.")
-    assert summary[1].startswith("Applied in ") and summary[1].endswith(" request(s).")
+    assert summary[1].startswith("Applied in ")
+    assert summary[1].endswith("1 mapped template(s) missing in Monotree: fix their type mapping.")
 
 
 def test_plan_on_a_terminal_ends_with_the_summary(screen: Screen, world: World) -> None:

@@ -13,7 +13,7 @@ from typing import Any, Literal, TextIO
 
 import structlog
 
-from certsync.redaction import REDACTOR
+from certsync.redaction import Redactor
 
 _LEVELS = {
     "debug": logging.DEBUG,
@@ -23,27 +23,34 @@ _LEVELS = {
 }
 
 
-def _redact_value(value: Any) -> Any:
+def _redacted(value: Any, redact: Redactor) -> Any:
     if isinstance(value, str):
-        return REDACTOR(value)
+        return redact(value)
     if isinstance(value, dict):
-        return {k: _redact_value(v) for k, v in value.items()}
+        return {k: _redacted(v, redact) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_redact_value(v) for v in value]
+        return [_redacted(v, redact) for v in value]
     if isinstance(value, int | float | bool) or value is None:
         return value
-    return REDACTOR(str(value))
+    return redact(str(value))
 
 
-def redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """structlog processor: no registered secret survives in any field."""
-    return {k: _redact_value(v) for k, v in event_dict.items()}
+def redacting(redact: Redactor) -> structlog.types.Processor:
+    """A structlog processor: no secret `redact` knows survives in any field."""
+
+    def processor(
+        _: Any, __: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        return {k: _redacted(v, redact) for k, v in event_dict.items()}
+
+    return processor
 
 
 def configure(
     fmt: Literal["auto", "json", "console"] = "auto",
     level: str = "info",
     stream: TextIO | None = None,
+    redactor: Redactor | None = None,
 ) -> None:
     """Logs go to stderr, so `--format json` output on stdout stays one clean document.
 
@@ -63,7 +70,7 @@ def configure(
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
-            redact,
+            redacting(redactor or Redactor()),
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, logging.ERROR)),

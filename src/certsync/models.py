@@ -356,43 +356,6 @@ class Plan:
         return bool(self.assigns or self.renewals or self.revokes)
 
 
-# --- write requests (the batched form of a plan) --------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class AssignItem:
-    certificate_id: int
-    user_id: int
-    completed_at: date
-
-
-@dataclass(frozen=True, slots=True)
-class AssignRequest:
-    """One `POST /certificates/assign` body."""
-
-    items: tuple[AssignItem, ...]
-
-    def certificate_ids(self) -> tuple[int, ...]:
-        return tuple(sorted({i.certificate_id for i in self.items}))
-
-
-@dataclass(frozen=True, slots=True)
-class ResetRequest:
-    """One `POST /certificates/{id}/reset` body with `expire: true`.
-
-    `revoke_user_ids` are the users whose holding ends; the others are the first
-    half of a renewal.
-    """
-
-    certificate_id: int
-    user_ids: tuple[int, ...]
-    notify: bool
-    revoke_user_ids: tuple[int, ...] = ()
-
-
-WriteRequest = AssignRequest | ResetRequest
-
-
 # --- the report -----------------------------------------------------------------
 
 

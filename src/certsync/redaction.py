@@ -1,4 +1,9 @@
-"""Secrets never leave certsync: every registered token is replaced before text is shown."""
+"""Secrets never leave certsync: every registered token is replaced before text is shown.
+
+The entry point (the command line) makes one Redactor and hands it to the
+logger and to the clients, whose credentials register every token they read;
+there is no module-level instance for a constructor to change.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +28,3 @@ class Redactor:
             if secret in text:
                 text = text.replace(secret, "[redacted]")
         return text
-
-
-# One per process: a token read by any client is hidden in every log line and error.
-REDACTOR = Redactor()

@@ -7,20 +7,21 @@ from typing import TextIO
 from certsync.clients.session import open_clients
 from certsync.errors import EXIT_FAILED, EXIT_OK, ApiError, AuthError, ForbiddenError, NotFoundError
 from certsync.mappings_file import load_mapping_file
+from certsync.redaction import Redactor
 from certsync.settings import Settings, check_config
 from certsync.store import Store
 
 
-def check_mappings(settings: Settings, out: TextIO) -> int:
+def check_mappings(settings: Settings, out: TextIO, redactor: Redactor) -> int:
     """Print one line per problem; exit 1 if there is any."""
     check_config(settings)
     store = Store(settings.database_url)
     problems: list[str] = []
     try:
         if settings.mappings_file is not None:
-            store.import_mappings(load_mapping_file(settings.mappings_file), prune=True)
-        types, users = store.type_mappings(), store.user_mappings()
-        with open_clients(settings) as clients:
+            store.mappings.import_file(load_mapping_file(settings.mappings_file), prune=True)
+        types, users = store.mappings.types(), store.mappings.users()
+        with open_clients(settings, redactor=redactor) as clients:
             pull = clients.natecosmic.list_certifications()
             seen_keys = {k for r in pull.records for k in r.type_keys()}
             for t in types:
@@ -44,7 +45,7 @@ def check_mappings(settings: Settings, out: TextIO) -> int:
                 problems.append(f"cannot check users: {exc}")
                 listed = None
             if listed is not None:
-                store.replace_monotree_users((u.id, u.email, u.name) for u in listed)
+                store.users.replace((u.id, u.email, u.name) for u in listed)
                 ids = {u.id for u in listed}
                 emails = {u.email.lower() for u in listed if u.email}
                 for u in users:

@@ -14,12 +14,15 @@ from typing import TextIO
 from certsync.cli.render import render_table, requests_by_api
 from certsync.engine.cycle import SyncOptions, SyncReport, open_clients, run_sync
 from certsync.errors import EXIT_OK
+from certsync.redaction import Redactor
 from certsync.sandbox import MonotreeUser, Sandbox, SandboxState, generate, make_record
 from certsync.settings import load_settings
 from certsync.store import Store
 
 
-def _sync(sandbox: Sandbox, folder: Path, out: TextIO, title: str) -> SyncReport:
+def _sync(
+    sandbox: Sandbox, folder: Path, out: TextIO, title: str, redactor: Redactor
+) -> SyncReport:
     settings = load_settings(
         natecosmic={"base_url": sandbox.natecosmic_url, "token": sandbox.state.natecosmic_token},
         monotree={"base_url": sandbox.monotree_url, "token": sandbox.state.monotree_token},
@@ -29,7 +32,7 @@ def _sync(sandbox: Sandbox, folder: Path, out: TextIO, title: str) -> SyncReport
     )
     store = Store(settings.database_url)
     try:
-        with open_clients(settings) as clients:
+        with open_clients(settings, redactor=redactor) as clients:
             report = run_sync(settings, store, clients, SyncOptions())
     finally:
         store.close()
@@ -37,7 +40,7 @@ def _sync(sandbox: Sandbox, folder: Path, out: TextIO, title: str) -> SyncReport
     return report
 
 
-def run_demo(out: TextIO, *, seed: int = 7) -> int:
+def run_demo(out: TextIO, redactor: Redactor, *, seed: int = 7) -> int:
     """Run the demo; return 0 when every sync converged as expected."""
     today = date.today()
     state = SandboxState()
@@ -64,7 +67,7 @@ def run_demo(out: TextIO, *, seed: int = 7) -> int:
             f"world: {len(world.user_ids)} users, {len(world.template_ids)} templates, "
             f"{len(state.records)} Natecosmic records; working folder {folder}\n"
         )
-        first = _sync(sandbox, folder, out, "1. first sync (full: reads every holder)")
+        first = _sync(sandbox, folder, out, "1. first sync (full: reads every holder)", redactor)
 
         with state.lock:
             records = state.records
@@ -90,8 +93,8 @@ def run_demo(out: TextIO, *, seed: int = 7) -> int:
             "\nupstream change: one certification revoked, one renewed today, "
             "one new hire certified today\n"
         )
-        second = _sync(sandbox, folder, out, "2. after the change (incremental)")
-        third = _sync(sandbox, folder, out, "3. nothing changed (incremental)")
+        second = _sync(sandbox, folder, out, "2. after the change (incremental)", redactor)
+        third = _sync(sandbox, folder, out, "3. nothing changed (incremental)", redactor)
 
         counts = dict(sorted(state.counts.items()))
         out.write("\nrequests the sandbox received, by endpoint:\n")

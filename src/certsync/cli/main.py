@@ -27,7 +27,7 @@ from certsync.cli.terminal import StatusLine
 from certsync.engine.cycle import SyncOptions, open_clients, run_sync
 from certsync.errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, CertsyncError, ConfigError
 from certsync.mappings_file import load_mapping_file
-from certsync.redaction import REDACTOR
+from certsync.redaction import Redactor
 from certsync.sandbox import FaultConfig, Sandbox, SandboxState, generate
 from certsync.service.daemon import run_daemon
 from certsync.settings import Settings, check_config, load_command_settings
@@ -38,7 +38,9 @@ log = structlog.get_logger("certsync.cli.main")
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command its reader left
 
 
-def _status_line(args: argparse.Namespace, settings: Settings) -> StatusLine | None:
+def _status_line(
+    args: argparse.Namespace, settings: Settings, redactor: Redactor
+) -> StatusLine | None:
     """On a terminal, a progress line; logs then go through it and only warnings show,
     unless CERTSYNC_LOG_LEVEL=debug asks for everything."""
     if args.format != "table" or not sys.stderr.isatty():
@@ -48,11 +50,13 @@ def _status_line(args: argparse.Namespace, settings: Settings) -> StatusLine | N
     if settings.log_level == "error":
         level = "error"
     # PrintLogger only calls write, flush and isatty, which StatusLine provides.
-    certsync_logging.configure(settings.log_format, level, stream=cast(TextIO, status))
+    certsync_logging.configure(
+        settings.log_format, level, stream=cast(TextIO, status), redactor=redactor
+    )
     return status
 
 
-def cmd_sync(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+def cmd_sync(args: argparse.Namespace, settings: Settings, out: TextIO, redactor: Redactor) -> int:
     check_config(settings)
     dry_run = args.command == "plan" or args.dry_run
     # A dry run writes nothing, not even a new store file: with none yet, it plans
@@ -60,9 +64,9 @@ def cmd_sync(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     store = Store(
         MEMORY_URL if dry_run and missing_file(settings.database_url) else settings.database_url
     )
-    status = _status_line(args, settings)
+    status = _status_line(args, settings, redactor)
     try:
-        with open_clients(settings) as clients:
+        with open_clients(settings, redactor=redactor) as clients:
             report = run_sync(
                 settings,
                 store,
@@ -86,7 +90,9 @@ def cmd_sync(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     return report.exit_code
 
 
-def cmd_mappings(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+def cmd_mappings(
+    args: argparse.Namespace, settings: Settings, out: TextIO, redactor: Redactor
+) -> int:
     if args.mappings_command == "import":
         mapping_file = load_mapping_file(args.file)
         store = Store(settings.database_url)
@@ -95,7 +101,7 @@ def cmd_mappings(args: argparse.Namespace, settings: Settings, out: TextIO) -> i
                 timeout=settings.sync.lock_timeout, what=f"the store {store.shown}"
             ):
                 store.upgrade()
-                summary = store.import_mappings(mapping_file, prune=args.prune)
+                summary = store.mappings.import_file(mapping_file, prune=args.prune)
         finally:
             store.close()
         out.write(
@@ -110,7 +116,11 @@ def cmd_mappings(args: argparse.Namespace, settings: Settings, out: TextIO) -> i
     if args.mappings_command == "list":
         store = Store(settings.database_url)
         try:
-            types, users, policy = store.type_mappings(), store.user_mappings(), store.policy()
+            types, users, policy = (
+                store.mappings.types(),
+                store.mappings.users(),
+                store.mappings.policy(),
+            )
         finally:
             store.close()
         if args.format == "json":
@@ -132,10 +142,10 @@ def cmd_mappings(args: argparse.Namespace, settings: Settings, out: TextIO) -> i
             target = f"user {u.monotree}" if u.monotree is not None else f"email {u.monotree_email}"
             out.write(f"  {u.natecosmic} -> {target}\n")
         return EXIT_OK
-    return check_mappings(settings, out)
+    return check_mappings(settings, out, redactor)
 
 
-def cmd_db(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+def cmd_db(args: argparse.Namespace, settings: Settings, out: TextIO, redactor: Redactor) -> int:
     store = Store(settings.database_url)
     try:
         with store.lock.held(timeout=settings.sync.lock_timeout, what=f"the store {store.shown}"):
@@ -150,10 +160,12 @@ def cmd_db(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     return EXIT_OK
 
 
-def cmd_status(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+def cmd_status(
+    args: argparse.Namespace, settings: Settings, out: TextIO, redactor: Redactor
+) -> int:
     store = Store(settings.database_url)
     try:
-        runs = store.recent_runs(args.limit)
+        runs = store.journal.recent_runs(args.limit)
     finally:
         store.close()
     if args.format == "json":
@@ -180,7 +192,9 @@ def cmd_status(args: argparse.Namespace, settings: Settings, out: TextIO) -> int
     return EXIT_OK
 
 
-def cmd_sandbox(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+def cmd_sandbox(
+    args: argparse.Namespace, settings: Settings, out: TextIO, redactor: Redactor
+) -> int:
     for name in ("error_rate", "drop_rate", "slow_rate"):
         if not 0.0 <= getattr(args, name) <= 1.0:
             raise ConfigError(f"--{name.replace('_', '-')} must be between 0 and 1")
@@ -231,17 +245,19 @@ def cmd_sandbox(args: argparse.Namespace, settings: Settings, out: TextIO) -> in
     return EXIT_OK
 
 
-def cmd_demo(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+def cmd_demo(args: argparse.Namespace, settings: Settings, out: TextIO, redactor: Redactor) -> int:
     # The demo speaks through its tables; only problems are worth a log line.
-    certsync_logging.configure(settings.log_format, "warning")
-    return run_demo(out)
+    certsync_logging.configure(settings.log_format, "warning", redactor=redactor)
+    return run_demo(out, redactor)
 
 
-def cmd_run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    return run_daemon(settings)
+def cmd_run(args: argparse.Namespace, settings: Settings, out: TextIO, redactor: Redactor) -> int:
+    return run_daemon(settings, redactor)
 
 
-def cmd_healthcheck(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+def cmd_healthcheck(
+    args: argparse.Namespace, settings: Settings, out: TextIO, redactor: Redactor
+) -> int:
     """What the container's HEALTHCHECK runs: no curl needed, only certsync itself."""
     if not settings.http.port:
         raise ConfigError("CERTSYNC_HTTP__PORT is 0: the health listener is off")
@@ -258,7 +274,7 @@ def cmd_healthcheck(args: argparse.Namespace, settings: Settings, out: TextIO) -
     return EXIT_OK if response.status_code == 200 else EXIT_FAILED
 
 
-_COMMANDS: dict[str, Callable[[argparse.Namespace, Settings, TextIO], int]] = {
+_COMMANDS: dict[str, Callable[[argparse.Namespace, Settings, TextIO, Redactor], int]] = {
     "sync": cmd_sync,
     "plan": cmd_sync,
     "mappings": cmd_mappings,
@@ -272,18 +288,21 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings, TextIO], int]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # One per run: the clients register every token they read, the logger and the
+    # error lines below hide them.
+    redactor = Redactor()
     try:
         args = build_parser().parse_args(argv)
         needs_apis = args.command in ("sync", "plan", "run") or (
             args.command == "mappings" and args.mappings_command == "check"
         )
         settings = load_command_settings(needs_apis=needs_apis)
-        certsync_logging.configure(settings.log_format, settings.log_level)
+        certsync_logging.configure(settings.log_format, settings.log_level, redactor=redactor)
         for notice in settings.notices:
             log.warning("settings.corrected", notice=notice)
-        return _COMMANDS[args.command](args, settings, sys.stdout)
+        return _COMMANDS[args.command](args, settings, sys.stdout, redactor)
     except CertsyncError as exc:
-        sys.stderr.write(f"certsync: error: {REDACTOR(str(exc))}\n")
+        sys.stderr.write(f"certsync: error: {redactor(str(exc))}\n")
         return exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("certsync: interrupted\n")
@@ -298,7 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0) if isinstance(exc.code, int) else EXIT_CONFIG
     except Exception as exc:
         log.debug("cli.internal_error", exc_info=True)
-        message = REDACTOR(f"{type(exc).__name__}: {exc}")
+        message = redactor(f"{type(exc).__name__}: {exc}")
         sys.stderr.write(
             f"certsync: internal error: {message} (CERTSYNC_LOG_LEVEL=debug shows where)\n"
         )

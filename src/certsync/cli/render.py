@@ -7,7 +7,6 @@ from dataclasses import asdict
 from typing import Any
 
 from certsync.engine.report import SyncReport
-from certsync.models import AssignRequest
 
 _SHOW = 10  # rows of each list shown on a terminal; JSON has them all
 
@@ -50,12 +49,7 @@ def to_json(report: SyncReport) -> dict[str, Any]:
             "rejected": [asdict(r) for r in p.rejected],
             "unmanaged": [asdict(u) for u in p.unmanaged],
         },
-        "write_requests": [
-            {"action": "assign", "users": len(r.items), "certificates": list(r.certificate_ids())}
-            if isinstance(r, AssignRequest)
-            else {"action": "reset", "certificate": r.certificate_id, "users": len(r.user_ids)}
-            for r in report.requests
-        ],
+        "write_requests": [r.summary() for r in report.requests],
         "failures": [asdict(f) for f in report.result.failures],
         "missing_templates": report.missing_templates,
         "unpublished_templates": report.unpublished_templates,
@@ -92,7 +86,7 @@ def summary_lines(report: SyncReport) -> list[str]:
         plan = plan[:-1] + f", {c['held_back']} held back."
     total = sum(report.request_counts.values())
     if report.error is not None:
-        done = f"Failed after {total} request(s): {report.error}"
+        done = f"Failed after {total} request(s): see the error above."
     elif report.dry_run:
         done = f"Dry run: nothing written ({total} read request(s))."
     elif c["failed_requests"]:
@@ -101,12 +95,17 @@ def summary_lines(report: SyncReport) -> list[str]:
             f"Applied {sent} of {c['write_requests']} write request(s); "
             f"{c['failed_requests']} failed, in {total} request(s)."
         )
-    elif not c["write_requests"] and not (c["held_back"] or c["unmanaged"]):
+    elif not c["write_requests"] and report.outcome == "converged" and not c["unmanaged"]:
         done = f"No changes: Monotree matches Natecosmic ({total} request(s))."
     elif not c["write_requests"]:
         done = f"Nothing applied ({total} request(s))."
     else:
         done = f"Applied in {total} request(s)."
+    if report.error is None and report.missing_templates:
+        done += (
+            f" {len(report.missing_templates)} mapped template(s) missing in Monotree: "
+            "fix their type mapping."
+        )
     return [plan, done]
 
 
@@ -114,8 +113,10 @@ def render_table(report: SyncReport) -> str:
     names = _Names(report)
     cert, user = names.template, names.user
     p = report.plan
-    mode = "dry run (nothing written)" if report.dry_run else "applied"
-    lines = [f"certsync {report.kind} sync {report.run_id}: {report.outcome} ({mode})"]
+    mode = " (dry run: nothing written)" if report.dry_run else ""
+    if report.error is None and not report.dry_run:
+        mode = " (applied)"
+    lines = [f"certsync {report.kind} sync {report.run_id}: {report.outcome}{mode}"]
     if report.error:
         lines.append(f"error: {report.error}")
     counts = {k: v for k, v in report.counts().items() if v}

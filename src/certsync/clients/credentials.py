@@ -104,3 +104,7 @@ class Credential:
 
     def describe(self) -> str:
         return self.source.describe()
+
+    def redact(self, text: str) -> str:
+        """`text` without any token this credential (or its siblings) ever read."""
+        return self._redactor(text)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -28,13 +29,28 @@ from certsync.errors import (
     RejectedError,
     ResponseFormatError,
 )
-from certsync.redaction import REDACTOR
 from certsync.settings import ClientSettings
 
 log = structlog.get_logger("certsync.clients.http")
 
 T = TypeVar("T")
+Redact = Callable[[str], str]
 JsonBody = Mapping[str, object] | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """One request as the caller asked for it, the same on every attempt."""
+
+    method: str
+    url: str
+    scope: str
+    params: Mapping[str, str | int] | None = None
+    json_body: JsonBody = None
+
+    @property
+    def what(self) -> str:
+        return f"{self.method} {urlsplit(self.url).path}"
 
 
 class ApiHttp:
@@ -103,15 +119,7 @@ class ApiHttp:
         def read(response: httpx.Response) -> object:
             return self._decode(method, url, response, b"".join(self._chunks(response)))
 
-        return self._call(
-            method,
-            url,
-            scope=scope,
-            params=params,
-            json_body=json_body,
-            endpoint=endpoint,
-            read=read,
-        )
+        return self._call(_Call(method, url, scope, params, json_body), endpoint, read)
 
     def stream(
         self,
@@ -125,36 +133,16 @@ class ApiHttp:
         """Like `request`, but a successful body is handed to `consume` as it arrives,
         chunk by chunk: a large list is parsed without ever being held whole. A
         connection lost mid-body is retried."""
-        return self._call(
-            method,
-            url,
-            scope=scope,
-            params=None,
-            json_body=None,
-            endpoint=endpoint,
-            read=lambda r: consume(self._chunks(r)),
-        )
+        return self._call(_Call(method, url, scope), endpoint, lambda r: consume(self._chunks(r)))
 
-    def _call(
-        self,
-        method: str,
-        url: str,
-        *,
-        scope: str,
-        params: Mapping[str, str | int] | None,
-        json_body: JsonBody,
-        endpoint: bool,
-        read: Callable[[httpx.Response], T],
-    ) -> T:
-        what = f"{method} {urlsplit(url).path}"
+    def _call(self, call: _Call, endpoint: bool, read: Callable[[httpx.Response], T]) -> T:
+        what = call.what
         reloaded = False
 
         def once() -> T:
             nonlocal reloaded
             try:
-                return self._attempt(
-                    method, url, params=params, json_body=json_body, scope=scope, read=read
-                )
+                return self._attempt(call, read)
             except NotFoundError:
                 if not endpoint:
                     raise
@@ -177,30 +165,22 @@ class ApiHttp:
             once,
             api=self.api,
             what=what,
-            write=method != "GET",
+            write=call.method != "GET",
             settings=self._settings,
             timing=self.timing,
             counter=self.counter,
         )
 
-    def _attempt(
-        self,
-        method: str,
-        url: str,
-        *,
-        params: Mapping[str, str | int] | None,
-        json_body: JsonBody,
-        scope: str,
-        read: Callable[[httpx.Response], T],
-    ) -> T:
+    def _attempt(self, call: _Call, read: Callable[[httpx.Response], T]) -> T:
+        method, url = call.method, call.url
         self.pacer.acquire()
         headers: Mapping[str, str] | None = None
         try:
             request = self._client.build_request(
                 method,
                 url,
-                params=params,
-                json=json_body,
+                params=call.params,
+                json=call.json_body,
                 headers={"Authorization": f"Bearer {self.credential.token}"},
             )
             try:
@@ -215,7 +195,9 @@ class ApiHttp:
             except httpx.TransportError as exc:
                 self.counter.record(self.api, method, "network-error")
                 sent = not isinstance(exc, httpx.ConnectError)
-                raise Retry(_network_reason(exc, self._host), maybe_applied=sent) from None
+                raise Retry(
+                    _network_reason(exc, self._host, self.credential.redact), maybe_applied=sent
+                ) from None
             try:
                 headers = response.headers
                 self.counter.record(self.api, method, response.status_code)
@@ -226,7 +208,7 @@ class ApiHttp:
                 raise Retry(f"network error ({type(exc).__name__})", maybe_applied=True) from None
             finally:
                 response.close()
-            self._refuse(method, url, response, body=body, scope=scope)
+            self._refuse(method, url, response, body=body, scope=call.scope)
             raise ApiError(self.api, f"{method} {urlsplit(url).path}: unexpected answer")
         finally:
             self.pacer.release(headers)
@@ -285,7 +267,7 @@ class ApiHttp:
         if status >= 400:
             raise RejectedError(
                 self.api,
-                f"{status} on {method} {path}: {_server_message(body)}",
+                f"{status} on {method} {path}: {_server_message(body, self.credential.redact)}",
                 status=status,
             )
         if status >= 300:
@@ -314,24 +296,24 @@ def _host_port(url: str) -> str:
     return f"{parts.hostname}:{port}"
 
 
-def _network_reason(exc: httpx.TransportError, host: str) -> str:
+def _network_reason(exc: httpx.TransportError, host: str, redact: Redact) -> str:
     if isinstance(exc, httpx.ConnectError):
-        return f"cannot connect to {host} ({_first_line(exc) or type(exc).__name__})"
+        return f"cannot connect to {host} ({_first_line(exc, redact) or type(exc).__name__})"
     return f"network error talking to {host} ({type(exc).__name__})"
 
 
-def _first_line(exc: BaseException) -> str:
+def _first_line(exc: BaseException, redact: Redact) -> str:
     text = str(exc).strip()
-    return REDACTOR(text.splitlines()[0][:160]) if text else ""
+    return redact(text.splitlines()[0][:160]) if text else ""
 
 
-def _server_message(body: bytes) -> str:
+def _server_message(body: bytes, redact: Redact) -> str:
     """The server's own words from an error body, kept short."""
     try:
         decoded = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
         text = body.decode("utf-8", "replace").strip()
-        return REDACTOR(text[:200]) or "no message"
+        return redact(text[:200]) or "no message"
     if isinstance(decoded, dict):
         parts = []
         if isinstance(decoded.get("message"), str):
@@ -346,8 +328,8 @@ def _server_message(body: bytes) -> str:
                 )
                 parts.append(f"{field}: {text}")
         if parts:
-            return REDACTOR(" | ".join(parts)[:500])
-    return REDACTOR(str(decoded)[:200])
+            return redact(" | ".join(parts)[:500])
+    return redact(str(decoded)[:200])
 
 
 def build_client(settings: ClientSettings, *, verify: bool = True) -> httpx.Client:

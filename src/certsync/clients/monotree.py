@@ -22,7 +22,8 @@ from certsync.clients.pagination import (
     page_numbers,
 )
 from certsync.errors import ResponseFormatError
-from certsync.models import AssignItem, CertificateType, Holding, Template, User
+from certsync.models import CertificateType, Holding, Template, User
+from certsync.writes import AssignItem
 
 T = TypeVar("T")
 

@@ -17,7 +17,7 @@ from certsync.clients.monotree import MonotreeClient
 from certsync.clients.natecosmic import NatecosmicClient
 from certsync.clients.pacing import Pacer
 from certsync.clients.retry import Timing
-from certsync.redaction import REDACTOR
+from certsync.redaction import Redactor
 from certsync.settings import Settings, require_api
 
 log = structlog.get_logger("certsync.clients.session")
@@ -45,8 +45,11 @@ def open_clients(
     counter: RequestCounter | None = None,
     *,
     stop: threading.Event | None = None,
+    redactor: Redactor | None = None,
 ) -> Iterator[Clients]:
-    """Both clients, sharing one counter; `stop` makes waits and retries end early."""
+    """Both clients, sharing one counter; `stop` makes waits and retries end early.
+    Every token they read is registered with `redactor` (the logger's, normally)."""
+    redactor = redactor or Redactor()
     counter = counter if counter is not None else RequestCounter()
     credentials: list[Credential] = []
     with ExitStack() as stack:
@@ -54,7 +57,7 @@ def open_clients(
         def session(name: Literal["natecosmic", "monotree"]) -> ApiHttp:
             base_url, source = require_api(settings, name)
             api = settings.natecosmic if name == "natecosmic" else settings.monotree
-            credential = Credential(source, REDACTOR)
+            credential = Credential(source, redactor)
             credentials.append(credential)
             return ApiHttp(
                 api=name,

@@ -11,7 +11,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Literal, Protocol
+from typing import Protocol
 
 import structlog
 
@@ -24,14 +24,8 @@ from certsync.errors import (
     ResponseFormatError,
     StopRequested,
 )
-from certsync.models import (
-    ApplyResult,
-    AssignItem,
-    AssignRequest,
-    Failure,
-    ResetRequest,
-    WriteRequest,
-)
+from certsync.models import ApplyResult, Failure
+from certsync.writes import Action, AssignItem, AssignRequest, WriteRequest
 
 log = structlog.get_logger("certsync.apply")
 
@@ -54,37 +48,8 @@ class Journal(Protocol):
     ) -> None: ...
 
 
-def _split(request: WriteRequest) -> tuple[WriteRequest, WriteRequest] | None:
-    if isinstance(request, AssignRequest):
-        if len(request.items) < 2:
-            return None
-        mid = len(request.items) // 2
-        return AssignRequest(request.items[:mid]), AssignRequest(request.items[mid:])
-    if len(request.user_ids) < 2:
-        return None
-    mid = len(request.user_ids) // 2
-    halves = request.user_ids[:mid], request.user_ids[mid:]
-    return tuple(  # type: ignore[return-value]
-        ResetRequest(
-            request.certificate_id,
-            users,
-            request.notify,
-            tuple(u for u in users if u in request.revoke_user_ids),
-        )
-        for users in halves
-    )
-
-
-def _describe(
-    request: WriteRequest,
-) -> tuple[Literal["assign", "reset"], tuple[int, ...], tuple[int, ...]]:
-    if isinstance(request, AssignRequest):
-        return (
-            "assign",
-            request.certificate_ids(),
-            tuple(sorted({i.user_id for i in request.items})),
-        )
-    return "reset", (request.certificate_id,), request.user_ids
+def _describe(request: WriteRequest) -> tuple[Action, tuple[int, ...], tuple[int, ...]]:
+    return request.action, request.certificate_ids(), request.users()
 
 
 def _send(writer: Writer, request: WriteRequest) -> None:
@@ -172,7 +137,7 @@ class _Run:
             self.journal.record_outcome(journal_id, request, "failed", f"not sent: {exc}")
             self.stopped = str(exc)
         except (RejectedError, NotFoundError) as exc:
-            halves = _split(request)
+            halves = request.halves()
             if halves is None:
                 self.journal.record_outcome(journal_id, request, "failed", str(exc))
                 self.fail(Failure(action, certs, users, str(exc)))

@@ -37,7 +37,7 @@ __all__ = ["Clients", "SyncOptions", "SyncReport", "open_clients", "run_sync"]
 
 
 def _full_due(store: Store, settings: Settings, now: datetime) -> bool:
-    last = store.get_setting("last_full_at")
+    last = store.values.get("last_full_at")
     if last is None:
         return True
     return now - datetime.fromisoformat(last) >= timedelta(seconds=settings.schedule.full_every)
@@ -81,13 +81,13 @@ def run_sync(
             moved = store.upgrade()
             if moved is not None:
                 log.info("store.upgraded", from_revision=moved[0], to_revision=moved[1])
-            closed, unknown = store.recover()
+            closed, unknown = store.journal.recover()
             if closed or unknown:
                 log.warning("sync.recovered", interrupted_runs=closed, unknown_writes=unknown)
         now = datetime.now(UTC)
         full = options.force_full or _full_due(store, settings, utcnow())
         kind: Kind = "full" if full else "incremental"
-        run_id = uuid.uuid4().hex[:16] if dry else store.start_run(kind)
+        run_id = uuid.uuid4().hex[:16] if dry else store.journal.start_run(kind)
         structlog.contextvars.bind_contextvars(run_id=run_id)
         report = SyncReport(run_id=run_id, kind=kind, dry_run=dry)
         try:
@@ -99,7 +99,7 @@ def run_sync(
                 else load_mapping_file(settings.mappings_file)
             )
             if mapping_file is not None and not dry:
-                summary = store.import_mappings(mapping_file, prune=True)
+                summary = store.mappings.import_file(mapping_file, prune=True)
                 if summary.changed:
                     log.info("mappings.imported", **_summary_fields(summary))
             lease_lost = store.lock.lost
@@ -152,7 +152,7 @@ def run_sync(
 
 def _finish(store: Store, report: SyncReport) -> None:
     try:
-        store.finish_run(
+        store.journal.finish_run(
             report.run_id,
             outcome=report.outcome,
             exit_code=report.exit_code,
@@ -184,7 +184,7 @@ def _cycle(
         # The snapshot only feeds the report ("since the last pull"), so it is
         # kept as soon as the pull is in, while the reads still wait on Monotree.
         if not dry:
-            report.pull_delta = store.save_pull(pull.records)
+            report.pull_delta = store.snapshots.save(pull.records)
             clock.lap("snapshot_seconds")
 
     seen = gather(
@@ -201,9 +201,9 @@ def _cycle(
     _describe_observation(report, seen)
     if not dry:
         if seen.listed_users:
-            store.replace_monotree_users((u.id, u.email, u.name) for u in seen.listed_users)
+            store.users.replace((u.id, u.email, u.name) for u in seen.listed_users)
         for cert, found in seen.read.items():
-            store.save_full_read(cert, found)
+            store.holdings.save_full_read(cert, found)
     _check_stop(should_stop)
     clock.lap("store_seconds")
 
@@ -232,7 +232,7 @@ def _cycle(
         report.result = apply_requests(
             report.requests,
             writer=clients.monotree,
-            journal=store,
+            journal=store.journal,
             run_id=report.run_id,
             should_stop=should_stop,
             on_progress=lambda done, total: say(f"applied {done}/{total} request(s)"),
@@ -242,7 +242,7 @@ def _cycle(
     if seen.full and not dry:
         # A missing template does not make every later cycle full: it is asked for
         # again (one request) and reported on each cycle until its mapping is fixed.
-        store.set_setting("last_full_at", utcnow().isoformat())
+        store.values.set("last_full_at", utcnow().isoformat())
 
     if decision.guard_held:
         report.exit_code = EXIT_GUARD
@@ -288,7 +288,7 @@ def _user_labels(store: Store, the_plan: Plan, listed: tuple[User, ...]) -> dict
         )
         for item in items
     }
-    labels = store.user_labels(ids)
+    labels = store.users.labels(ids)
     labels.update(
         {u.id: u.email or u.name or "" for u in listed if u.id in ids and (u.email or u.name)}
     )

@@ -12,7 +12,8 @@ from datetime import date
 from certsync.engine import plan as planner
 from certsync.engine.observation import Observation
 from certsync.engine.scope import Scope
-from certsync.models import Mappings, Plan, WriteRequest
+from certsync.models import Mappings, Plan
+from certsync.writes import WriteRequest
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ def _mappings(
 ) -> tuple[Mappings, list[UserMapping]]:
     if mapping_file is None:
         return resolve_mappings(
-            store.type_mappings(), store.user_mappings(), store.policy(), by_email
+            store.mappings.types(), store.mappings.users(), store.mappings.policy(), by_email
         )
     # The file is what the store holds after its import (with prune): a dry run
     # uses it as it is, without importing it.
@@ -57,15 +57,15 @@ def gather(
 ) -> Observation:
     """Read both APIs and the store. `on_pull` runs as soon as the pull is in, while
     Monotree's reads may still be out (the cycle keeps its snapshot there)."""
-    mappings, unresolved = _mappings(store, mapping_file, store.monotree_users_by_email())
+    mappings, unresolved = _mappings(store, mapping_file, store.users.by_email())
     has_email_users = (
         any(u.monotree_email for u in mapping_file.users)
         if mapping_file is not None
-        else store.has_email_mappings()
+        else store.mappings.has_email()
     )
     missing_users: frozenset[int] = frozenset()
     listed_users: list[User] = []
-    if has_email_users and (full or (unresolved and store.monotree_user_ids() is None)):
+    if has_email_users and (full or (unresolved and store.users.ids() is None)):
         say("reading Monotree's user list for email mappings")
         listed_users = clients.monotree.list_users()
         by_email = {u.email.strip().lower(): u.id for u in listed_users if u.email}
@@ -75,9 +75,9 @@ def gather(
         missing_users = frozenset(set(mappings.users.values()) - {u.id for u in listed_users})
 
     mapped = list(mappings.template_ids())
-    owned = frozenset(store.owned_pairs())
+    owned = frozenset(store.holdings.owned_pairs())
     unmapped_owned = sorted({cert for cert, _ in owned} - set(mapped))
-    states = None if full else store.template_states()
+    states = None if full else store.holdings.template_states()
     abandon = threading.Event()
     lap("load_seconds")
 
@@ -116,7 +116,7 @@ def gather(
 
     missing = sorted({c for c in mapped if c not in listed} | set(gone))
     known = [c for c in [*mapped, *unmapped_owned] if c not in read and c in listed]
-    holdings: dict[int, Mapping[int, Holding]] = dict(store.known_holdings(known))
+    holdings: dict[int, Mapping[int, Holding]] = dict(store.holdings.known(known))
     holdings.update(read)
     return Observation(
         full=full,

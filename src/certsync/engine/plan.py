@@ -16,8 +16,6 @@ from typing import Literal
 from certsync.engine.scope import Scope
 from certsync.models import (
     Assign,
-    AssignItem,
-    AssignRequest,
     CertificationRecord,
     Drift,
     HoldBack,
@@ -30,12 +28,11 @@ from certsync.models import (
     Policy,
     RejectedRecord,
     Renewal,
-    ResetRequest,
     Revoke,
     Unmanaged,
     Unmapped,
-    WriteRequest,
 )
+from certsync.writes import AssignItem, AssignRequest, ResetRequest, WriteRequest
 
 DRIFT_TOLERANCE_DAYS = 1
 EVERYTHING = Scope()

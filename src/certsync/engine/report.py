@@ -8,8 +8,9 @@ from typing import Literal
 
 from certsync.engine.scope import Scope
 from certsync.errors import EXIT_FAILED, EXIT_GUARD, EXIT_OK
-from certsync.models import ApplyResult, Mappings, Plan, WriteRequest
+from certsync.models import ApplyResult, Mappings, Plan
 from certsync.store import PullDelta
+from certsync.writes import WriteRequest
 
 Kind = Literal["full", "incremental"]
 

@@ -25,7 +25,7 @@ import structlog
 from certsync.engine.cycle import SyncOptions, SyncReport, open_clients, run_sync
 from certsync.engine.scope import Scope
 from certsync.errors import EXIT_FAILED, EXIT_OK, ConfigError, LockBusyError
-from certsync.redaction import REDACTOR
+from certsync.redaction import Redactor
 from certsync.service.health import health_app
 from certsync.service.metrics import Metrics
 from certsync.service.schedule import Clock, RunRequest, Schedule, SystemClock
@@ -44,6 +44,19 @@ class StoreProbe(Protocol):
     def ping(self) -> None: ...
 
     def owned_count(self) -> int: ...
+
+
+class _StoreProbe:
+    """The real store, as the daemon sees it."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def ping(self) -> None:
+        self._store.ping()
+
+    def owned_count(self) -> int:
+        return self._store.holdings.owned_count()
 
 
 @dataclass
@@ -71,11 +84,13 @@ class Daemon:
         clock: Clock | None = None,
         stop: threading.Event | None = None,
         metrics: Metrics | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.stop = stop or threading.Event()
         self.metrics = metrics or Metrics()
+        self.redactor = redactor or Redactor()
         self.health = Health(started_at=self.clock.now())
         self.schedule = Schedule(settings.schedule, self.clock)
         self._cycle = cycle
@@ -162,7 +177,7 @@ class Daemon:
             return False, f"store unreachable: {type(exc).__name__}"
         if h.consecutive_failures:
             # A failure stays visible until a cycle succeeds: never ready on an old success.
-            return False, REDACTOR(
+            return False, self.redactor(
                 f"the last {h.consecutive_failures} cycle(s) failed; the last error: {h.last_error}"
             )
         if h.last_success_at is None:
@@ -195,7 +210,7 @@ def _partial_reason(report: SyncReport) -> str:
     return "; ".join(parts) or "the cycle stopped before it finished"
 
 
-def run_daemon(settings: Settings) -> int:
+def run_daemon(settings: Settings, redactor: Redactor) -> int:
     """The real thing: the store, both clients, the health listener, signals, the loop."""
     # Only what no cycle can change ends the daemon: the environment. A token file
     # or mapping file that is missing now may be mounted in a moment.
@@ -206,12 +221,14 @@ def run_daemon(settings: Settings) -> int:
     with ExitStack() as stack:
         store = Store(settings.database_url)
         stack.callback(store.close)
-        clients = stack.enter_context(open_clients(settings, stop=stop))
+        clients = stack.enter_context(open_clients(settings, stop=stop, redactor=redactor))
 
         def cycle(options: SyncOptions) -> SyncReport:
             return run_sync(settings, store, clients, options, should_stop=stop.is_set)
 
-        daemon = Daemon(settings, cycle=cycle, store=store, stop=stop)
+        daemon = Daemon(
+            settings, cycle=cycle, store=_StoreProbe(store), stop=stop, redactor=redactor
+        )
         clients.counter.observers.append(daemon.metrics.observe_request)
         clients.counter.retry_observers.append(daemon.metrics.observe_retry)
         signal.signal(signal.SIGTERM, daemon.request_stop)

@@ -6,12 +6,17 @@ whose message names what failed but never the URL, which may hold a password.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import TypeVar
 
+from sqlalchemy import Connection, Engine, Table, delete
 from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import SQLModel
 
 from certsync.errors import StoreError
+
+T = TypeVar("T")
 
 
 @contextmanager
@@ -23,3 +28,59 @@ def translated(what: str) -> Iterator[None]:
         detail = getattr(exc, "orig", None) or exc
         first = str(detail).strip().splitlines()[0] if str(detail).strip() else type(exc).__name__
         raise StoreError(f"the store {what}: {first}") from None
+
+
+class Db:
+    """The connection source every repository shares: reads and transactions, each with
+    its errors translated, and refused while the schema is older than this certsync's."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.current = False
+
+    def _require_current(self) -> None:
+        if not self.current:
+            raise StoreError(
+                "the store is at an older schema than this certsync's: run `certsync db "
+                "upgrade` (a sync or the daemon also upgrades it, under the writer lock)"
+            )
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        self._require_current()
+        with translated("could not be read"), self.engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        self._require_current()
+        with translated("could not be written"), self.engine.begin() as conn:
+            yield conn
+
+
+CHUNK = 500  # keys per IN (...) clause, well under SQLite's variable limit
+
+
+def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def delete_pairs(conn: Connection, table: Table, pairs: Iterable[tuple[int, int]]) -> None:
+    """Delete (certificate, user) rows: one statement per certificate, `user_id IN (...)`,
+    which walks the primary key where a row-value IN over pairs made SQLite scan it all."""
+    by_cert: dict[int, list[int]] = {}
+    for cert, user in pairs:
+        by_cert.setdefault(cert, []).append(user)
+    for cert, users in by_cert.items():
+        for chunk in chunks(users):
+            conn.execute(
+                delete(table).where(table.c.certificate_id == cert, table.c.user_id.in_(chunk))
+            )
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table of a SQLModel class (SQLModel sets it when the class is made)."""
+    table = model.__table__  # type: ignore[attr-defined]  # set by SQLModel's metaclass
+    assert isinstance(table, Table)
+    return table

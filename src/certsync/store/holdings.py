@@ -1,0 +1,96 @@
+"""What certsync owns (it issued) and what it knows Monotree holds, by template."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from certsync.models import Holding, Pair
+from certsync.store.db import Db, chunks, table_of
+from certsync.store.lock import utcnow
+from certsync.store.tables import HoldingRow, OwnershipRow, TemplateStateRow
+
+_O = table_of(OwnershipRow)
+_H = table_of(HoldingRow)
+_TS = table_of(TemplateStateRow)
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateState:
+    """Whether certsync's picture of a template can be trusted without reading it again."""
+
+    certificate_id: int
+    read_at: datetime | None
+    dirty: bool
+
+
+def mark_dirty(conn: Connection, certificate_ids: Iterable[int]) -> None:
+    """Have the next cycle read these templates in full."""
+    for cert in sorted(set(certificate_ids)):
+        done = conn.execute(
+            update(_TS).where(_TS.c.certificate_id == cert).values(dirty=True)
+        ).rowcount
+        if not done:
+            conn.execute(insert(_TS).values(certificate_id=cert, read_at=None, dirty=True))
+
+
+class HoldingStore:
+    def __init__(self, db: Db) -> None:
+        self._db = db
+
+    def owned_pairs(self) -> set[Pair]:
+        with self._db.read() as conn:
+            return {(r.certificate_id, r.user_id) for r in conn.execute(select(_O))}
+
+    def owned_count(self) -> int:
+        with self._db.read() as conn:
+            return int(conn.execute(select(func.count()).select_from(_O)).scalar_one())
+
+    def template_states(self) -> dict[int, TemplateState]:
+        with self._db.read() as conn:
+            return {
+                r.certificate_id: TemplateState(r.certificate_id, r.read_at, bool(r.dirty))
+                for r in conn.execute(select(_TS))
+            }
+
+    def known(self, certificate_ids: Iterable[int]) -> dict[int, dict[int, Holding]]:
+        ids = sorted(set(certificate_ids))
+        out: dict[int, dict[int, Holding]] = {c: {} for c in ids}
+        with self._db.read() as conn:
+            for chunk in chunks(ids):
+                for r in conn.execute(select(_H).where(_H.c.certificate_id.in_(chunk))):
+                    out[r.certificate_id][r.user_id] = Holding(
+                        r.certificate_id,
+                        r.user_id,
+                        bool(r.active),
+                        r.issued_on,
+                        r.expires_on,
+                        bool(r.expiry_known),
+                    )
+        return out
+
+    def save_full_read(self, certificate_id: int, holdings: Mapping[int, Holding]) -> None:
+        """Replace what certsync knows of a template with what Monotree just said."""
+        rows = [
+            {
+                "certificate_id": certificate_id,
+                "user_id": h.user_id,
+                "active": True,
+                "issued_on": h.issued_on,
+                "expires_on": h.expires_on,
+                "expiry_known": h.expiry_known,
+            }
+            for h in holdings.values()
+            if h.active
+        ]
+        with self._db.write() as conn:
+            conn.execute(delete(_H).where(_H.c.certificate_id == certificate_id))
+            if rows:
+                conn.execute(insert(_H), rows)
+            conn.execute(delete(_TS).where(_TS.c.certificate_id == certificate_id))
+            conn.execute(
+                insert(_TS).values(certificate_id=certificate_id, read_at=utcnow(), dirty=False)
+            )

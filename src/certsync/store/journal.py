@@ -1,0 +1,223 @@
+"""Runs and the journal: every write's intent before it is sent, its outcome after,
+and the ownership and known holdings each one changes, in the same transaction."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, insert, select, update
+
+from certsync.store.db import Db, delete_pairs, table_of
+from certsync.store.holdings import mark_dirty
+from certsync.store.lock import utcnow
+from certsync.store.tables import HoldingRow, JournalRow, OwnershipRow, RunRow
+from certsync.writes import AssignRequest, WriteRequest
+
+_O = table_of(OwnershipRow)
+_H = table_of(HoldingRow)
+_R = table_of(RunRow)
+_J = table_of(JournalRow)
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    id: str
+    kind: str
+    started_at: datetime
+    ended_at: datetime | None
+    outcome: str | None
+    exit_code: int | None
+    counts: dict[str, Any]
+    requests: dict[str, int]
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """One write request: what was meant before it was sent, and how it ended."""
+
+    id: str
+    run_id: str
+    seq: int
+    action: str
+    certificate_ids: tuple[int, ...]
+    payload: dict[str, Any]
+    intent_at: datetime
+    outcome: str | None
+    outcome_at: datetime | None
+    error: str | None
+
+
+class Journal:
+    def __init__(self, db: Db) -> None:
+        self._db = db
+
+    def start_run(self, kind: str) -> str:
+        run_id = uuid.uuid4().hex[:16]
+        with self._db.write() as conn:
+            conn.execute(insert(_R).values(id=run_id, kind=kind, started_at=utcnow()))
+        return run_id
+
+    def finish_run(
+        self,
+        run_id: str,
+        *,
+        outcome: str,
+        exit_code: int,
+        counts: Mapping[str, Any],
+        requests: Mapping[str, int],
+        error: str | None = None,
+    ) -> None:
+        with self._db.write() as conn:
+            conn.execute(
+                update(_R)
+                .where(_R.c.id == run_id)
+                .values(
+                    ended_at=utcnow(),
+                    outcome=outcome,
+                    exit_code=exit_code,
+                    counts=json.dumps(dict(counts), sort_keys=True, default=str),
+                    requests=json.dumps(dict(requests), sort_keys=True),
+                    error=error,
+                )
+            )
+
+    def record_intent(self, run_id: str, seq: int, request: WriteRequest) -> str:
+        """Journal a write before it is sent; an assign also records the ownership it creates.
+
+        Both are committed before the request leaves, so a crash between the call
+        and its outcome never loses what certsync issued.
+        """
+        journal_id = f"{run_id}-{seq:05d}"
+        with self._db.write() as conn:
+            conn.execute(
+                insert(_J).values(
+                    id=journal_id,
+                    run_id=run_id,
+                    seq=seq,
+                    action=request.action,
+                    certificate_ids=json.dumps(list(request.certificate_ids())),
+                    payload=json.dumps(request.payload()),
+                    intent_at=utcnow(),
+                )
+            )
+            if isinstance(request, AssignRequest):
+                pairs = [(i.certificate_id, i.user_id) for i in request.items]
+                delete_pairs(conn, _O, pairs)
+                conn.execute(
+                    insert(_O),
+                    [
+                        {
+                            "certificate_id": i.certificate_id,
+                            "user_id": i.user_id,
+                            "issued_on": i.completed_at,
+                            "run_id": run_id,
+                            "journal_id": journal_id,
+                        }
+                        for i in request.items
+                    ],
+                )
+        return journal_id
+
+    def record_outcome(
+        self, journal_id: str, request: WriteRequest, outcome: str, error: str | None = None
+    ) -> None:
+        """Journal how a write ended and update what certsync knows of Monotree to match."""
+        with self._db.write() as conn:
+            conn.execute(
+                update(_J)
+                .where(_J.c.id == journal_id)
+                .values(outcome=outcome, outcome_at=utcnow(), error=error)
+            )
+            if outcome != "ok":
+                mark_dirty(conn, request.certificate_ids())
+                if outcome == "failed" and isinstance(request, AssignRequest):
+                    # Refused outright: nothing was issued, so nothing is owned.
+                    conn.execute(delete(_O).where(_O.c.journal_id == journal_id))
+                return
+            if isinstance(request, AssignRequest):
+                delete_pairs(conn, _H, [(i.certificate_id, i.user_id) for i in request.items])
+                conn.execute(
+                    insert(_H),
+                    [
+                        {
+                            "certificate_id": i.certificate_id,
+                            "user_id": i.user_id,
+                            "active": True,
+                            "issued_on": i.completed_at,
+                            "expires_on": None,
+                            "expiry_known": False,
+                        }
+                        for i in request.items
+                    ],
+                )
+            else:
+                cert = request.certificate_id
+                delete_pairs(conn, _H, [(cert, u) for u in request.user_ids])
+                delete_pairs(conn, _O, [(cert, u) for u in request.revoke_user_ids])
+
+    def recover(self) -> tuple[int, int]:
+        """Close runs a crash left open; mark their unfinished writes unknown and their
+        templates dirty, so the next cycle reads Monotree to learn what happened.
+
+        Call with the writer lock held, or a live run would be recovered under it.
+        """
+        with self._db.write() as conn:
+            open_writes = list(conn.execute(select(_J).where(_J.c.outcome.is_(None))))
+            for row in open_writes:
+                mark_dirty(conn, json.loads(row.certificate_ids))
+            conn.execute(
+                update(_J)
+                .where(_J.c.outcome.is_(None))
+                .values(outcome="unknown", outcome_at=utcnow(), error="interrupted: recovered")
+            )
+            closed = conn.execute(
+                update(_R)
+                .where(and_(_R.c.ended_at.is_(None), _R.c.kind != "dry"))
+                .values(ended_at=utcnow(), outcome="interrupted", exit_code=None)
+            ).rowcount
+        return closed, len(open_writes)
+
+    def recent_runs(self, limit: int = 10) -> list[RunSummary]:
+        with self._db.read() as conn:
+            rows = conn.execute(select(_R).order_by(_R.c.started_at.desc()).limit(limit))
+            return [
+                RunSummary(
+                    r.id,
+                    r.kind,
+                    r.started_at,
+                    r.ended_at,
+                    r.outcome,
+                    r.exit_code,
+                    json.loads(r.counts or "{}"),
+                    json.loads(r.requests or "{}"),
+                    r.error,
+                )
+                for r in rows
+            ]
+
+    def entries(self, run_id: str | None = None) -> list[JournalEntry]:
+        with self._db.read() as conn:
+            query = select(_J).order_by(_J.c.run_id, _J.c.seq)
+            if run_id is not None:
+                query = query.where(_J.c.run_id == run_id)
+            return [
+                JournalEntry(
+                    r.id,
+                    r.run_id,
+                    r.seq,
+                    r.action,
+                    tuple(json.loads(r.certificate_ids)),
+                    json.loads(r.payload),
+                    r.intent_at,
+                    r.outcome,
+                    r.outcome_at,
+                    r.error,
+                )
+                for r in conn.execute(query)
+            ]

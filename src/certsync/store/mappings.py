@@ -1,0 +1,141 @@
+"""The mapping store: type and user mappings and the policy, fed by the mapping file."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+
+from certsync.mappings_file import MappingFile
+from certsync.models import Policy, TypeMapping, UserMapping
+from certsync.store.db import Db, chunks, table_of
+from certsync.store.tables import TypeMappingRow, UserMappingRow
+from certsync.store.values import get_value, set_value
+
+_T = table_of(TypeMappingRow)
+_U = table_of(UserMappingRow)
+
+
+@dataclass(frozen=True, slots=True)
+class ImportSummary:
+    types_added: int = 0
+    types_updated: int = 0
+    types_pruned: int = 0
+    users_added: int = 0
+    users_updated: int = 0
+    users_pruned: int = 0
+    unchanged: int = 0
+    policy_changed: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return any(
+            (
+                self.types_added,
+                self.types_updated,
+                self.types_pruned,
+                self.users_added,
+                self.users_updated,
+                self.users_pruned,
+                self.policy_changed,
+            )
+        )
+
+
+class MappingStore:
+    def __init__(self, db: Db) -> None:
+        self._db = db
+
+    def import_file(self, mapping_file: MappingFile, *, prune: bool = False) -> ImportSummary:
+        """Upsert the file's mappings and policy in one transaction; optionally prune the rest."""
+        with self._db.write() as conn:
+            old_types = {r.natecosmic: r for r in conn.execute(select(_T))}
+            new_types = {t.natecosmic: t for t in mapping_file.types}
+            t_add = [t for k, t in new_types.items() if k not in old_types]
+            t_upd = [
+                t
+                for k, t in new_types.items()
+                if k in old_types
+                and (old_types[k].monotree, bool(old_types[k].authoritative))
+                != (t.monotree, t.authoritative)
+            ]
+            t_gone = [k for k in old_types if k not in new_types] if prune else []
+
+            old_users = {r.natecosmic: r for r in conn.execute(select(_U))}
+            new_users = {u.natecosmic: u for u in mapping_file.users}
+            u_add = [u for k, u in new_users.items() if k not in old_users]
+            u_upd = [
+                u
+                for k, u in new_users.items()
+                if k in old_users
+                and (old_users[k].monotree, old_users[k].monotree_email)
+                != (u.monotree, u.monotree_email)
+            ]
+            u_gone = [k for k in old_users if k not in new_users] if prune else []
+
+            if t_add:
+                conn.execute(insert(_T), [_type_values(t) for t in t_add])
+            for t in t_upd:
+                conn.execute(
+                    update(_T).where(_T.c.natecosmic == t.natecosmic).values(**_type_values(t))
+                )
+            for chunk in chunks(t_gone):
+                conn.execute(delete(_T).where(_T.c.natecosmic.in_(chunk)))
+            if u_add:
+                conn.execute(insert(_U), [_user_values(u) for u in u_add])
+            for u in u_upd:
+                conn.execute(
+                    update(_U).where(_U.c.natecosmic == u.natecosmic).values(**_user_values(u))
+                )
+            for chunk in chunks(u_gone):
+                conn.execute(delete(_U).where(_U.c.natecosmic.in_(chunk)))
+
+            policy_json = json.dumps(asdict(mapping_file.policy), sort_keys=True)
+            policy_changed = get_value(conn, "policy") != policy_json
+            if policy_changed:
+                set_value(conn, "policy", policy_json)
+            unchanged = (len(new_types) - len(t_add) - len(t_upd)) + (
+                len(new_users) - len(u_add) - len(u_upd)
+            )
+        return ImportSummary(
+            types_added=len(t_add),
+            types_updated=len(t_upd),
+            types_pruned=len(t_gone),
+            users_added=len(u_add),
+            users_updated=len(u_upd),
+            users_pruned=len(u_gone),
+            unchanged=unchanged,
+            policy_changed=policy_changed,
+        )
+
+    def types(self) -> list[TypeMapping]:
+        with self._db.read() as conn:
+            rows = conn.execute(select(_T).order_by(_T.c.natecosmic))
+            return [TypeMapping(r.natecosmic, r.monotree, bool(r.authoritative)) for r in rows]
+
+    def users(self) -> list[UserMapping]:
+        with self._db.read() as conn:
+            rows = conn.execute(select(_U).order_by(_U.c.natecosmic))
+            return [UserMapping(r.natecosmic, r.monotree, r.monotree_email) for r in rows]
+
+    def policy(self) -> Policy:
+        with self._db.read() as conn:
+            raw = get_value(conn, "policy")
+        return Policy(**json.loads(raw)) if raw else Policy()
+
+    def has_email(self) -> bool:
+        with self._db.read() as conn:
+            found = conn.execute(
+                select(_U.c.natecosmic).where(_U.c.monotree_email.is_not(None)).limit(1)
+            )
+            return found.first() is not None
+
+
+def _type_values(t: TypeMapping) -> dict[str, Any]:
+    return {"natecosmic": t.natecosmic, "monotree": t.monotree, "authoritative": t.authoritative}
+
+
+def _user_values(u: UserMapping) -> dict[str, Any]:
+    return {"natecosmic": u.natecosmic, "monotree": u.monotree, "monotree_email": u.monotree_email}
