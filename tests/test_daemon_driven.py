@@ -190,3 +190,15 @@ def test_stop_ends_the_loop_without_another_cycle() -> None:
     daemon.request_stop()
     daemon.loop()  # returns at once
     assert len(cycle.seen) == 1
+
+
+def test_a_store_that_fails_after_a_cycle_does_not_end_the_cycles() -> None:
+    daemon, clock, cycle = make([])
+
+    def gone() -> int:
+        raise ConnectionError("the database went away")
+
+    daemon._store.owned_count = gone  # type: ignore[method-assign]  # a store failing now
+    assert daemon.run_pending() is not None  # the cycle's report still counts
+    clock.t = daemon.schedule.next_at
+    assert daemon.run_pending() is not None and len(cycle.seen) == 2

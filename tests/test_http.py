@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from email.utils import formatdate
 
@@ -11,7 +12,7 @@ import respx
 
 from certsync.clients.http import ApiHttp
 from certsync.clients.pacing import Pacer
-from certsync.clients.retry import backoff_delay, parse_retry_after
+from certsync.clients.retry import Timing, backoff_delay, parse_retry_after
 from certsync.errors import (
     AuthError,
     ForbiddenError,
@@ -25,6 +26,7 @@ from tests.conftest import M_TOKEN, MONOTREE, FakeTime
 
 URL = f"{MONOTREE}/api/open/v1/certificates/12"
 Make = Callable[..., ApiHttp]
+ASSIGN = f"{MONOTREE}/api/open/v1/certificates/assign"
 
 
 @respx.mock
@@ -254,3 +256,20 @@ def test_backoff_has_full_jitter_and_a_cap() -> None:
     assert backoff_delay(3, base=1, cap=10, rand=lambda: 1.0) == 8.0
     assert backoff_delay(10, base=1, cap=10, rand=lambda: 1.0) == 10.0
     assert backoff_delay(10, base=1, cap=10, rand=lambda: 0.25) == 2.5
+
+
+@respx.mock
+def test_a_stop_between_attempts_of_a_write_that_may_have_landed_is_outcome_unknown(
+    make_http: Make, fake_time: FakeTime
+) -> None:
+    """A 502 on an assign, then SIGTERM during the backoff: not "failed", but "unknown",
+    so the ownership recorded before the call is kept."""
+    stop = threading.Event()
+    http = make_http()
+    http.pacer = Pacer(clock=fake_time.clock, sleep=fake_time.sleep, stop=stop)
+    # SIGTERM lands during the backoff: the next attempt's pacer refuses to send.
+    http.timing = Timing(sleep=lambda _s: stop.set(), clock=fake_time.clock)
+    route = respx.post(ASSIGN).mock(return_value=httpx.Response(502))
+    with pytest.raises(OutcomeUnknownError, match="stopped before retrying"):
+        http.request("POST", ASSIGN, scope="write:certificates", json_body={})
+    assert route.call_count == 1

@@ -44,12 +44,21 @@ def test_owners_are_random_per_process(store: Store, tmp_path: Path) -> None:
     assert store.lock.owner != other.lock.owner and len(store.lock.owner) == 32
 
 
-def test_a_restarted_container_takes_its_predecessors_lease_at_once(store: Store) -> None:
-    """Same hostname, PID 1 again, another owner: the lease of a process that is gone."""
-    leave_lease(
-        store, owner="before-restart", pid=os.getpid(), host=socket.gethostname(), age_seconds=0
-    )
+def test_a_restarted_container_takes_its_predecessors_lease_once_it_missed_a_beat(
+    store: Store,
+) -> None:
+    """Same hostname, PID 1 again, another owner, silent for 46 s (a beat is 30 s): taken,
+    long before the 120 s lease would run out."""
+    here = socket.gethostname()
+    leave_lease(store, owner="before-restart", pid=os.getpid(), host=here, age_seconds=46)
     assert store.lock.try_acquire() is None
+
+
+def test_a_twin_container_with_the_same_hostname_keeps_its_lease(store: Store) -> None:
+    """Also PID 1 on the same hostname, but beating: not a predecessor, not taken."""
+    here = socket.gethostname()
+    leave_lease(store, owner="twin", pid=os.getpid(), host=here, age_seconds=10)
+    assert store.lock.try_acquire() is not None
 
 
 def test_a_fresh_lease_of_another_host_is_respected(store: Store) -> None:
@@ -122,3 +131,33 @@ def test_a_cycle_that_loses_its_lease_stops_before_its_next_write(tmp_path: Path
     assert assign.call_count == 1  # the second body was never sent
     assert report.exit_code == 1 and report.error is not None
     assert "writer lease was taken by another certsync" in report.error
+
+
+@respx.mock
+def test_an_interrupted_run_is_recorded_as_an_error_never_as_converged(tmp_path: Path) -> None:
+    (tmp_path / "m.toml").write_text('[[types]]\nnatecosmic = "food-safety"\nmonotree = 12\n')
+    settings = load_settings(
+        natecosmic={"base_url": NATECOSMIC, "token": N_TOKEN},
+        monotree={"base_url": MONOTREE, "token": M_TOKEN},
+        database_url=f"sqlite:///{tmp_path / 'c.db'}",
+        mappings_file=tmp_path / "m.toml",
+        secrets_dir=tmp_path,
+    )
+
+    def interrupted(_: httpx.Request) -> httpx.Response:
+        raise KeyboardInterrupt  # Ctrl-C while the pull is read
+
+    respx.get(f"{NATECOSMIC}/v1/certifications").mock(side_effect=interrupted)
+    respx.get(f"{MONOTREE}/api/open/v1/certificates").mock(
+        return_value=httpx.Response(200, json={"data": []})
+    )
+    store = Store(settings.database_url)
+    with open_clients(settings) as clients, pytest.raises(KeyboardInterrupt):
+        run_sync(settings, store, clients, SyncOptions())
+    (last,) = store.journal.recent_runs(1)
+    store.close()
+    assert (last.outcome, last.exit_code, last.error) == (
+        "error",
+        1,
+        "interrupted: KeyboardInterrupt",
+    )

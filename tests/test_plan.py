@@ -175,6 +175,40 @@ def test_revoke_unmapped_revokes_them_through_the_guard() -> None:
     assert guarded.revokes == () and len(guarded.held_back_revokes) == 2  # 2 of 3 > 50%
 
 
+def test_removing_one_of_two_types_on_a_template_revokes_nothing() -> None:
+    """Two types map to one template; the one that explained Bob's holding is removed."""
+    two = Mappings(
+        types={
+            "cpr-adult": TypeMapping("cpr-adult", FOOD),
+            "cpr-child": TypeMapping("cpr-child", FOOD),
+        },
+        users={"nc-bob": 502},
+    )
+    kept = without_type(two, "cpr-child")
+    removed = Mappings(types={"cpr-child": two.types["cpr-child"]}, users={})
+    records = [rec(user="nc-bob", ctype="cpr-child")]
+    have, owned = holdings(held(FOOD, 502)), {(FOOD, 502)}
+    assert run(records, have, owned, m=kept).revokes  # without the memory: revoked
+    p = plan(records, kept, have, owned, TODAY, removed=removed)
+    assert p.revokes == () and p.unmanaged == (Unmanaged(FOOD, 502, "type"),)
+
+
+def test_removing_one_of_two_users_on_a_monotree_user_revokes_nothing() -> None:
+    both = Mappings(types=maps().types, users={"nc-ann": 501, "nc-ann-old": 501})
+    kept = without_user(both, "nc-ann-old")
+    removed = Mappings(types={}, users={"nc-ann-old": 501})
+    records = [rec(user="nc-ann-old")]
+    have, owned = holdings(held(FOOD, 501)), {(FOOD, 501)}
+    p = plan(records, kept, have, owned, TODAY, removed=removed)
+    assert p.revokes == () and p.unmanaged == (Unmanaged(FOOD, 501, "user"),)
+
+
+def test_an_authoritative_template_still_revokes_a_holder_no_mapping_ever_named() -> None:
+    removed = Mappings(types={}, users={"nc-gone": 509})
+    p = plan([], maps(authoritative=True), holdings(held(FOOD, 777)), set(), TODAY, removed=removed)
+    assert p.revokes == (Revoke(FOOD, 777, owned=False),)
+
+
 def test_a_holding_that_matched_before_certsync_ran_is_not_adopted() -> None:
     """A holding that already matched is not owned, so a later upstream revocation leaves it."""
     first = run([rec()], holdings(held(FOOD, 501)))
@@ -511,14 +545,15 @@ def test_removing_a_user_mapping_never_adds_a_revocation(
     as unmanaged."""
     m = world_mappings(authoritative)
     keys = sorted(m.users)
-    reduced = without_user(m, keys[dropped % len(keys)])
+    gone = keys[dropped % len(keys)]
+    reduced = without_user(m, gone)
+    removed = Mappings(types={}, users={gone: m.users[gone]})
     have = world_holdings(hs)
     full = plan(records, m, have, owned, TODAY)
-    less = plan(records, reduced, have, owned, TODAY)
+    less = plan(records, reduced, have, owned, TODAY, removed=removed)
     assert set(less.revokes) <= set(full.revokes)
     for u in less.unmanaged:
-        assert (u.certificate_id, u.user_id) in owned and u.reason == "user"
-        assert u.user_id not in reduced.mapped_users()
+        assert u.reason == "user"
 
 
 scope_st = st.builds(

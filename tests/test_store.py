@@ -102,8 +102,11 @@ def test_a_store_of_the_release_before_alembic_upgrades_without_losing_a_row(
     assert s.upgrade() == ("0002", schema.head())
     s.close()
     after = row_counts(path)
-    assert {t: n for t, n in after.items() if t not in ("alembic_version",)} == {
-        t: n for t, n in before.items() if t != "certsync_schema"
+    kept = {t: n for t, n in before.items() if t != "certsync_schema"}
+    assert {t: n for t, n in after.items() if t in kept} == kept  # not a row lost
+    assert {t: n for t, n in after.items() if t not in kept} == {
+        "alembic_version": 1,
+        "removed_mapping": 0,  # added by 0005, empty until a mapping is removed
     }
     s = Store(f"sqlite:///{path}")
     assert s.is_current and s.upgrade() is None
@@ -154,6 +157,26 @@ def test_import_upserts_and_prune_removes_and_counts(store: Store, tmp_path: Pat
     )
     assert (pruned.types_pruned, pruned.users_pruned) == (1, 1)
     assert store.mappings.types() == [TypeMapping("a", 3)]
+
+
+def test_removed_and_repointed_mappings_are_remembered_until_named_again(
+    store: Store, tmp_path: Path
+) -> None:
+    """What a removed mapping explained must stay unmanaged, so the store keeps it."""
+    store.mappings.import_file(
+        mapping_file(tmp_path, [TypeMapping("a", 1), TypeMapping("b", 2)], [UserMapping("u", 5)])
+    )
+    store.mappings.import_file(
+        mapping_file(tmp_path, [TypeMapping("a", 9)], []), prune=True
+    )  # b and u removed, a re-pointed from 1 to 9
+    types, users = store.mappings.removed()
+    assert types == [TypeMapping("a", 1), TypeMapping("b", 2)]
+    assert users == [UserMapping("u", 5)]
+    store.mappings.import_file(
+        mapping_file(tmp_path, [TypeMapping("a", 1), TypeMapping("b", 2)], [UserMapping("u", 5)]),
+        prune=True,
+    )  # all named again as they were: nothing to remember, except a's move to 9
+    assert store.mappings.removed() == ([TypeMapping("a", 9)], [])
 
 
 def test_email_mappings_resolve_through_the_user_cache(store: Store, tmp_path: Path) -> None:

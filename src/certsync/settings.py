@@ -13,6 +13,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -52,6 +53,13 @@ class ApiSettings(_Section):
         value = value.strip().rstrip("/")
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises for a port out of range or not a number
+        except ValueError:
+            raise ValueError("has a port that is not a number from 1 to 65535") from None
+        if not parts.hostname:
+            raise ValueError("names no host")
         return value
 
 

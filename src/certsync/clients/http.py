@@ -141,6 +141,7 @@ class ApiHttp:
 
         def once() -> T:
             nonlocal reloaded
+            sent = self.credential.token
             try:
                 return self._attempt(call, read)
             except NotFoundError:
@@ -155,7 +156,10 @@ class ApiHttp:
                 ) from None
             except AuthError as exc:
                 # A Secret rotated in place: read the token again, once, before failing.
-                if reloaded or exc.status != 401 or not self.credential.reload():
+                # Another request may have read the new one meanwhile: that counts too.
+                if reloaded or exc.status != 401:
+                    raise
+                if not self.credential.reload() and self.credential.token == sent:
                     raise
                 reloaded = True
                 log.info("http.token_reloaded", api=self.api, source=self.credential.describe())

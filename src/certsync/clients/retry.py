@@ -20,7 +20,7 @@ import structlog
 import tenacity
 
 from certsync.clients.counting import RequestCounter
-from certsync.errors import OutcomeUnknownError, RetriableError
+from certsync.errors import OutcomeUnknownError, RetriableError, StopRequested
 from certsync.settings import ClientSettings
 
 log = structlog.get_logger("certsync.clients.retry")
@@ -154,6 +154,13 @@ def with_retries(
     )
     try:
         return retrying(attempt)
+    except StopRequested:
+        if write and maybe_applied:
+            # Stopped before the next attempt of a write an earlier attempt may have made.
+            raise OutcomeUnknownError(
+                api, f"{what} stopped before retrying; an earlier attempt may have taken effect"
+            ) from None
+        raise
     except Retry as last:
         attempts = retrying.statistics.get("attempt_number", 1)
         elapsed = timing.clock() - started

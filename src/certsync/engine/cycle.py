@@ -128,6 +128,11 @@ def run_sync(
             report.error = str(exc)
             report.exit_code = exc.exit_code
             log.error("sync.failed", error=str(exc))
+        except BaseException as exc:
+            # Interrupted or a fault of certsync's own: recorded as such, never as converged.
+            report.error = f"interrupted: {type(exc).__name__}"
+            report.exit_code = EXIT_FAILED
+            raise
         finally:
             report.request_counts = {
                 key: n - counted_before.get(key, 0)

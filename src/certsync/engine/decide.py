@@ -47,6 +47,7 @@ def decide(
         rejected=observation.pull.rejected,
         missing_users=observation.missing_users,
         scope=scope,
+        removed=observation.removed,
     )
     the_plan = planner.guard_revokes(
         the_plan,

@@ -43,6 +43,25 @@ def _mappings(
     return resolve_mappings(mapping_file.types, mapping_file.users, mapping_file.policy, by_email)
 
 
+def _removed(
+    store: Store,
+    mapping_file: MappingFile | None,
+    mappings: Mappings,
+    *,
+    by_email: Mapping[str, int],
+) -> Mappings:
+    """The mappings taken out of the file: remembered by the store when it imported the
+    file; for a dry run, also what the store maps and the file no longer does."""
+    types, users = store.mappings.removed()
+    if mapping_file is not None:
+        in_file_types = {t.natecosmic: t for t in mapping_file.types}
+        in_file_users = {u.natecosmic: u for u in mapping_file.users}
+        types += [t for t in store.mappings.types() if in_file_types.get(t.natecosmic) != t]
+        users += [u for u in store.mappings.users() if in_file_users.get(u.natecosmic) != u]
+    resolved, _ = resolve_mappings(types, users, mappings.policy, by_email)
+    return resolved
+
+
 def gather(
     *,
     store: Store,
@@ -74,6 +93,7 @@ def gather(
         # one has not seen today's new hires.
         missing_users = frozenset(set(mappings.users.values()) - {u.id for u in listed_users})
 
+    removed = _removed(store, mapping_file, mappings, by_email=store.users.by_email())
     mapped = list(mappings.template_ids())
     owned = frozenset(store.holdings.owned_pairs())
     unmapped_owned = sorted({cert for cert, _ in owned} - set(mapped))
@@ -115,13 +135,16 @@ def gather(
     lap("read_seconds")
 
     missing = sorted({c for c in mapped if c not in listed} | set(gone))
-    known = [c for c in [*mapped, *unmapped_owned] if c not in read and c in listed]
+    known = [
+        c for c in [*mapped, *unmapped_owned] if c not in read and c in listed and c not in gone
+    ]
     holdings: dict[int, Mapping[int, Holding]] = dict(store.holdings.known(known))
     holdings.update(read)
     return Observation(
         full=full,
         pull=pull,
         mappings=mappings,
+        removed=removed,
         unresolved_emails=tuple(sorted(str(u.monotree_email) for u in unresolved)),
         missing_users=missing_users,
         listed_users=tuple(listed_users),

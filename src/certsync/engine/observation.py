@@ -15,6 +15,8 @@ class Observation:
     full: bool
     pull: Pull
     mappings: Mappings
+    # Mappings the operator removed (or re-pointed): what only they explain is kept.
+    removed: Mappings
     unresolved_emails: tuple[str, ...]
     # Mapped Monotree users absent from a user list read in this very cycle.
     missing_users: frozenset[int]

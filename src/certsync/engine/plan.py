@@ -8,11 +8,12 @@ comparable.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Set
+from collections.abc import Iterable, Sequence, Set
 from dataclasses import replace
 from datetime import date
 from typing import Literal
 
+from certsync.batches import batches
 from certsync.engine.scope import Scope
 from certsync.models import (
     Assign,
@@ -29,6 +30,7 @@ from certsync.models import (
     RejectedRecord,
     Renewal,
     Revoke,
+    TypeMapping,
     Unmanaged,
     Unmapped,
 )
@@ -69,6 +71,7 @@ def plan(
     rejected: Iterable[RejectedRecord] = (),
     missing_users: Set[int] = frozenset(),
     scope: Scope = EVERYTHING,
+    removed: Mappings | None = None,
 ) -> Plan:
     """Compute every action that makes Monotree hold exactly what Natecosmic says.
 
@@ -82,8 +85,16 @@ def plan(
     Nothing outside `scope` is planned, and `owned_active` (the guard's base)
     counts only the holdings inside it; records without a mapping are reported
     only when the scope is everything (a narrower scope cannot say whose they are).
+
+    `removed` holds the mappings the operator took out of the file (or pointed
+    elsewhere). A holding that only they explain is a configuration change, not
+    an upstream fact: it is reported as unmanaged, never revoked, unless
+    `policy.revoke_unmapped`; a holding no mapping ever explained follows the
+    usual rules (an authoritative template revokes it).
     """
     policy = mappings.policy
+    # Read twice (what is desired, what a removed mapping explained): not a one-shot iterator.
+    records = records if isinstance(records, Sequence) else tuple(records)
     unmapped: list[Unmapped] = []
     desired: dict[Pair, CertificationRecord] = {}
 
@@ -106,6 +117,10 @@ def plan(
             continue
         seen = desired.get(pair)
         desired[pair] = record if seen is None else _latest(seen, record)
+
+    kept_by_removed = _explained_by_removed(
+        records, mappings, removed, policy=policy, today=today, scope=scope
+    )
 
     assigns: list[Assign] = []
     renewals: list[Renewal] = []
@@ -152,7 +167,13 @@ def plan(
             owned_active += is_owned
             if (cert, user) in desired:
                 continue
-            if type_mapped and not (is_owned or cert in authoritative):
+            if (cert, user) in kept_by_removed and (is_owned or cert in authoritative):
+                reason = kept_by_removed[(cert, user)]
+                if policy.revoke_unmapped:
+                    revokes.append(Revoke(cert, user, owned=is_owned, unmapped=True))
+                else:
+                    unmanaged.append(Unmanaged(cert, user, reason))
+            elif type_mapped and not (is_owned or cert in authoritative):
                 left_alone += 1
             elif type_mapped and (user in mapped_users or not is_owned):
                 # Not owned here means authoritative: it never depended on a user mapping.
@@ -161,8 +182,7 @@ def plan(
                 revokes.append(Revoke(cert, user, owned=True, unmapped=True))
             else:
                 # The mapping was removed: a configuration change, not an upstream fact.
-                reason: Literal["type", "user"] = "user" if type_mapped else "type"
-                unmanaged.append(Unmanaged(cert, user, reason))
+                unmanaged.append(Unmanaged(cert, user, "user" if type_mapped else "type"))
 
     return Plan(
         assigns=tuple(sorted(assigns)),
@@ -181,6 +201,41 @@ def plan(
         held_back_reason=None if policy.revoke or not revokes else "policy.revoke is false",
         held_back_kind=None if policy.revoke or not revokes else HoldBack.POLICY,
     )
+
+
+def _explained_by_removed(
+    records: Iterable[CertificationRecord],
+    mappings: Mappings,
+    removed: Mappings | None,
+    *,
+    policy: Policy,
+    today: date,
+    scope: Scope,
+) -> dict[Pair, Literal["type", "user"]]:
+    """Pairs a held record would make desired through a removed mapping, and which kind."""
+    if removed is None or not (removed.types or removed.users):
+        return {}
+    out: dict[Pair, Literal["type", "user"]] = {}
+    for record in records:
+        keys = record.type_keys()
+        current = next((mappings.types[k] for k in keys if k in mappings.types), None)
+        gone = next((removed.types[k] for k in keys if k in removed.types), None)
+        user = mappings.users.get(record.user_id)
+        gone_user = removed.users.get(record.user_id)
+        if not is_held(record, policy, today):
+            continue
+        ways: list[tuple[TypeMapping | None, int | None, Literal["type", "user"]]] = [
+            (gone, user, "type"),
+            (current, gone_user, "user"),
+            (gone, gone_user, "type"),
+        ]
+        for type_mapping, user_id, reason in ways:
+            if type_mapping is None or user_id is None:
+                continue
+            pair = (type_mapping.monotree, user_id)
+            if scope.has(*pair):
+                out.setdefault(pair, reason)
+    return out
 
 
 def guard_revokes(
@@ -223,11 +278,6 @@ def guard_revokes(
     )
 
 
-def _chunks(items: list[int], size: int) -> Iterable[tuple[int, ...]]:
-    for start in range(0, len(items), size):
-        yield tuple(items[start : start + size])
-
-
 def write_requests(
     the_plan: Plan, *, chunk_size: int, notify_on_revoke: bool
 ) -> list[WriteRequest]:
@@ -255,16 +305,14 @@ def write_requests(
         else:
             groups = [(sorted(renewing | revoking), bool(revoking) and notify_on_revoke)]
         for users, notify in groups:
-            for chunk in _chunks(users, chunk_size):
-                requests.append(
-                    ResetRequest(cert, chunk, notify, tuple(u for u in chunk if u in revoking))
-                )
+            for batch in batches(users, chunk_size):
+                revoked = tuple(u for u in batch if u in revoking)
+                requests.append(ResetRequest(cert, tuple(batch), notify, revoked))
 
     items = sorted(
         [AssignItem(a.certificate_id, a.user_id, a.completed_at) for a in the_plan.assigns]
         + [AssignItem(r.certificate_id, r.user_id, r.completed_at) for r in the_plan.renewals],
         key=lambda i: (i.certificate_id, i.user_id),
     )
-    for start in range(0, len(items), chunk_size):
-        requests.append(AssignRequest(tuple(items[start : start + chunk_size])))
+    requests.extend(AssignRequest(tuple(batch)) for batch in batches(items, chunk_size))
     return requests

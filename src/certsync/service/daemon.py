@@ -141,9 +141,12 @@ class Daemon:
         h.last_outcome = report.outcome
         if report.error is None and whole:
             self._full_pending = False
-        self.metrics.observe_run(
-            report, owned=self._store.owned_count(), finished_at=self.clock.now()
-        )
+        try:
+            owned = self._store.owned_count()
+        except Exception as exc:  # the cycle is over; a store gone now shows on /readyz
+            log.warning("daemon.owned_count_failed", error=str(exc))
+            owned = None
+        self.metrics.observe_run(report, owned=owned, finished_at=self.clock.now())
         if report.outcome in ("error", "partial"):
             self._failed(report.error or _partial_reason(report))
             return
@@ -190,7 +193,11 @@ class Daemon:
     def loop(self) -> None:
         """Run cycles until asked to stop: each when due, or at once when requested."""
         while not self.stop.is_set():
-            self.run_pending()
+            try:
+                self.run_pending()
+            except Exception as exc:  # never let the one cycle thread die quietly
+                log.error("daemon.step_failed", error=str(exc), exc_info=True)
+                self._failed(f"internal error: {type(exc).__name__}: {exc}")
             self.clock.wait(self.schedule.wake, self.schedule.seconds_to_next())
             self.schedule.wake.clear()
 
@@ -246,7 +253,10 @@ def run_daemon(settings: Settings, redactor: Redactor) -> int:
             health_port=server.port() if server else None,
         )
         while not stop.wait(1.0):
-            pass
+            if not runner.is_alive():  # cannot happen by design; if it does, say so and exit
+                log.error("daemon.cycle_thread_died")
+                stop.set()
+                return EXIT_FAILED
         bound = settings.schedule.stop_timeout
         runner.join(bound)
         finished = not runner.is_alive()

@@ -64,11 +64,12 @@ class Metrics:
     def observe_retry(self, api: str) -> None:
         self.retries.labels(api).inc()
 
-    def observe_run(self, report: SyncReport, *, owned: int, finished_at: float) -> None:
+    def observe_run(self, report: SyncReport, *, owned: int | None, finished_at: float) -> None:
         self.runs.labels(report.outcome).inc()
         self.duration.observe(report.duration)
         self.unmapped.set(len(report.plan.unmapped))
-        self.owned.set(owned)
+        if owned is not None:
+            self.owned.set(owned)
         if report.exit_code == 0 and report.error is None:
             self.last_success.set(finished_at)
         for (kind, outcome), n in action_outcomes(report).items():

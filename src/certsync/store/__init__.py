@@ -147,7 +147,7 @@ class Store:
         # A new, empty database is created at the latest schema at once; an older one
         # is upgraded only by upgrade(), under the writer lock, once per process.
         with translated("could not be opened"), self._engine.begin() as conn:
-            if schema.is_empty(conn):
+            if schema.revision(conn) is None:  # no certsync schema yet, whatever else is there
                 schema.upgrade(conn)
             self._db.current = schema.is_current(conn)
 

@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Engine, Table, delete
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import SQLModel
 
+from certsync.batches import batches
 from certsync.errors import StoreError
 
 T = TypeVar("T")
@@ -62,8 +63,7 @@ CHUNK = 500  # keys per IN (...) clause, well under SQLite's variable limit
 
 
 def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+    return batches(items, size)
 
 
 def delete_pairs(conn: Connection, table: Table, pairs: Iterable[tuple[int, int]]) -> None:

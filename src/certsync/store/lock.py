@@ -2,9 +2,12 @@
 
 A row (owner, pid, host, heartbeat) says who applies. The owner is random per
 process, so a restarted container (same hostname, PID 1 again) recognises the
-lease its dead predecessor left and takes it at once instead of waiting it out.
-Expiry is measured by the database's clock (the heartbeat is written with the
-database's CURRENT_TIMESTAMP and compared with it), never by each host's.
+lease its dead predecessor left and takes it once that missed a heartbeat (a
+quarter of the lease and half again: 45 s by default) instead of waiting the
+whole lease out; a twin container with the same hostname keeps beating and
+keeps its lease. Expiry is measured by the database's clock (the heartbeat is
+written with the database's CURRENT_TIMESTAMP and compared with it), never by
+each host's.
 Taking a lease over is a conditional UPDATE on the previous owner, so two
 contenders cannot both win. The holder renews every quarter of the lease and
 notices when a renewal changes no row: the lease is then `lost`, and the cycle
@@ -61,6 +64,7 @@ class WriterLock:
     def __init__(self, engine: Engine, *, lease_seconds: float = 120.0) -> None:
         self._engine = engine
         self._lease = timedelta(seconds=lease_seconds)
+        self._beat = self._lease / 4
         self.owner = uuid.uuid4().hex
         self._host = socket.gethostname()
         self.lost = threading.Event()
@@ -72,11 +76,16 @@ class WriterLock:
         return _aware(value)
 
     def _stale(self, row: Row[tuple[object, ...]], db_now: datetime) -> bool:
-        if row.host == self._host and (row.pid == os.getpid() or not _pid_alive(int(row.pid))):
-            # Another owner with our host and pid is this process's predecessor (a
-            # restarted container is PID 1 again), and a gone pid holds nothing.
-            return True
-        return bool(db_now - _aware(row.heartbeat_at) > self._lease)
+        age = db_now - _aware(row.heartbeat_at)
+        if row.host == self._host:
+            if row.pid != os.getpid() and not _pid_alive(int(row.pid)):
+                return True  # a process of this host that is gone holds nothing
+            if row.pid == os.getpid() and age > self._beat + self._beat / 2:
+                # This host and PID but another owner: a restarted container's predecessor
+                # (PID 1 again), once it has missed a heartbeat. A twin container with the
+                # same hostname is also PID 1, but it beats, and keeps its lease.
+                return True
+        return bool(age > self._lease)
 
     def try_acquire(self) -> str | None:
         """Take the lease; return None on success or a description of the holder."""
@@ -152,7 +161,7 @@ class WriterLock:
                 announced = True
             time.sleep(poll)
         stop = threading.Event()
-        beat_every = max(1.0, self._lease.total_seconds() / 4)
+        beat_every = max(1.0, self._beat.total_seconds())
 
         def beat() -> None:
             while not stop.wait(beat_every):

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from certsync.mappings_file import MappingFile
 from certsync.models import Policy, TypeMapping, UserMapping
 from certsync.store.db import Db, chunks, table_of
-from certsync.store.tables import TypeMappingRow, UserMappingRow
+from certsync.store.lock import utcnow
+from certsync.store.tables import RemovedMappingRow, TypeMappingRow, UserMappingRow
 from certsync.store.values import get_value, set_value
 
 _T = table_of(TypeMappingRow)
 _U = table_of(UserMappingRow)
+_RM = table_of(RemovedMappingRow)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +95,14 @@ class MappingStore:
             for chunk in chunks(u_gone):
                 conn.execute(delete(_U).where(_U.c.natecosmic.in_(chunk)))
 
+            _remember_removed(
+                conn,
+                types=[old_types[k] for k in t_gone] + [old_types[t.natecosmic] for t in t_upd],
+                users=[old_users[k] for k in u_gone] + [old_users[u.natecosmic] for u in u_upd],
+                current_types=new_types.values(),
+                current_users=new_users.values(),
+            )
+
             policy_json = json.dumps(asdict(mapping_file.policy), sort_keys=True)
             policy_changed = get_value(conn, "policy") != policy_json
             if policy_changed:
@@ -109,6 +120,18 @@ class MappingStore:
             unchanged=unchanged,
             policy_changed=policy_changed,
         )
+
+    def removed(self) -> tuple[list[TypeMapping], list[UserMapping]]:
+        """Mappings the file stopped naming (or pointed elsewhere) and not named again."""
+        with self._db.read() as conn:
+            rows = list(conn.execute(select(_RM).order_by(_RM.c.kind, _RM.c.natecosmic)))
+        types = [TypeMapping(r.natecosmic, r.monotree) for r in rows if r.kind == "type"]
+        users = [
+            UserMapping(r.natecosmic, r.monotree, r.monotree_email)
+            for r in rows
+            if r.kind == "user"
+        ]
+        return types, users
 
     def types(self) -> list[TypeMapping]:
         with self._db.read() as conn:
@@ -139,3 +162,40 @@ def _type_values(t: TypeMapping) -> dict[str, Any]:
 
 def _user_values(u: UserMapping) -> dict[str, Any]:
     return {"natecosmic": u.natecosmic, "monotree": u.monotree, "monotree_email": u.monotree_email}
+
+
+def _remember_removed(
+    conn: Connection,
+    *,
+    types: Iterable[Any],
+    users: Iterable[Any],
+    current_types: Iterable[TypeMapping],
+    current_users: Iterable[UserMapping],
+) -> None:
+    """Keep what a removed (or re-pointed) mapping said; forget it once the file says it again."""
+    now = utcnow()
+    rows = [
+        {"kind": "type", "natecosmic": t.natecosmic, "monotree": t.monotree, "removed_at": now}
+        for t in types
+    ] + [
+        {
+            "kind": "user",
+            "natecosmic": u.natecosmic,
+            "monotree": u.monotree,
+            "monotree_email": u.monotree_email,
+            "removed_at": now,
+        }
+        for u in users
+    ]
+    for row in rows:
+        conn.execute(
+            delete(_RM).where(_RM.c.kind == row["kind"], _RM.c.natecosmic == row["natecosmic"])
+        )
+    if rows:
+        conn.execute(insert(_RM), rows)
+    said_again = {("type", t.natecosmic, t.monotree, None) for t in current_types} | {
+        ("user", u.natecosmic, u.monotree, u.monotree_email) for u in current_users
+    }
+    for r in list(conn.execute(select(_RM))):
+        if (r.kind, r.natecosmic, r.monotree, r.monotree_email) in said_again:
+            conn.execute(delete(_RM).where(_RM.c.kind == r.kind, _RM.c.natecosmic == r.natecosmic))

@@ -66,10 +66,6 @@ def revision(conn: Connection) -> str | None:
     return _LEGACY[legacy]
 
 
-def is_empty(conn: Connection) -> bool:
-    return not inspect(conn).get_table_names()
-
-
 def is_current(conn: Connection) -> bool:
     return revision(conn) == head()
 

@@ -29,6 +29,18 @@ class UserMappingRow(SQLModel, table=True):
     monotree_email: str | None = None
 
 
+class RemovedMappingRow(SQLModel, table=True):
+    """A mapping the file no longer names: kept so a holding it explained is reported as
+    unmanaged, never revoked, until the mapping returns."""
+
+    __tablename__ = "removed_mapping"
+    kind: str = Field(primary_key=True)  # "type" or "user"
+    natecosmic: str = Field(primary_key=True)
+    monotree: int | None = None
+    monotree_email: str | None = None
+    removed_at: datetime
+
+
 class SettingRow(SQLModel, table=True):
     """Small named values: the mapping file's policy, the time of the last full cycle."""
 
@@ -115,7 +127,6 @@ class PullSnapshotRow(SQLModel, table=True):
     id: int = Field(default=1, primary_key=True)
     pulled_at: datetime
     record_count: int
-    digest: str
     body: str
 
 
