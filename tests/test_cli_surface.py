@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import socket
 import subprocess
 from pathlib import Path
@@ -115,3 +116,26 @@ def test_the_repository_stands_on_its_own() -> None:
 def test_generated_sandbox_files_are_ignored_by_git() -> None:
     ignored = (ROOT / ".gitignore").read_text().split()
     assert "sandbox-mappings.toml" in ignored
+
+
+def test_ctrl_c_stops_the_sandbox_even_when_its_shell_ignored_sigint(tmp_path: Path) -> None:
+    """A job started in the background by a shell without job control inherits SIGINT as
+    ignored; the sandbox installs its own handler, so Ctrl-C (here SIGINT) still stops it."""
+    sandbox = subprocess.Popen(
+        [CERTSYNC, "sandbox", "--natecosmic-port", "0", "--monotree-port", "0"],
+        env=clean_env(),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # noqa: PLW1509 - the point of the test
+    )
+    try:
+        assert sandbox.stdout is not None
+        for line in sandbox.stdout:
+            if line.startswith("Press Ctrl-C"):
+                break
+        sandbox.send_signal(signal.SIGINT)
+        assert sandbox.wait(timeout=20) == 0
+    finally:
+        sandbox.kill()

@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
-import time
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import TextIO, cast
@@ -235,11 +236,14 @@ def cmd_sandbox(
         out.write(f"  export {key}={value}\n")
     out.write("Press Ctrl-C to stop.\n")
     out.flush()
+    # Handlers of our own: a process started in the background by a shell without job
+    # control inherits SIGINT as ignored, and Ctrl-C (or a test's SIGINT) must still stop it.
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda _signum, _frame: stopping.set())
     try:
-        while sandbox.alive():
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
+        while sandbox.alive() and not stopping.wait(0.5):
+            pass
     finally:
         sandbox.stop()
     return EXIT_OK
