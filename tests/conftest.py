@@ -22,7 +22,7 @@ from certsync.clients.pacing import Pacer
 from certsync.clients.retry import Timing
 from certsync.redaction import Redactor
 from certsync.sandbox import Sandbox, SandboxState, World
-from certsync.settings import ClientSettings
+from certsync.settings import ClientSettings, Settings, load_settings
 
 NATECOSMIC = "https://api.natecosmic.com"
 MONOTREE = "https://acme.monotree.com"
@@ -224,4 +224,23 @@ def revoke_upstream(state: SandboxState, world: World, index: int = 0) -> tuple[
     return (
         world.template_ids[world.type_ids.index(record["certification_type_id"])],
         world.monotree_ids[world.user_ids.index(record["user_id"])],
+    )
+
+
+def mocked_api_settings(
+    folder: Path,
+    mappings_toml: str,
+    *,
+    tokens: tuple[str, str] = (N_TOKEN, M_TOKEN),
+    **overrides: object,
+) -> Settings:
+    """Settings for a run against respx-mocked APIs: a mapping file and a store in `folder`."""
+    (folder / "m.toml").write_text(mappings_toml)
+    return load_settings(
+        natecosmic={"base_url": NATECOSMIC, "token": tokens[0]},
+        monotree={"base_url": MONOTREE, "token": tokens[1]},
+        database_url=f"sqlite:///{folder / 'c.db'}",
+        mappings_file=folder / "m.toml",
+        secrets_dir=folder,
+        **overrides,
     )

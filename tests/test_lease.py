@@ -14,9 +14,8 @@ from sqlalchemy import text
 from certsync.clients.session import open_clients
 from certsync.engine.cycle import run_sync
 from certsync.engine.report import SyncOptions
-from certsync.settings import load_settings
 from certsync.store import Store
-from tests.conftest import M_TOKEN, MONOTREE, N_TOKEN, NATECOSMIC
+from tests.conftest import MONOTREE, NATECOSMIC, mocked_api_settings
 from tests.test_natecosmic import record
 
 
@@ -87,17 +86,11 @@ def test_a_lost_lease_is_noticed_by_the_next_heartbeat(store: Store) -> None:
 @respx.mock
 def test_a_cycle_that_loses_its_lease_stops_before_its_next_write(tmp_path: Path) -> None:
     """Two assign bodies (chunk size 1); the lease is taken while the first is sent."""
-    (tmp_path / "m.toml").write_text(
+    settings = mocked_api_settings(
+        tmp_path,
         '[[types]]\nnatecosmic = "food-safety"\nmonotree = 12\n'
         '[[users]]\nnatecosmic = "nc-ann"\nmonotree = 501\n'
-        '[[users]]\nnatecosmic = "nc-bob"\nmonotree = 502\n'
-    )
-    settings = load_settings(
-        natecosmic={"base_url": NATECOSMIC, "token": N_TOKEN},
-        monotree={"base_url": MONOTREE, "token": M_TOKEN},
-        database_url=f"sqlite:///{tmp_path / 'c.db'}",
-        mappings_file=tmp_path / "m.toml",
-        secrets_dir=tmp_path,
+        '[[users]]\nnatecosmic = "nc-bob"\nmonotree = 502\n',
         sync={"chunk_size": 1},
         client={"concurrency": 1},
     )
@@ -135,13 +128,8 @@ def test_a_cycle_that_loses_its_lease_stops_before_its_next_write(tmp_path: Path
 
 @respx.mock
 def test_an_interrupted_run_is_recorded_as_an_error_never_as_converged(tmp_path: Path) -> None:
-    (tmp_path / "m.toml").write_text('[[types]]\nnatecosmic = "food-safety"\nmonotree = 12\n')
-    settings = load_settings(
-        natecosmic={"base_url": NATECOSMIC, "token": N_TOKEN},
-        monotree={"base_url": MONOTREE, "token": M_TOKEN},
-        database_url=f"sqlite:///{tmp_path / 'c.db'}",
-        mappings_file=tmp_path / "m.toml",
-        secrets_dir=tmp_path,
+    settings = mocked_api_settings(
+        tmp_path, '[[types]]\nnatecosmic = "food-safety"\nmonotree = 12\n'
     )
 
     def interrupted(_: httpx.Request) -> httpx.Response:

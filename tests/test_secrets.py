@@ -13,9 +13,8 @@ from certsync import logging as certsync_logging
 from certsync.cli.render import to_json
 from certsync.engine.cycle import SyncOptions, open_clients, run_sync
 from certsync.redaction import Redactor
-from certsync.settings import load_settings
 from certsync.store import Store
-from tests.conftest import MONOTREE, NATECOSMIC
+from tests.conftest import MONOTREE, NATECOSMIC, mocked_api_settings
 from tests.test_natecosmic import record
 
 N_SECRET = "nc_secret_value_that_must_not_leak_1"
@@ -32,16 +31,11 @@ def echo_token(request: httpx.Request) -> httpx.Response:
 @respx.mock
 def test_a_failing_run_leaks_no_token(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Logs, the error, the JSON report, the settings repr and the store hold neither token."""
-    (tmp_path / "m.toml").write_text(
+    settings = mocked_api_settings(
+        tmp_path,
         '[[types]]\nnatecosmic = "food-safety"\nmonotree = 12\n'
-        '[[users]]\nnatecosmic = "3c90c3cc-0d44-4b50-8888-8dd25736052a"\nmonotree = 501\n'
-    )
-    settings = load_settings(
-        natecosmic={"base_url": NATECOSMIC, "token": N_SECRET},
-        monotree={"base_url": MONOTREE, "token": M_SECRET},
-        database_url=f"sqlite:///{tmp_path / 'c.db'}",
-        mappings_file=tmp_path / "m.toml",
-        secrets_dir=tmp_path,
+        '[[users]]\nnatecosmic = "3c90c3cc-0d44-4b50-8888-8dd25736052a"\nmonotree = 501\n',
+        tokens=(N_SECRET, M_SECRET),
         client={"max_attempts": 2, "backoff_base": 0},
         log_level="debug",
         log_format="json",
