@@ -202,6 +202,7 @@ def _cycle(
         say=say,
         lap=clock.lap,
         on_pull=keep_pull,
+        file_imported=not dry,
     )
     _describe_observation(report, seen)
     if not dry:

@@ -35,9 +35,7 @@ def _mappings(
     store: Store, mapping_file: MappingFile | None, by_email: Mapping[str, int]
 ) -> tuple[Mappings, list[UserMapping]]:
     if mapping_file is None:
-        return resolve_mappings(
-            store.mappings.types(), store.mappings.users(), store.mappings.policy(), by_email
-        )
+        return store.resolved_mappings(by_email)
     # The file is what the store holds after its import (with prune): a dry run
     # uses it as it is, without importing it.
     return resolve_mappings(mapping_file.types, mapping_file.users, mapping_file.policy, by_email)
@@ -45,17 +43,17 @@ def _mappings(
 
 def _removed(
     store: Store,
-    mapping_file: MappingFile | None,
+    unimported: MappingFile | None,
     mappings: Mappings,
     *,
     by_email: Mapping[str, int],
 ) -> Mappings:
     """The mappings taken out of the file: remembered by the store when it imported the
-    file; for a dry run, also what the store maps and the file no longer does."""
+    file; for a file not imported (a dry run), also what the store maps and it does not."""
     types, users = store.mappings.removed()
-    if mapping_file is not None:
-        in_file_types = {t.natecosmic: t for t in mapping_file.types}
-        in_file_users = {u.natecosmic: u for u in mapping_file.users}
+    if unimported is not None:
+        in_file_types = {t.natecosmic: t for t in unimported.types}
+        in_file_users = {u.natecosmic: u for u in unimported.users}
         types += [t for t in store.mappings.types() if in_file_types.get(t.natecosmic) != t]
         users += [u for u in store.mappings.users() if in_file_users.get(u.natecosmic) != u]
     resolved, _ = resolve_mappings(types, users, mappings.policy, by_email)
@@ -73,10 +71,13 @@ def gather(
     say: Say,
     lap: Lap,
     on_pull: Callable[[Pull], None] = lambda _pull: None,
+    file_imported: bool = True,
 ) -> Observation:
     """Read both APIs and the store. `on_pull` runs as soon as the pull is in, while
-    Monotree's reads may still be out (the cycle keeps its snapshot there)."""
-    mappings, unresolved = _mappings(store, mapping_file, store.users.by_email())
+    Monotree's reads may still be out (the cycle keeps its snapshot there).
+    `file_imported` is false for a dry run, whose mapping file the store has not seen."""
+    by_email: Mapping[str, int] = store.users.by_email()
+    mappings, unresolved = _mappings(store, mapping_file, by_email)
     has_email_users = (
         any(u.monotree_email for u in mapping_file.users)
         if mapping_file is not None
@@ -93,7 +94,8 @@ def gather(
         # one has not seen today's new hires.
         missing_users = frozenset(set(mappings.users.values()) - {u.id for u in listed_users})
 
-    removed = _removed(store, mapping_file, mappings, by_email=store.users.by_email())
+    unimported = None if file_imported else mapping_file
+    removed = _removed(store, unimported, mappings, by_email=by_email)
     mapped = list(mappings.template_ids())
     owned = frozenset(store.holdings.owned_pairs())
     unmapped_owned = sorted({cert for cert, _ in owned} - set(mapped))

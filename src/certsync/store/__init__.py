@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -188,7 +189,7 @@ class Store:
             return schema.revision(conn)
 
     def resolved_mappings(
-        self, users_by_email: dict[str, int] | None = None
+        self, users_by_email: Mapping[str, int] | None = None
     ) -> tuple[Mappings, list[UserMapping]]:
         """The stored mappings ready for the plan, and the email mappings left unresolved."""
         return resolve_mappings(
