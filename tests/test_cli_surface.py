@@ -10,7 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from certsync.cli.exit_codes import for_report
 from certsync.cli.parser import build_parser
+from certsync.engine.report import SyncReport
+from certsync.errors import AuthError, RetriableError
+from certsync.models import HoldBack, Plan, Revoke
 from tests.conftest import CERTSYNC, clean_env
 
 ROOT = Path(__file__).parent.parent
@@ -139,3 +143,42 @@ def test_ctrl_c_stops_the_sandbox_even_when_its_shell_ignored_sigint(tmp_path: P
         assert sandbox.wait(timeout=20) == 0
     finally:
         sandbox.kill()
+
+
+def _report(**fields: object) -> SyncReport:
+    report = SyncReport(run_id="r", kind="incremental", dry_run=False)
+    for name, value in fields.items():
+        setattr(report, name, value)
+    return report
+
+
+_HELD = Plan(
+    held_back_revokes=(Revoke(12, 501, owned=True),),
+    held_back_reason="11 revocations, more than the guard allows",
+    held_back_kind=HoldBack.MASS_REVOKE,
+)
+
+
+@pytest.mark.parametrize(
+    ("report", "code"),
+    [
+        (_report(), 0),
+        (_report(dry_run=True, plan=_HELD), 3),
+        (
+            _report(
+                plan=Plan(held_back_revokes=_HELD.held_back_revokes, held_back_kind=HoldBack.POLICY)
+            ),
+            0,
+        ),
+        (_report(missing_templates=[99]), 1),
+        (_report(error="monotree: 401", failure=AuthError("monotree", "401", status=401)), 2),
+        (_report(error="natecosmic: 503", failure=RetriableError("natecosmic", "503")), 1),
+        (_report(error="interrupted: KeyboardInterrupt"), 1),
+    ],
+    ids=["converged", "guard", "policy", "missing-template", "token", "api-down", "interrupted"],
+)
+def test_the_command_line_maps_each_outcome_to_its_documented_exit_code(
+    report: SyncReport, code: int
+) -> None:
+    """docs/cli.md's table: the guard is 3, what the operator must fix is 2, a failure 1."""
+    assert for_report(report) == code

@@ -10,11 +10,12 @@ import httpx
 import pytest
 import respx
 
+from certsync.cli.exit_codes import EXIT_CONFIG, for_error
 from certsync.clients.credentials import Credential, TokenSource
 from certsync.clients.http import ApiHttp
 from certsync.clients.monotree import MonotreeClient
 from certsync.clients.natecosmic import NatecosmicClient
-from certsync.errors import EXIT_CONFIG, AuthError, EndpointNotFoundError, RetriableError
+from certsync.errors import AuthError, EndpointNotFoundError, RetriableError
 from certsync.redaction import Redactor
 from certsync.settings import load_settings
 from tests.conftest import MONOTREE, NATECOSMIC
@@ -71,7 +72,7 @@ def test_a_401_with_an_unchanged_token_fails_naming_the_token_file(
     with pytest.raises(AuthError) as caught:
         MonotreeClient(session(make_http, file_credential(token_file))).list_templates()
     assert route.call_count == 1
-    assert caught.value.exit_code == EXIT_CONFIG
+    assert for_error(caught.value) == EXIT_CONFIG
     message = str(caught.value)
     assert f"CERTSYNC_MONOTREE__TOKEN_FILE ({token_file})" in message
     assert "mono_wrong_token_333" not in message
@@ -98,7 +99,7 @@ def test_a_404_on_a_list_endpoint_names_the_base_url_setting(make_http: Make) ->
     credential = Credential.fixed("monotree", "mono_token_for_404_test", Redactor())
     with pytest.raises(EndpointNotFoundError) as caught:
         MonotreeClient(session(make_http, credential)).list_templates()
-    assert caught.value.exit_code == EXIT_CONFIG
+    assert for_error(caught.value) == EXIT_CONFIG
     assert "GET /api/open/v1/certificates answered 404" in str(caught.value)
     assert "check CERTSYNC_MONOTREE__BASE_URL" in str(caught.value)
 

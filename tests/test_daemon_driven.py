@@ -10,7 +10,7 @@ import pytest
 
 from certsync.engine.report import Kind, SyncOptions, SyncReport
 from certsync.engine.scope import Scope
-from certsync.errors import EXIT_CONFIG, LockBusyError
+from certsync.errors import AuthError, LockBusyError
 from certsync.service.daemon import Daemon
 from certsync.settings import load_settings
 
@@ -58,9 +58,10 @@ class ScriptedCycle:
         kind: Kind = "full" if options.force_full else "incremental"
         report = SyncReport(run_id=f"r{len(self.seen)}", kind=kind, dry_run=False)
         if step == "error":
-            report.error, report.exit_code = "monotree: 401 Unauthorized", EXIT_CONFIG
+            report.failure = AuthError("monotree", "401 Unauthorized", status=401)
+            report.error = str(report.failure)
         elif step == "partial":
-            report.missing_templates, report.exit_code = [99], 1
+            report.missing_templates = [99]
         return report
 
 

@@ -232,6 +232,11 @@ def test_plan_on_a_machine_with_no_store_creates_none(cli: Cli, world: World) ->
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["counts"]["assign"] > 0
     assert not (cli.cwd / "certsync.db").exists()
+    # A file made ready for the store (touched, or a volume's empty file) stays empty.
+    (cli.cwd / "certsync.db").touch()
+    result = cli("plan", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert (cli.cwd / "certsync.db").stat().st_size == 0
 
 
 def test_every_cycle_names_deleted_and_unpublished_templates(

@@ -10,8 +10,9 @@ import httpx
 import pytest
 import respx
 
+from certsync.cli import exit_codes
 from certsync.clients.http import ApiHttp
-from certsync.clients.pacing import Pacer
+from certsync.clients.pacing import Pacer, RateBudget
 from certsync.clients.retry import Timing, backoff_delay, parse_retry_after
 from certsync.errors import (
     AuthError,
@@ -126,7 +127,7 @@ def test_401_and_403_are_distinct_and_name_api_and_scope(make_http: Make) -> Non
         make_http().request("GET", URL, scope="read:certificates")
     assert not isinstance(auth.value, ForbiddenError)
     assert "monotree" in str(auth.value) and "401" in str(auth.value)
-    assert auth.value.exit_code == 2
+    assert exit_codes.for_error(auth.value) == exit_codes.EXIT_CONFIG
 
     respx.get(URL).mock(
         return_value=httpx.Response(403, json={"message": "This action is unauthorized."})
@@ -196,6 +197,25 @@ def test_links_to_another_origin_are_refused(make_http: Make) -> None:
     """A pagination link to another host is refused, so the token never leaves for it."""
     with pytest.raises(ResponseFormatError, match="another origin"):
         make_http().check_same_origin("https://evil.example.com/api/open/v1/certificates?page=2")
+
+
+def test_the_rate_budget_is_arithmetic_on_the_servers_headers() -> None:
+    """The pure part of pacing: no clock, no sleep, no thread; times are plain numbers."""
+    budget = RateBudget()
+    assert budget.delay(1000.0) == 0  # the window is unknown: one request goes alone
+    budget.take(1000.0)
+    assert budget.waiting_for_probe  # and the next waits for its answer
+    budget.answered({"x-ratelimit-remaining": "1", "x-ratelimit-reset": "30"}, 1000.0)
+    assert not budget.waiting_for_probe and budget.delay(1000.0) == 0
+    budget.take(1000.0)  # the last one of the window
+    assert budget.delay(1001.0) == pytest.approx(29.05)  # reset at 1030, a small margin after
+    assert budget.delay(1030.0) == 0  # a new window, unknown again
+
+    headerless = RateBudget()
+    headerless.take(0.0)
+    headerless.answered({}, 0.0)
+    headerless.take(0.0)
+    assert not headerless.waiting_for_probe  # nothing to learn: no request waits for another
 
 
 def test_pacer_waits_for_the_window_when_remaining_reaches_zero(fake_time: FakeTime) -> None:

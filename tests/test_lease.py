@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from pathlib import Path
 
 import httpx
@@ -11,9 +12,11 @@ import pytest
 import respx
 from sqlalchemy import text
 
+from certsync.cli.exit_codes import EXIT_FAILED, for_report
 from certsync.clients.session import open_clients
 from certsync.engine.cycle import run_sync
 from certsync.engine.report import SyncOptions
+from certsync.errors import StopRequested
 from certsync.store import Store
 from tests.conftest import MONOTREE, NATECOSMIC, mocked_api_settings
 from tests.test_natecosmic import record
@@ -64,6 +67,18 @@ def test_a_fresh_lease_of_another_host_is_respected(store: Store) -> None:
     leave_lease(store, owner="elsewhere", pid=4242, host="replica-b", age_seconds=10)
     holder = store.lock.try_acquire()
     assert holder is not None and "pid 4242 on replica-b" in holder
+
+
+def test_a_stop_ends_the_wait_for_a_busy_lease_at_once(store: Store) -> None:
+    """SIGTERM while another host holds the lease: no waiting out the lock timeout."""
+    leave_lease(store, owner="elsewhere", pid=7, host="another-host", age_seconds=1)
+    started = time.monotonic()
+    with (
+        pytest.raises(StopRequested, match="while waiting for the store's lock"),
+        store.lock.held(timeout=60, should_stop=lambda: True),
+    ):
+        pass
+    assert time.monotonic() - started < 5
 
 
 def test_a_lease_expires_by_the_databases_clock(store: Store) -> None:
@@ -122,7 +137,7 @@ def test_a_cycle_that_loses_its_lease_stops_before_its_next_write(tmp_path: Path
         report = run_sync(settings, store, clients, SyncOptions())
     store.close()
     assert assign.call_count == 1  # the second body was never sent
-    assert report.exit_code == 1 and report.error is not None
+    assert for_report(report) == EXIT_FAILED and report.error is not None
     assert "writer lease was taken by another certsync" in report.error
 
 
@@ -144,8 +159,4 @@ def test_an_interrupted_run_is_recorded_as_an_error_never_as_converged(tmp_path:
         run_sync(settings, store, clients, SyncOptions())
     (last,) = store.journal.recent_runs(1)
     store.close()
-    assert (last.outcome, last.exit_code, last.error) == (
-        "error",
-        1,
-        "interrupted: KeyboardInterrupt",
-    )
+    assert (last.outcome, last.error) == ("error", "interrupted: KeyboardInterrupt")

@@ -214,7 +214,6 @@ def test_journal_ownership_and_known_holdings_round_trip(store: Store) -> None:
     store.journal.finish_run(
         run,
         outcome="converged",
-        exit_code=0,
         counts={"assign": 2},
         requests={"monotree POST 204": 2},
     )
@@ -332,6 +331,26 @@ def test_a_newer_schema_is_refused_and_the_file_left_untouched(tmp_path: Path) -
     con.close()
     before = hashlib.sha256(path.read_bytes()).hexdigest()
     with pytest.raises(StoreError, match="newer certsync"):
+        Store(f"sqlite:///{path}")
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+
+
+@pytest.mark.parametrize(
+    ("version", "says"), [(3, "newer certsync"), (0, "schema 0, which no certsync release wrote")]
+)
+def test_a_legacy_version_marker_certsync_never_wrote_is_refused(
+    tmp_path: Path, version: int, says: str
+) -> None:
+    """Before Alembic the version sat in certsync_schema: 1 and 2 upgrade, 3 is from the
+    future, 0 is damage; neither of the last two is touched."""
+    path = tmp_path / "legacy.db"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE certsync_schema (id INTEGER PRIMARY KEY, version INTEGER)")
+    con.execute("INSERT INTO certsync_schema VALUES (1, ?)", (version,))
+    con.commit()
+    con.close()
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    with pytest.raises(StoreError, match=says):
         Store(f"sqlite:///{path}")
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
 

@@ -1,34 +1,31 @@
 """certsync's one error tree, grouped by what the caller must do about it.
 
 Clients translate every httpx exception into one of these at the boundary, so
-`plan`, `apply` and `sync` never see an HTTP library type. Each error carries the
-process exit code `docs/cli.md` documents for it.
+`plan`, `apply` and `sync` never see an HTTP library type. An error says whether
+the operator must change something (`operator_must_fix`); the command line alone
+turns that into an exit code (`certsync.cli.exit_codes`).
 """
 
 from __future__ import annotations
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_CONFIG = 2
-EXIT_GUARD = 3
 
 
 class CertsyncError(Exception):
     """Base of every error certsync raises on purpose."""
 
-    exit_code = EXIT_FAILED
+    # A setting, a file or a token is wrong: waiting and retrying will not help.
+    operator_must_fix = False
 
 
 class ConfigError(CertsyncError):
     """A setting, a mapping file or a command line is wrong: the operator must fix it."""
 
-    exit_code = EXIT_CONFIG
+    operator_must_fix = True
 
 
 class StoreError(CertsyncError):
     """The mapping store cannot be used as it is (newer schema, corrupt file, read-only)."""
 
-    exit_code = EXIT_CONFIG
+    operator_must_fix = True
 
 
 class LockBusyError(CertsyncError):
@@ -56,7 +53,7 @@ class ApiError(CertsyncError):
 class AuthError(ApiError):
     """401: the token is missing, wrong or expired."""
 
-    exit_code = EXIT_CONFIG
+    operator_must_fix = True
 
 
 class ForbiddenError(AuthError):
@@ -74,7 +71,7 @@ class NotFoundError(ApiError):
 class EndpointNotFoundError(ApiError):
     """404 on a list endpoint that always exists: the base URL is wrong, not the data."""
 
-    exit_code = EXIT_CONFIG
+    operator_must_fix = True
 
 
 class RejectedError(ApiError):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TextIO
 
+from certsync.cli.exit_codes import EXIT_FAILED, EXIT_OK
 from certsync.clients.session import open_clients
-from certsync.errors import EXIT_FAILED, EXIT_OK, ApiError, AuthError, ForbiddenError, NotFoundError
+from certsync.errors import ApiError, AuthError, ForbiddenError, NotFoundError
 from certsync.mappings_file import load_mapping_file
 from certsync.redaction import Redactor
 from certsync.settings import Settings, check_config

@@ -11,9 +11,10 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import TextIO
 
+from certsync.cli.exit_codes import EXIT_FAILED, EXIT_OK
 from certsync.cli.render import render_table, requests_by_api
 from certsync.engine.cycle import SyncOptions, SyncReport, open_clients, run_sync
-from certsync.errors import EXIT_OK
+from certsync.engine.report import Outcome
 from certsync.redaction import Redactor
 from certsync.sandbox import MonotreeUser, Sandbox, SandboxState, generate, make_record
 from certsync.settings import load_settings
@@ -104,7 +105,7 @@ def run_demo(out: TextIO, redactor: Redactor, *, seed: int = 7) -> int:
             per_api = requests_by_api(r.request_counts)
             out.write(f"sync {i}: " + ", ".join(f"{a} {n}" for a, n in per_api.items()) + "\n")
     converged = (
-        all(r.exit_code == EXIT_OK for r in (first, second, third))
+        all(r.outcome is Outcome.CONVERGED for r in (first, second, third))
         and not third.requests
         and len(second.plan.revokes) == 1
         and len(second.plan.renewals) == 1
@@ -113,4 +114,4 @@ def run_demo(out: TextIO, redactor: Redactor, *, seed: int = 7) -> int:
         "\ndemo: "
         + ("converged; the last sync made no write request\n" if converged else "FAILED\n")
     )
-    return EXIT_OK if converged else 1
+    return EXIT_OK if converged else EXIT_FAILED

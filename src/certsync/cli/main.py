@@ -20,23 +20,29 @@ import httpx
 import structlog
 
 from certsync import logging as certsync_logging
+from certsync.cli import exit_codes
 from certsync.cli.checks import check_mappings
 from certsync.cli.demo import run_demo
+from certsync.cli.exit_codes import (
+    EXIT_BROKEN_PIPE,
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+)
 from certsync.cli.parser import build_parser
 from certsync.cli.render import render_table, to_json
 from certsync.cli.terminal import StatusLine
 from certsync.engine.cycle import SyncOptions, open_clients, run_sync
-from certsync.errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, CertsyncError, ConfigError
+from certsync.errors import CertsyncError, ConfigError
 from certsync.mappings_file import load_mapping_file
 from certsync.redaction import Redactor
 from certsync.sandbox import FaultConfig, Sandbox, SandboxState, generate
 from certsync.service.daemon import run_daemon
 from certsync.settings import Settings, check_config, load_command_settings
-from certsync.store import MEMORY_URL, Store, missing_file
+from certsync.store import MEMORY_URL, Store, no_store_yet
 
 log = structlog.get_logger("certsync.cli.main")
-
-EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command its reader left
 
 
 def _status_line(
@@ -63,7 +69,7 @@ def cmd_sync(args: argparse.Namespace, settings: Settings, out: TextIO, redactor
     # A dry run writes nothing, not even a new store file: with none yet, it plans
     # against an empty store in memory (nothing owned, nothing read before).
     store = Store(
-        MEMORY_URL if dry_run and missing_file(settings.database_url) else settings.database_url
+        MEMORY_URL if dry_run and no_store_yet(settings.database_url) else settings.database_url
     )
     status = _status_line(args, settings, redactor)
     try:
@@ -88,7 +94,7 @@ def cmd_sync(args: argparse.Namespace, settings: Settings, out: TextIO, redactor
         out.write("\n")
     else:
         out.write(render_table(report) + "\n")
-    return report.exit_code
+    return exit_codes.for_report(report)
 
 
 def cmd_mappings(
@@ -176,17 +182,16 @@ def cmd_status(
     if not runs:
         out.write("no runs yet\n")
         return EXIT_OK
-    out.write(f"{'run':16}  {'kind':11}  {'started (UTC)':19}  {'outcome':11}  exit  summary\n")
+    out.write(f"{'run':16}  {'kind':11}  {'started (UTC)':19}  {'outcome':11}  summary\n")
     for r in runs:
         summary = ", ".join(
             f"{k} {v}"
             for k, v in r.counts.items()
             if v and k in ("assign", "renew", "revoke", "held_back", "failed_requests")
         )
-        exit_code = "-" if r.exit_code is None else str(r.exit_code)
         out.write(
             f"{r.id:16}  {r.kind:11}  {r.started_at:%Y-%m-%d %H:%M:%S}  "
-            f"{r.outcome or 'running':11}  {exit_code:>4}  {summary or '-'}"
+            f"{r.outcome or 'running':11}  {summary or '-'}"
             + (f"  error: {r.error}" if r.error else "")
             + "\n"
         )
@@ -256,7 +261,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings, out: TextIO, redactor
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings, out: TextIO, redactor: Redactor) -> int:
-    return run_daemon(settings, redactor)
+    return EXIT_OK if run_daemon(settings, redactor) else EXIT_FAILED
 
 
 def cmd_healthcheck(
@@ -307,10 +312,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _COMMANDS[args.command](args, settings, sys.stdout, redactor)
     except CertsyncError as exc:
         sys.stderr.write(f"certsync: error: {redactor(str(exc))}\n")
-        return exc.exit_code
+        return exit_codes.for_error(exc)
     except KeyboardInterrupt:
         sys.stderr.write("certsync: interrupted\n")
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader left (`certsync status | head -1`): stop quietly, as a command
         # killed by SIGPIPE would, and keep the interpreter from complaining at exit.

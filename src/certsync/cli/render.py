@@ -6,6 +6,7 @@ from collections import Counter
 from dataclasses import asdict
 from typing import Any
 
+from certsync.cli import exit_codes
 from certsync.engine.report import SyncReport
 
 _SHOW = 10  # rows of each list shown on a terminal; JSON has them all
@@ -25,7 +26,7 @@ def to_json(report: SyncReport) -> dict[str, Any]:
         "kind": report.kind,
         "dry_run": report.dry_run,
         "outcome": report.outcome,
-        "exit_code": report.exit_code,
+        "exit_code": exit_codes.for_report(report),
         "error": report.error,
         "duration_seconds": round(report.duration, 3),
         "timings": report.timings,

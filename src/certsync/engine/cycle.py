@@ -17,13 +17,7 @@ from certsync.engine.decide import decide
 from certsync.engine.gather import gather
 from certsync.engine.observation import Observation
 from certsync.engine.report import Kind, SyncOptions, SyncReport, type_keys
-from certsync.errors import (
-    EXIT_FAILED,
-    EXIT_GUARD,
-    CertsyncError,
-    LeaseLostError,
-    StopRequested,
-)
+from certsync.errors import CertsyncError, LeaseLostError, StopRequested
 from certsync.mappings_file import MappingFile, load_mapping_file
 from certsync.models import Plan, Pull, User
 from certsync.settings import Settings
@@ -73,7 +67,11 @@ def run_sync(
     lock: AbstractContextManager[Any] = (
         nullcontext()
         if dry
-        else store.lock.held(timeout=settings.sync.lock_timeout, what=f"the store {store.shown}")
+        else store.lock.held(
+            timeout=settings.sync.lock_timeout,
+            what=f"the store {store.shown}",
+            should_stop=should_stop,
+        )
     )
     with lock:
         if not dry:
@@ -125,13 +123,11 @@ def run_sync(
                     "it stopped before its next write; what was sent is in the journal"
                 )
         except CertsyncError as exc:
-            report.error = str(exc)
-            report.exit_code = exc.exit_code
+            report.error, report.failure = str(exc), exc
             log.error("sync.failed", error=str(exc))
         except BaseException as exc:
             # Interrupted or a fault of certsync's own: recorded as such, never as converged.
             report.error = f"interrupted: {type(exc).__name__}"
-            report.exit_code = EXIT_FAILED
             raise
         finally:
             report.request_counts = {
@@ -147,7 +143,6 @@ def run_sync(
                 "sync.finished",
                 kind=kind,
                 outcome=report.outcome,
-                exit_code=report.exit_code,
                 duration=round(report.duration, 3),
                 **report.counts(),
             )
@@ -160,7 +155,6 @@ def _finish(store: Store, report: SyncReport) -> None:
         store.journal.finish_run(
             report.run_id,
             outcome=report.outcome,
-            exit_code=report.exit_code,
             counts=report.counts(),
             requests=report.request_counts,
             error=report.error,
@@ -249,11 +243,6 @@ def _cycle(
         # A missing template does not make every later cycle full: it is asked for
         # again (one request) and reported on each cycle until its mapping is fixed.
         store.values.set("last_full_at", utcnow().isoformat())
-
-    if decision.guard_held:
-        report.exit_code = EXIT_GUARD
-    elif report.result.failures or report.missing_templates or report.result.stopped:
-        report.exit_code = EXIT_FAILED
 
 
 def _describe_observation(report: SyncReport, seen: Observation) -> None:

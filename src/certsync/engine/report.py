@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
 
 from certsync.engine.scope import Scope
-from certsync.errors import EXIT_FAILED, EXIT_GUARD, EXIT_OK
+from certsync.errors import CertsyncError
 from certsync.models import ApplyResult, Mappings, Plan
 from certsync.store import PullDelta
 from certsync.writes import WriteRequest
 
 Kind = Literal["full", "incremental"]
+
+
+class Outcome(enum.StrEnum):
+    """How a cycle ended: the journal, the metrics and the exit code are all made from this."""
+
+    CONVERGED = "converged"
+    DRY_RUN = "dry-run"
+    HELD_BACK = "held-back"  # the guard held revocations back: a human decides
+    PARTIAL = "partial"  # some writes failed or could not be planned (a missing template)
+    ERROR = "error"  # the cycle could not finish: `failure` says why
+
+    @property
+    def succeeded(self) -> bool:
+        return self in (Outcome.CONVERGED, Outcome.DRY_RUN)
 
 
 @dataclass(frozen=True)
@@ -46,19 +61,20 @@ class SyncReport:
     user_labels: dict[int, str] = field(default_factory=dict)
     type_keys: dict[int, list[str]] = field(default_factory=dict)
     error: str | None = None
-    exit_code: int = EXIT_OK
+    # The error that ended the cycle; None for an interruption (Ctrl-C) or no error.
+    failure: CertsyncError | None = None
     duration: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
-    def outcome(self) -> str:
+    def outcome(self) -> Outcome:
         if self.error is not None:
-            return "error"
-        if self.exit_code == EXIT_GUARD:
-            return "held-back"
-        if self.exit_code == EXIT_FAILED:
-            return "partial"
-        return "dry-run" if self.dry_run else "converged"
+            return Outcome.ERROR
+        if self.plan.guard_held:
+            return Outcome.HELD_BACK
+        if self.result.failures or self.result.stopped or self.missing_templates:
+            return Outcome.PARTIAL
+        return Outcome.DRY_RUN if self.dry_run else Outcome.CONVERGED
 
     def counts(self) -> dict[str, int]:
         p = self.plan

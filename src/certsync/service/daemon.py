@@ -23,8 +23,9 @@ from typing import Protocol
 import structlog
 
 from certsync.engine.cycle import SyncOptions, SyncReport, open_clients, run_sync
+from certsync.engine.report import Outcome
 from certsync.engine.scope import Scope
-from certsync.errors import EXIT_FAILED, EXIT_OK, ConfigError, LockBusyError
+from certsync.errors import ConfigError, LockBusyError
 from certsync.redaction import Redactor
 from certsync.service.health import health_app
 from certsync.service.metrics import Metrics
@@ -147,10 +148,10 @@ class Daemon:
             log.warning("daemon.owned_count_failed", error=str(exc))
             owned = None
         self.metrics.observe_run(report, owned=owned, finished_at=self.clock.now())
-        if report.outcome in ("error", "partial"):
+        if report.outcome in (Outcome.ERROR, Outcome.PARTIAL):
             self._failed(report.error or _partial_reason(report))
             return
-        if report.exit_code == EXIT_OK:
+        if report.outcome.succeeded:
             h.last_success_at = self.clock.now()
         h.last_error = None
         if h.consecutive_failures:
@@ -217,8 +218,11 @@ def _partial_reason(report: SyncReport) -> str:
     return "; ".join(parts) or "the cycle stopped before it finished"
 
 
-def run_daemon(settings: Settings, redactor: Redactor) -> int:
-    """The real thing: the store, both clients, the health listener, signals, the loop."""
+def run_daemon(settings: Settings, redactor: Redactor) -> bool:
+    """The real thing: the store, both clients, the health listener, signals, the loop.
+
+    True when the daemon stopped cleanly: its last cycle ended within the stop timeout.
+    """
     # Only what no cycle can change ends the daemon: the environment. A token file
     # or mapping file that is missing now may be mounted in a moment.
     problems = api_problems(settings, tokens=False)
@@ -256,14 +260,14 @@ def run_daemon(settings: Settings, redactor: Redactor) -> int:
             if not runner.is_alive():  # cannot happen by design; if it does, say so and exit
                 log.error("daemon.cycle_thread_died")
                 stop.set()
-                return EXIT_FAILED
+                return False
         bound = settings.schedule.stop_timeout
         runner.join(bound)
         finished = not runner.is_alive()
         if not finished:
             log.error("daemon.stop_timeout", bound=bound)
     log.info("daemon.stopped", clean=finished)
-    return EXIT_OK if finished else EXIT_FAILED
+    return finished
 
 
 def _serve(settings: Settings, daemon: Daemon) -> ServerThread | None:

@@ -70,7 +70,7 @@ class Metrics:
         self.unmapped.set(len(report.plan.unmapped))
         if owned is not None:
             self.owned.set(owned)
-        if report.exit_code == 0 and report.error is None:
+        if report.outcome.succeeded:
             self.last_success.set(finished_at)
         for (kind, outcome), n in action_outcomes(report).items():
             if n:

@@ -40,7 +40,7 @@ __all__ = [
     "RunSummary",
     "Store",
     "TemplateState",
-    "missing_file",
+    "no_store_yet",
     "utcnow",
 ]
 
@@ -57,16 +57,26 @@ def _sqlite_path(url: str) -> Path | None:
     return Path(database)
 
 
-MEMORY_URL = "sqlite://"
+def no_store_yet(url: str) -> bool:
+    """True when the URL names a database certsync has not written yet: an SQLite file
+    that does not exist (or is empty), or a server database without certsync's schema.
 
-
-def missing_file(url: str) -> bool:
-    """True when the URL names an SQLite file that does not exist yet."""
+    Looking creates nothing, so a dry run can plan against an empty store in memory.
+    """
     try:
         path = _sqlite_path(url)
     except (ArgumentError, ValueError):
-        return False
-    return path is not None and not path.exists()
+        return False  # Store() says what is wrong with the URL
+    if path is not None:
+        return not path.exists() or path.stat().st_size == 0
+    if make_url(url).get_backend_name() == "sqlite":
+        return False  # in memory: Store() makes it
+    engine = create_engine(url)
+    try:
+        with translated("could not be read"), engine.connect() as conn:
+            return schema.revision(conn) is None
+    finally:
+        engine.dispose()
 
 
 def _preflight_sqlite(path: Path) -> None:
@@ -105,6 +115,11 @@ def _preflight_sqlite(path: Path) -> None:
             version = int(row[0]) if row else 0
             if version > schema.LEGACY_MAX:
                 newer = f"schema {version}"
+            elif version not in schema.LEGACY_VERSIONS:
+                raise StoreError(
+                    f"the database {path} says certsync schema {version}, which no certsync "
+                    "release wrote; it was left untouched: restore the store from a backup"
+                )
         if newer is not None:
             raise StoreError(
                 f"the database {path} was written by a newer certsync ({newer}; this one "
@@ -179,7 +194,7 @@ class Store:
         writer lock (`certsync db upgrade`, or a sync before its first write)."""
         if self._db.current:
             return None
-        with translated("could not be upgraded"), self._engine.begin() as conn:
+        with translated("could not be upgraded"), schema.migrating(self._engine) as conn:
             moved = schema.upgrade(conn)
         self._db.current = True
         return moved

@@ -31,7 +31,6 @@ class RunSummary:
     started_at: datetime
     ended_at: datetime | None
     outcome: str | None
-    exit_code: int | None
     counts: dict[str, Any]
     requests: dict[str, int]
     error: str | None
@@ -68,7 +67,6 @@ class Journal:
         run_id: str,
         *,
         outcome: str,
-        exit_code: int,
         counts: Mapping[str, Any],
         requests: Mapping[str, int],
         error: str | None = None,
@@ -80,7 +78,6 @@ class Journal:
                 .values(
                     ended_at=utcnow(),
                     outcome=outcome,
-                    exit_code=exit_code,
                     counts=json.dumps(dict(counts), sort_keys=True, default=str),
                     requests=json.dumps(dict(requests), sort_keys=True),
                     error=error,
@@ -179,7 +176,7 @@ class Journal:
             closed = conn.execute(
                 update(_R)
                 .where(and_(_R.c.ended_at.is_(None), _R.c.kind != "dry"))
-                .values(ended_at=utcnow(), outcome="interrupted", exit_code=None)
+                .values(ended_at=utcnow(), outcome="interrupted")
             ).rowcount
         return closed, len(open_writes)
 
@@ -193,7 +190,6 @@ class Journal:
                     r.started_at,
                     r.ended_at,
                     r.outcome,
-                    r.exit_code,
                     json.loads(r.counts or "{}"),
                     json.loads(r.requests or "{}"),
                     r.error,

@@ -21,7 +21,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -30,7 +30,7 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
-from certsync.errors import LockBusyError, StoreError
+from certsync.errors import LockBusyError, StopRequested, StoreError
 from certsync.store.db import translated
 from certsync.store.tables import WriterLockRow
 
@@ -142,9 +142,15 @@ class WriterLock:
 
     @contextmanager
     def held(
-        self, *, timeout: float, poll: float = 0.25, what: str = "the store"
+        self,
+        *,
+        timeout: float,
+        poll: float = 0.25,
+        what: str = "the store",
+        should_stop: Callable[[], bool] = lambda: False,
     ) -> Iterator[None]:
-        """Hold the lease for the block; wait up to `timeout` seconds for it."""
+        """Hold the lease for the block; wait up to `timeout` seconds for it, or until
+        `should_stop` says the process is stopping (StopRequested)."""
         deadline = time.monotonic() + timeout
         announced = False
         while True:
@@ -156,6 +162,8 @@ class WriterLock:
                     f"{what} is locked by {holder}; waited {timeout:.0f}s "
                     "(CERTSYNC_SYNC__LOCK_TIMEOUT). Only one certsync may apply at a time."
                 )
+            if should_stop():
+                raise StopRequested(f"stopped while waiting for {what}'s lock ({holder})")
             if not announced:
                 log.info("store.lock_wait", holder=holder, timeout=timeout)
                 announced = True

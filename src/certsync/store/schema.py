@@ -8,13 +8,15 @@ legacy version above 2) is refused and left untouched.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, inspect, text
+from sqlalchemy import Connection, Engine, inspect, text
 
 from certsync.errors import StoreError
 
@@ -31,6 +33,7 @@ def _config(conn: Connection) -> Config:
 
 
 LEGACY_MAX = max(_LEGACY)
+LEGACY_VERSIONS = frozenset(_LEGACY)
 
 
 def known_revisions() -> frozenset[str]:
@@ -58,16 +61,46 @@ def revision(conn: Connection) -> str | None:
     legacy = _legacy_version(conn)
     if legacy is None:
         return None
-    if legacy not in _LEGACY:
+    if legacy > LEGACY_MAX:
         raise StoreError(
             f"the database was written by a newer certsync (schema {legacy}); it was left "
             "untouched: upgrade certsync"
+        )
+    if legacy not in _LEGACY:
+        raise StoreError(
+            f"the database says certsync schema {legacy}, which no certsync release wrote; "
+            "it was left untouched: restore the store from a backup"
         )
     return _LEGACY[legacy]
 
 
 def is_current(conn: Connection) -> bool:
     return revision(conn) == head()
+
+
+@contextmanager
+def migrating(engine: Engine) -> Iterator[Connection]:
+    """One transaction for a migration.
+
+    SQLite alters a table by copying it, and dropping the old `run` table would
+    break the journal's references to it. So SQLite's foreign keys are switched
+    off for the copy (only possible outside a transaction) and every reference
+    is checked before the migration commits.
+    """
+    with engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:
+            conn.exec_driver_sql("PRAGMA foreign_keys = OFF")
+            conn.commit()
+        try:
+            with conn.begin():
+                yield conn
+                if sqlite and conn.exec_driver_sql("PRAGMA foreign_key_check").first():
+                    raise StoreError("a migration left a reference without its row")
+        finally:
+            if sqlite:
+                conn.exec_driver_sql("PRAGMA foreign_keys = ON")
+                conn.commit()
 
 
 def upgrade(conn: Connection) -> tuple[str | None, str]:

@@ -98,7 +98,6 @@ class RunRow(SQLModel, table=True):
     started_at: datetime
     ended_at: datetime | None = None
     outcome: str | None = None
-    exit_code: int | None = None
     counts: str = "{}"
     requests: str = "{}"
     error: str | None = None
