@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect
 
 from certsync.errors import LockBusyError, StoreError
@@ -69,6 +70,13 @@ def test_migrating_an_empty_database_to_head_matches_the_models_exactly(store: S
         *(t.name for t in metadata.sorted_tables),
         "alembic_version",
     }
+
+
+def test_the_revisions_certsync_reads_from_file_names_are_alembics() -> None:
+    """Commands learn the head without loading Alembic; Alembic must agree, with one head."""
+    scripts = ScriptDirectory(str(Path(schema.__file__).parent / "migrations"))
+    assert schema.known_revisions() == {s.revision for s in scripts.walk_revisions()}
+    assert scripts.get_heads() == [schema.head()]
 
 
 def load_fixture(path: Path, name: str) -> None:

@@ -7,11 +7,10 @@ the exit code `docs/cli.md` gives it; never a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
-import signal
 import sys
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import TextIO, cast
@@ -22,7 +21,6 @@ import structlog
 from certsync import logging as certsync_logging
 from certsync.cli import exit_codes
 from certsync.cli.checks import check_mappings
-from certsync.cli.demo import run_demo
 from certsync.cli.exit_codes import (
     EXIT_BROKEN_PIPE,
     EXIT_CONFIG,
@@ -37,8 +35,6 @@ from certsync.engine.cycle import SyncOptions, open_clients, run_sync
 from certsync.errors import CertsyncError, ConfigError
 from certsync.mappings_file import load_mapping_file
 from certsync.redaction import Redactor
-from certsync.sandbox import FaultConfig, Sandbox, SandboxState, generate
-from certsync.service.daemon import run_daemon
 from certsync.settings import Settings, check_config, load_command_settings
 from certsync.store import MEMORY_URL, Store, no_store_yet
 
@@ -198,72 +194,6 @@ def cmd_status(
     return EXIT_OK
 
 
-def cmd_sandbox(
-    args: argparse.Namespace, settings: Settings, out: TextIO, redactor: Redactor
-) -> int:
-    for name in ("error_rate", "drop_rate", "slow_rate"):
-        if not 0.0 <= getattr(args, name) <= 1.0:
-            raise ConfigError(f"--{name.replace('_', '-')} must be between 0 and 1")
-    state = SandboxState(
-        rate_limit=args.rate_limit or None,
-        faults=FaultConfig(
-            latency=args.latency,
-            error_rate=args.error_rate,
-            drop_rate=args.drop_rate,
-            slow_rate=args.slow_rate,
-            slow_seconds=args.slow_seconds,
-            seed=args.seed,
-        ),
-    )
-    world = generate(state, users=args.users, types=args.types, seed=args.seed)
-    args.mappings_out.write_text(world.mapping_toml, encoding="utf-8")
-    sandbox = Sandbox(
-        state,
-        host=args.host,
-        natecosmic_port=args.natecosmic_port,
-        monotree_port=args.monotree_port,
-    )
-    try:
-        sandbox.start()
-    except RuntimeError as exc:
-        raise ConfigError(str(exc)) from None
-    out.write(
-        f"Natecosmic sandbox: {sandbox.natecosmic_url}\n"
-        f"Monotree sandbox:   {sandbox.monotree_url}\n"
-        f"{len(state.records)} records, {args.users} users, {args.types} templates; "
-        f"mapping file written to {args.mappings_out}\n"
-        "Point certsync at it from another terminal with:\n"
-    )
-    for key, value in {
-        **sandbox.env(),
-        "CERTSYNC_MAPPINGS_FILE": str(args.mappings_out),
-    }.items():
-        out.write(f"  export {key}={value}\n")
-    out.write("Press Ctrl-C to stop.\n")
-    out.flush()
-    # Handlers of our own: a process started in the background by a shell without job
-    # control inherits SIGINT as ignored, and Ctrl-C (or a test's SIGINT) must still stop it.
-    stopping = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda _signum, _frame: stopping.set())
-    try:
-        while sandbox.alive() and not stopping.wait(0.5):
-            pass
-    finally:
-        sandbox.stop()
-    return EXIT_OK
-
-
-def cmd_demo(args: argparse.Namespace, settings: Settings, out: TextIO, redactor: Redactor) -> int:
-    # The demo speaks through its tables; only problems are worth a log line.
-    certsync_logging.configure(settings.log_format, "warning", redactor=redactor)
-    return run_demo(out, redactor)
-
-
-def cmd_run(args: argparse.Namespace, settings: Settings, out: TextIO, redactor: Redactor) -> int:
-    return EXIT_OK if run_daemon(settings, redactor) else EXIT_FAILED
-
-
 def cmd_healthcheck(
     args: argparse.Namespace, settings: Settings, out: TextIO, redactor: Redactor
 ) -> int:
@@ -283,15 +213,29 @@ def cmd_healthcheck(
     return EXIT_OK if response.status_code == 200 else EXIT_FAILED
 
 
-_COMMANDS: dict[str, Callable[[argparse.Namespace, Settings, TextIO, Redactor], int]] = {
+Command = Callable[[argparse.Namespace, Settings, TextIO, Redactor], int]
+
+
+def _serving(name: str) -> Command:
+    """A command of `cli.servers`, imported when it runs: their web stack (about a fifth
+    of a command's start-up) is not loaded for `sync`, `plan` or `status`."""
+
+    def command(args: argparse.Namespace, settings: Settings, out: TextIO, r: Redactor) -> int:
+        run: Command = getattr(importlib.import_module("certsync.cli.servers"), name)
+        return run(args, settings, out, r)
+
+    return command
+
+
+_COMMANDS: dict[str, Command] = {
     "sync": cmd_sync,
     "plan": cmd_sync,
     "mappings": cmd_mappings,
     "status": cmd_status,
     "db": cmd_db,
-    "sandbox": cmd_sandbox,
-    "demo": cmd_demo,
-    "run": cmd_run,
+    "sandbox": _serving("cmd_sandbox"),
+    "demo": _serving("cmd_demo"),
+    "run": _serving("cmd_run"),
     "healthcheck": cmd_healthcheck,
 }
 
