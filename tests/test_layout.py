@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).parent.parent / "src" / "certsync"
-PURE = ["engine/decide.py", "engine/plan.py", "engine/scope.py", "engine/observation.py"]
+PURE = [
+    "engine/decide.py",
+    "engine/plan.py",
+    "engine/scope.py",
+    "engine/observation.py",
+    "suggest/similarity.py",
+    "suggest/proposals.py",
+]
 
 
 def _imports(path: Path) -> set[str]:
@@ -58,7 +65,9 @@ def test_only_the_store_imports_sqlalchemy_or_sqlmodel() -> None:
     assert offenders == []
 
 
-@pytest.mark.parametrize("package", ["clients", "engine", "service", "cli", "store", "sandbox"])
+@pytest.mark.parametrize(
+    "package", ["clients", "engine", "service", "cli", "store", "sandbox", "suggest"]
+)
 def test_each_package_names_its_public_surface(package: str) -> None:
     init = SRC / package / "__init__.py"
     tree = ast.parse(init.read_text())

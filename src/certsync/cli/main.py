@@ -30,6 +30,7 @@ from certsync.cli.exit_codes import (
 )
 from certsync.cli.parser import build_parser
 from certsync.cli.render import render_table, to_json
+from certsync.cli.suggest import cmd_suggest
 from certsync.cli.terminal import StatusLine
 from certsync.engine.cycle import SyncOptions, open_clients, run_sync
 from certsync.errors import CertsyncError, ConfigError
@@ -116,6 +117,8 @@ def cmd_mappings(
             + "\n"
         )
         return EXIT_OK
+    if args.mappings_command == "suggest":
+        return cmd_suggest(args, settings, out, redactor)
     if args.mappings_command == "list":
         store = Store(settings.database_url)
         try:
@@ -247,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         needs_apis = args.command in ("sync", "plan", "run") or (
-            args.command == "mappings" and args.mappings_command == "check"
+            args.command == "mappings" and args.mappings_command in ("check", "suggest")
         )
         settings = load_command_settings(needs_apis=needs_apis)
         certsync_logging.configure(settings.log_format, settings.log_level, redactor=redactor)

@@ -29,6 +29,16 @@ def _format(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
+
+
 def _command(sub: Any, name: str, summary: str, description: str) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = sub.add_parser(
         name, help=summary, description=description, formatter_class=_FORMATTER
@@ -99,6 +109,49 @@ def build_parser() -> argparse.ArgumentParser:
         "check",
         "check every mapping against both APIs",
         "Templates exist and are published, types appear upstream, users exist, emails resolve.",
+    )
+
+    sug = _command(
+        msub,
+        "suggest",
+        "propose a template for each unmapped type",
+        "Reads the pull and Monotree's templates and proposes, for each type no mapping "
+        "names, the template whose title is most alike, with a score and the runner-up. "
+        "Never changes the store; `--create-missing` creates draft templates in Monotree.",
+    )
+    sug.add_argument(
+        "--format",
+        choices=["table", "json", "toml"],
+        default="table",
+        help="a table, one JSON document, or mapping entries to paste (unsure ones commented)",
+    )
+    sug.add_argument(
+        "--confident",
+        type=_fraction,
+        default=0.8,
+        help="a suggestion is confident from this score (0 to 1; default 0.8)",
+    )
+    sug.add_argument(
+        "--margin",
+        type=_fraction,
+        default=0.1,
+        help="and when it beats the runner-up by this much (default 0.1)",
+    )
+    sug.add_argument(
+        "--create-below",
+        type=_fraction,
+        default=0.5,
+        help="--create-missing creates a template when no title scores this much (default 0.5)",
+    )
+    sug.add_argument(
+        "--create-missing",
+        action="store_true",
+        help="create a draft template in Monotree for each type nothing comes close to",
+    )
+    sug.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="with --create-missing: say which templates would be created, create none",
     )
 
     db = _command(sub, "db", "the store's schema", "Migrations of the store (Alembic).")

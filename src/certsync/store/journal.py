@@ -158,6 +158,38 @@ class Journal:
                 delete_pairs(conn, _H, [(cert, u) for u in request.user_ids])
                 delete_pairs(conn, _O, [(cert, u) for u in request.revoke_user_ids])
 
+    def record_creation(self, run_id: str, seq: int, payload: Mapping[str, Any]) -> str:
+        """Journal a template about to be created (`mappings suggest --create-missing`)."""
+        journal_id = f"{run_id}-{seq:05d}"
+        with self._db.write() as conn:
+            conn.execute(
+                insert(_J).values(
+                    id=journal_id,
+                    run_id=run_id,
+                    seq=seq,
+                    action="create-template",
+                    certificate_ids="[]",
+                    payload=json.dumps(dict(payload), sort_keys=True),
+                    intent_at=utcnow(),
+                )
+            )
+        return journal_id
+
+    def record_creation_outcome(
+        self, journal_id: str, template_id: int | None, outcome: str, error: str | None = None
+    ) -> None:
+        with self._db.write() as conn:
+            conn.execute(
+                update(_J)
+                .where(_J.c.id == journal_id)
+                .values(
+                    outcome=outcome,
+                    outcome_at=utcnow(),
+                    error=error,
+                    certificate_ids=json.dumps([] if template_id is None else [template_id]),
+                )
+            )
+
     def recover(self) -> tuple[int, int]:
         """Close runs a crash left open; mark their unfinished writes unknown and their
         templates dirty, so the next cycle reads Monotree to learn what happened.
