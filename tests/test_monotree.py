@@ -12,7 +12,7 @@ import respx
 
 from certsync.clients.http import ApiHttp
 from certsync.clients.monotree import MonotreeClient, holdings_of, parse_holder
-from certsync.errors import ResponseFormatError
+from certsync.errors import OutcomeUnknownError, ResponseFormatError
 from certsync.writes import AssignItem
 from tests.conftest import MONOTREE
 
@@ -297,3 +297,22 @@ def test_a_holder_is_active_only_with_the_certificate_and_unexpired() -> None:
     # Listed twice: the active entry wins.
     merged = holdings_of([parse_holder(holder(5, expired=True)), parse_holder(holder(5))], 12, now)
     assert merged[5].active
+
+
+@respx.mock
+def test_creating_a_template_is_never_repeated_once_it_may_have_landed(
+    client: MonotreeClient,
+) -> None:
+    """A second POST would make a second template: a 502 ends it as outcome unknown,
+    while a 429 (refused, nothing made) is waited out and sent again."""
+    create = respx.post(f"{API}/certificates").mock(return_value=httpx.Response(502))
+    with pytest.raises(OutcomeUnknownError):
+        client.create_template(title="Fire Warden")
+    assert create.call_count == 1
+
+    create.side_effect = [
+        httpx.Response(429, headers={"Retry-After": "0"}),
+        httpx.Response(201, json={"data": {**TEMPLATE, "id": 14, "title": "Fire Warden"}}),
+    ]
+    assert client.create_template(title="Fire Warden").id == 14
+    assert create.call_count == 3

@@ -15,16 +15,20 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any, TextIO
 
+import structlog
+
 from certsync.cli.exit_codes import EXIT_FAILED, EXIT_OK
 from certsync.clients.monotree import MonotreeClient
 from certsync.clients.session import open_clients
-from certsync.errors import ApiError
+from certsync.errors import ApiError, OutcomeUnknownError
 from certsync.mappings_file import load_mapping_file
 from certsync.models import Template
 from certsync.redaction import Redactor
 from certsync.settings import Settings, check_config
 from certsync.store import Store, no_store_yet
 from certsync.suggest import SeenType, Suggestion, Thresholds, seen_types, suggest
+
+log = structlog.get_logger("certsync.cli.suggest")
 
 
 def _mapped_keys(settings: Settings) -> set[str]:
@@ -120,8 +124,11 @@ def _create(
                         validity_months=s.seen.validity_months,
                     )
                 except ApiError as exc:
+                    # Unknown: it may exist now; the next run finds it by its title.
+                    outcome = "unknown" if isinstance(exc, OutcomeUnknownError) else "failed"
                     failed += 1
-                    store.journal.record_creation_outcome(journal_id, None, "failed", str(exc))
+                    store.journal.record_creation_outcome(journal_id, None, outcome, str(exc))
+                    log.error("suggest.create_failed", title=s.seen.title, error=str(exc))
                     continue
                 store.journal.record_creation_outcome(journal_id, template.id, "ok")
                 created[s.seen.key] = template

@@ -47,6 +47,7 @@ class _Call:
     scope: str
     params: Mapping[str, str | int] | None = None
     json_body: JsonBody = None
+    idempotent: bool = True
 
     @property
     def what(self) -> str:
@@ -106,11 +107,15 @@ class ApiHttp:
         params: Mapping[str, str | int] | None = None,
         json_body: JsonBody = None,
         endpoint: bool = False,
+        idempotent: bool = True,
     ) -> object:
         """Send with retries; the decoded JSON body (None for an empty body).
 
         Writes are retried like reads: Monotree's assign skips active holders and
-        reset with `expire` is idempotent, so a repeat cannot double-apply.
+        reset with `expire` is idempotent, so a repeat cannot double-apply. A write
+        that is not (creating a template) passes `idempotent=False`: it is retried
+        only where the server cannot have acted on it (429, no connection), and an
+        attempt that may have landed ends it as OutcomeUnknownError.
 
         `endpoint` marks a list that always exists: a 404 there means the base
         URL is wrong, and is reported as such rather than as missing data.
@@ -119,7 +124,8 @@ class ApiHttp:
         def read(response: httpx.Response) -> object:
             return self._decode(method, url, response, b"".join(self._chunks(response)))
 
-        return self._call(_Call(method, url, scope, params, json_body), endpoint, read)
+        call = _Call(method, url, scope, params, json_body, idempotent)
+        return self._call(call, endpoint, read)
 
     def stream(
         self,
@@ -170,6 +176,7 @@ class ApiHttp:
             api=self.api,
             what=what,
             write=call.method != "GET",
+            idempotent=call.idempotent,
             settings=self._settings,
             timing=self.timing,
             counter=self.counter,

@@ -272,8 +272,13 @@ class MonotreeClient:
             "certificate_type_id": certificate_type_id,
         }
         payload.update({k: v for k, v in optional.items() if v is not None})
+        # Not idempotent: a second POST makes a second template.
         body = self._http.request(
-            "POST", self._http.url(PREFIX + "/certificates"), json_body=payload, scope=SCOPE_WRITE
+            "POST",
+            self._http.url(PREFIX + "/certificates"),
+            json_body=payload,
+            scope=SCOPE_WRITE,
+            idempotent=False,
         )
         return _one(_TEMPLATE, body, "created certificate")
 

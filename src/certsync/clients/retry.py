@@ -92,6 +92,7 @@ def with_retries(
     api: str,
     what: str,
     write: bool,
+    idempotent: bool = True,
     settings: ClientSettings,
     timing: Timing,
     counter: RequestCounter,
@@ -100,7 +101,8 @@ def with_retries(
 
     Gives up (RetriableError, or OutcomeUnknownError for a write that may have
     taken effect) after `max_attempts`, or when the next wait would pass
-    `max_retry_seconds`, or once a stop is asked for.
+    `max_retry_seconds`, or once a stop is asked for; a write that is not
+    idempotent, as soon as an attempt may have taken effect.
     """
     started = timing.clock()
     maybe_applied = False
@@ -129,6 +131,7 @@ def with_retries(
         budget_left = settings.max_retry_seconds - (timing.clock() - started)
         return (
             timing.stopping()
+            or (maybe_applied and not idempotent)
             or state.attempt_number >= settings.max_attempts
             or wait_after(state) > budget_left
         )
