@@ -26,8 +26,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from certsync.clients.credentials import TokenSource
 from certsync.errors import ConfigError
+from certsync.tokens import TokenSource
 
 ENV_PREFIX = "CERTSYNC_"
 ApiName = Literal["natecosmic", "monotree"]
@@ -101,6 +101,9 @@ class ScheduleSettings(_Section):
 class HttpListenerSettings(_Section):
     host: str = "0.0.0.0"  # noqa: S104 - a container's health port must be reachable
     port: int = Field(default=8080, ge=0, le=65535)
+    # The admin API (`POST /runs`, `GET /runs/{id}`) is on only with a token.
+    admin_token: SecretStr | None = None
+    admin_token_file: Path | None = None
 
 
 class Settings(BaseSettings):
