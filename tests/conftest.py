@@ -179,14 +179,13 @@ def daemons(cli: Cli) -> Iterator[Callable[..., tuple[subprocess.Popen[str], str
 
     def start(**env: str) -> tuple[subprocess.Popen[str], str]:
         port = free_port()
-        proc = cli.popen(
-            "run",
-            CERTSYNC_SCHEDULE__INTERVAL="1",
-            CERTSYNC_HTTP__HOST="127.0.0.1",
-            CERTSYNC_HTTP__PORT=str(port),
-            CERTSYNC_SYNC__LOCK_TIMEOUT="0.5",
-            **env,
-        )
+        defaults = {
+            "CERTSYNC_SCHEDULE__INTERVAL": "1",
+            "CERTSYNC_HTTP__HOST": "127.0.0.1",
+            "CERTSYNC_HTTP__PORT": str(port),
+            "CERTSYNC_SYNC__LOCK_TIMEOUT": "0.5",
+        }
+        proc = cli.popen("run", **{**defaults, **env})
         started.append(proc)
         base = f"http://127.0.0.1:{port}"
         wait_for(lambda: _answers(base), what="the health listener")

@@ -102,7 +102,8 @@ def test_a_second_daemon_does_not_write_while_the_first_holds_the_lock(
     world: World,
 ) -> None:
     """Two daemons on one store: the second waits its bound, says so, and sends no write."""
-    sandbox_state.script(Fault("POST /certificates/assign", "delay-after", delay=4))
+    # Long enough for the second daemon to start and ask even on a loaded machine.
+    sandbox_state.script(Fault("POST /certificates/assign", "delay-after", delay=10))
     first, _ = daemons()
     wait_for(lambda: bool(sandbox_state.active_pairs()), what="the first daemon's assign")
     second, second_base = daemons()

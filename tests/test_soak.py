@@ -91,7 +91,9 @@ def test_soak(cli: Cli, sandbox_state: SandboxState) -> None:
         f"{sum(n for k, n in sandbox_state.statuses.items() if not k.endswith(('200', '204')))} faulty answers"
     )
     assert runs >= CYCLES and open_runs == 0 and open_writes == 0
-    assert settled is not None and last[1] <= settled + 2
+    # One more pooled SQLite connection (file, WAL, shared memory) is three descriptors
+    # and may still open late in a short soak; a leak grows with every cycle instead.
+    assert settled is not None and last[1] <= settled + 3
     assert last[0] <= first[0] * 1.25 + 4096
 
 

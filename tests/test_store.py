@@ -13,7 +13,8 @@ import sys
 import textwrap
 import time
 import zlib
-from datetime import date
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -24,8 +25,16 @@ from sqlalchemy import Engine, inspect
 
 from certsync.errors import LockBusyError, StoreError
 from certsync.mappings_file import MappingFile
-from certsync.models import CertificationRecord, Holding, Policy, TypeMapping, UserMapping
+from certsync.models import (
+    CertificationRecord,
+    CertificationType,
+    Holding,
+    Policy,
+    TypeMapping,
+    UserMapping,
+)
 from certsync.store import Store, schema
+from certsync.store.snapshot import _legacy_digest
 from certsync.store.tables import metadata
 from certsync.writes import AssignItem, AssignRequest, ResetRequest
 from tests.conftest import CERTSYNC, clean_env
@@ -115,6 +124,7 @@ def test_a_store_of_the_release_before_alembic_upgrades_without_losing_a_row(
     assert {t: n for t, n in after.items() if t not in kept} == {
         "alembic_version": 1,
         "removed_mapping": 0,  # added by 0005, empty until a mapping is removed
+        "journal_item": 1,  # added by 0007, made from the journal's one assign
     }
     s = Store(f"sqlite:///{path}")
     assert s.is_current and s.upgrade() is None
@@ -130,6 +140,64 @@ def test_a_store_of_the_release_before_alembic_upgrades_without_losing_a_row(
         if not (isinstance(d, list) and d[0][0] in ("modify_type", "modify_nullable"))
     ]
     assert structural == []
+
+
+def test_a_store_of_the_release_before_the_audit_trail_upgrades_with_its_journal(
+    tmp_path: Path,
+) -> None:
+    """tests/fixtures/store_0006.sql: two runs, an assign of three items, a renewal and a
+    revocation. Every row stays, and the per-user trail is made from the journal."""
+    path = tmp_path / "r6.db"
+    load_fixture(path, "store_0006.sql")
+    before = row_counts(path)
+    s = Store(f"sqlite:///{path}")
+    assert s.upgrade() == ("0006", schema.head())
+    after = row_counts(path)
+    assert {t: n for t, n in after.items() if t in before} == before
+    assert after["journal_item"] == 6
+    trail = [(i.certificate_id, i.action, i.issued_on, i.outcome) for i in s.audit.for_user(501)]
+    assert trail == [
+        (12, "assign", date(2026, 6, 1), "ok"),
+        (14, "assign", date(2026, 5, 1), "ok"),
+        (12, "renew", None, "ok"),
+        (12, "assign", date(2026, 11, 1), "ok"),
+    ]
+    assert [i.action for i in s.audit.for_user(502)] == ["assign", "revoke"]
+    assert {i.run_kind for i in s.audit.for_user(502)} == {"full", "incremental"}
+    assert differences(s.engine) == []
+    s.close()
+
+
+def test_the_trail_follows_each_write_and_pruning_never_touches_ownership(
+    store: Store,
+) -> None:
+    run = store.journal.start_run("incremental")
+    assign = AssignRequest(
+        (AssignItem(12, 501, date(2026, 6, 1)), AssignItem(14, 501, date(2026, 5, 1)))
+    )
+    jid = store.journal.record_intent(run, 1, assign)
+    assert [(i.certificate_id, i.outcome) for i in store.audit.for_user(501)] == [
+        (12, None),
+        (14, None),
+    ]
+    store.journal.record_outcome(jid, assign, "ok")
+    revoke = ResetRequest(12, (501,), False, revoke_user_ids=(501,))
+    store.journal.record_outcome(store.journal.record_intent(run, 2, revoke), revoke, "failed")
+    store.journal.finish_run(run, outcome="partial", counts={}, requests={})
+    assert [(i.action, i.outcome) for i in store.audit.for_user(501)] == [
+        ("assign", "ok"),
+        ("assign", "ok"),
+        ("revoke", "failed"),
+    ]
+    open_run = store.journal.start_run("incremental")
+    store.journal.record_intent(open_run, 1, revoke)  # still running: never pruned
+
+    pruned = store.audit.prune(before=datetime.now(UTC) + timedelta(days=1))
+    assert (pruned.journal_entries, pruned.items) == (2, 3)
+    assert pruned.runs == 0  # the run an ownership row names is kept, without its journal
+    assert store.holdings.owned_pairs() == {(12, 501), (14, 501)}
+    assert [i.run_id for i in store.audit.for_user(501)] == [open_run]
+    assert {r.id for r in store.journal.recent_runs()} == {run, open_run}
 
 
 def test_mappings_round_trip_and_import_twice_changes_nothing(store: Store, tmp_path: Path) -> None:
@@ -292,22 +360,50 @@ def test_pull_snapshot_says_what_changed(store: Store) -> None:
 
 
 def test_a_snapshot_kept_by_an_earlier_release_is_still_compared(tmp_path: Path) -> None:
-    """Earlier releases kept the snapshot with sorted keys at zlib level 6: still readable."""
+    """Earlier releases kept a digest per record (sorted keys, zlib level 6): compared once."""
     path = tmp_path / "s.db"
     store = Store(f"sqlite:///{path}")
     record = CertificationRecord("a", "u", date(2026, 1, 1), "active", "valid", "t")
     store.snapshots.save([record])
-    con = sqlite3.connect(path)
-    (body,) = con.execute("SELECT body FROM pull_snapshot").fetchone()
-    digests = json.loads(zlib.decompress(base64.b64decode(body)))
+    digests = {"a": _legacy_digest(record), "gone": "0123456789abcdef"}
     old = base64.b64encode(zlib.compress(json.dumps(digests, sort_keys=True).encode(), 6))
+    con = sqlite3.connect(path)
     con.execute("UPDATE pull_snapshot SET body = ?", (old.decode(),))
     con.commit()
     con.close()
+    assert store.snapshots.load() is None  # no records in the old format
     delta = store.snapshots.save(
         [record, CertificationRecord("b", "u", date(2026, 1, 1), "active", "valid", "t")]
     )
-    assert (delta.added, delta.removed, delta.changed) == (1, 0, 0)
+    assert (delta.added, delta.removed, delta.changed) == (1, 1, 0)
+
+
+def test_the_kept_pull_gives_back_every_field_a_decision_reads(store: Store) -> None:
+    ctype = CertificationType(id="uuid-food", slug="food-safety", title="Food Safety")
+    records = [
+        CertificationRecord(
+            "a",
+            "nc-ann",
+            date(2026, 1, 1),
+            "active",
+            "valid",
+            "uuid-food",
+            ctype,
+            date(2027, 1, 1),
+            "verified",
+        ),
+        CertificationRecord("b", "nc-bob", date(2026, 2, 1), "revoked", "expired"),
+    ]
+    assert store.snapshots.load() is None
+    store.snapshots.save(records)
+    kept = store.snapshots.load()
+    assert kept is not None and kept.records == tuple(records)
+    # A field no decision reads does not count as a change.
+    moved = replace(records[0], serial_number="SN-2")
+    assert store.snapshots.save([moved, records[1]]).changed == 0
+    assert (
+        store.snapshots.save([replace(moved, lifecycle_status="revoked"), records[1]]).changed == 1
+    )
 
 
 def test_upgrade_from_the_first_schema_keeps_the_data(tmp_path: Path) -> None:

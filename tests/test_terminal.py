@@ -109,3 +109,29 @@ def test_plan_on_a_terminal_ends_with_the_summary(screen: Screen, world: World) 
     assert lines[end - 2].startswith("Plan: ") and " to assign" in lines[end - 2]
     assert lines[end - 1].startswith("Dry run: nothing written")
     assert not Path(screen.cli.cwd / "certsync.db").exists()
+
+
+def test_explain_on_a_terminal_reads_as_sections(screen: Screen, world: World, cli: Cli) -> None:
+    cli("sync")  # exit 1: the missing template; everything else converges
+    text = screen.run("explain", world.user_ids[1])
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    assert "EXIT=0" in lines
+    start = next(i for i, line in enumerate(lines) if line.startswith("Monotree user "))
+    assert f"Monotree user {world.monotree_ids[1]} (Natecosmic {world.user_ids[1]})" == lines[start]
+    assert lines[start + 1] == "next sync: assign 0, renew 0, revoke 0, held back 0"
+    records = lines.index(next(line for line in lines if line.startswith("Natecosmic records (")))
+    holdings = lines.index(
+        next(line for line in lines if line.startswith("Monotree certificates ("))
+    )
+    body = lines[records + 1 : holdings]
+    # Each record: its line, then mapping, held and next sync, indented under it.
+    assert len(body) % 4 == 0 and body
+    for i in range(0, len(body), 4):
+        assert [b.split(":")[0].strip() for b in body[i + 1 : i + 4]] == [
+            "mapping",
+            "held",
+            "next sync",
+        ]
+    assert any("certsync's: yes, issued" in line for line in lines[holdings:])
+    assert all(len(line) <= 150 for line in lines)
+    assert not any('"event"' in line or "Traceback" in line for line in lines)

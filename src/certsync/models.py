@@ -168,6 +168,17 @@ class Policy:
 
 
 @dataclass(frozen=True, slots=True)
+class Ownership:
+    """A holding certsync issued: when, and in which run (None once the run is pruned)."""
+
+    certificate_id: int
+    user_id: int
+    issued_on: date
+    run_id: str
+    run_started_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class TypeMapping:
     """A Natecosmic certification type (slug or UUID) -> a Monotree template."""
 

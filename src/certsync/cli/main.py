@@ -20,6 +20,7 @@ import structlog
 
 from certsync import logging as certsync_logging
 from certsync.cli import exit_codes
+from certsync.cli.audit import cmd_history, cmd_journal
 from certsync.cli.checks import check_mappings
 from certsync.cli.exit_codes import (
     EXIT_BROKEN_PIPE,
@@ -28,12 +29,15 @@ from certsync.cli.exit_codes import (
     EXIT_INTERRUPTED,
     EXIT_OK,
 )
+from certsync.cli.explain import cmd_explain
 from certsync.cli.parser import build_parser
 from certsync.cli.render import render_table, to_json
 from certsync.cli.suggest import cmd_suggest
 from certsync.cli.terminal import StatusLine
+from certsync.cli.users import NobodyToSyncError, find_people, why_not_synced
 from certsync.engine.cycle import SyncOptions, open_clients, run_sync
-from certsync.errors import CertsyncError, ConfigError
+from certsync.engine.scope import Scope
+from certsync.errors import CertsyncError, ConfigError, LockBusyError
 from certsync.mappings_file import load_mapping_file
 from certsync.redaction import Redactor
 from certsync.settings import Settings, check_config, load_command_settings
@@ -68,8 +72,12 @@ def cmd_sync(args: argparse.Namespace, settings: Settings, out: TextIO, redactor
     store = Store(
         MEMORY_URL if dry_run and no_store_yet(settings.database_url) else settings.database_url
     )
-    status = _status_line(args, settings, redactor)
+    status = None
     try:
+        scope = Scope()
+        if getattr(args, "user", None):
+            scope = _user_scope(settings, store, args.user)
+        status = _status_line(args, settings, redactor)
         with open_clients(settings, redactor=redactor) as clients:
             report = run_sync(
                 settings,
@@ -79,9 +87,17 @@ def cmd_sync(args: argparse.Namespace, settings: Settings, out: TextIO, redactor
                     dry_run=dry_run,
                     force_full=args.full,
                     allow_mass_revoke=getattr(args, "allow_mass_revoke", False),
+                    scope=scope,
                 ),
                 progress=status.show if status is not None else None,
             )
+    except LockBusyError as exc:
+        if not getattr(args, "user", None):
+            raise
+        raise LockBusyError(
+            f"{exc} A running daemon syncs one person on request: POST /runs with "
+            '{"users": [...]} on its listener (docs/cli.md, "On demand").'
+        ) from None
     finally:
         if status is not None:
             status.clear()
@@ -92,6 +108,17 @@ def cmd_sync(args: argparse.Namespace, settings: Settings, out: TextIO, redactor
     else:
         out.write(render_table(report) + "\n")
     return exit_codes.for_report(report)
+
+
+def _user_scope(settings: Settings, store: Store, asked: list[str]) -> Scope:
+    people = find_people(settings, store, asked)
+    for person in people:
+        if person.monotree_id is None:
+            log.warning("sync.user_not_synced", reason=why_not_synced(person))
+    ids = {p.monotree_id for p in people if p.monotree_id is not None}
+    if not ids:
+        raise NobodyToSyncError("; ".join(why_not_synced(p) for p in people))
+    return Scope.of_users(ids)
 
 
 def cmd_mappings(
@@ -235,6 +262,9 @@ _COMMANDS: dict[str, Command] = {
     "plan": cmd_sync,
     "mappings": cmd_mappings,
     "status": cmd_status,
+    "history": cmd_history,
+    "explain": cmd_explain,
+    "journal": cmd_journal,
     "db": cmd_db,
     "sandbox": _serving("cmd_sandbox"),
     "demo": _serving("cmd_demo"),
@@ -249,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     redactor = Redactor()
     try:
         args = build_parser().parse_args(argv)
-        needs_apis = args.command in ("sync", "plan", "run") or (
+        needs_apis = args.command in ("sync", "plan", "run", "explain") or (
             args.command == "mappings" and args.mappings_command in ("check", "suggest")
         )
         settings = load_command_settings(needs_apis=needs_apis)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,22 @@ def _fraction(text: str) -> float:
     return value
 
 
+_USER_HELP = "a Natecosmic user id, a Monotree user id (digits) or an email"
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _days(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days")
+    return int(text)
+
+
 def _command(sub: Any, name: str, summary: str, description: str) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = sub.add_parser(
         name, help=summary, description=description, formatter_class=_FORMATTER
@@ -72,6 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-mass-revoke",
         action="store_true",
         help="apply revocations even past the mass-revoke guard",
+    )
+    sync.add_argument(
+        "--user",
+        action="append",
+        metavar="USER",
+        help=f"sync only this person (repeatable): {_USER_HELP}; "
+        "reads the pull and their certificates, nothing else",
     )
 
     plan = _command(
@@ -162,6 +186,49 @@ def build_parser() -> argparse.ArgumentParser:
         "bring the store to this certsync's schema",
         "Upgrade the store at CERTSYNC_DATABASE_URL to the latest schema, under the writer "
         "lock (a sync or the daemon does the same before its first write).",
+    )
+
+    expl = _command(
+        sub,
+        "explain",
+        "why one person has (or lacks) each certificate",
+        "For one user: each Natecosmic record and each Monotree certificate, the mapping used, "
+        "whether the record counts as held (and which field says not), who issued the "
+        "certificate, and what the next sync would do and why. Writes nothing.",
+    )
+    expl.add_argument("user", metavar="USER", help=_USER_HELP)
+    expl.add_argument(
+        "--from-snapshot",
+        action="store_true",
+        help="use the pull the last sync kept instead of pulling again (no request to Natecosmic)",
+    )
+    _format(expl)
+
+    history = _command(
+        sub,
+        "history",
+        "what certsync did for one person",
+        "Every assign, renewal and revocation certsync sent for one user, from the journal.",
+    )
+    history.add_argument("--user", required=True, metavar="USER", help=_USER_HELP)
+    history.add_argument(
+        "--since", type=_day, metavar="DATE", help="only from this day on (YYYY-MM-DD, UTC)"
+    )
+    _format(history)
+
+    journal = _command(
+        sub, "journal", "the journal's retention", "Keep the store bounded: prune old runs."
+    )
+    jsub = journal.add_subparsers(dest="journal_command", required=True, parser_class=_Parser)
+    prune = _command(
+        jsub,
+        "prune",
+        "drop the journal of old runs",
+        "Delete the journal entries and audit items of finished runs that started more than "
+        "DAYS days ago. Ownership is never pruned.",
+    )
+    prune.add_argument(
+        "--older-than", type=_days, required=True, metavar="DAYS", help="age in whole days"
     )
 
     status = _command(

@@ -77,6 +77,18 @@ class UserCertificate:
     history: tuple[dict[str, Any], ...] = ()
 
 
+def user_holding(cert: UserCertificate, user_id: int, now: datetime) -> Holding:
+    """A certificate from `GET /users/{id}/certificates` as the plan compares it."""
+    expired = cert.is_expired or (cert.expires_at is not None and cert.expires_at <= now)
+    return Holding(
+        certificate_id=cert.id,
+        user_id=user_id,
+        active=not expired,
+        issued_on=cert.issued_at.date() if cert.issued_at else None,
+        expires_on=cert.expires_at.date() if cert.expires_at else None,
+    )
+
+
 _TEMPLATE = TypeAdapter(Template)
 _USER = TypeAdapter(User)
 _USER_CERT = TypeAdapter(UserCertificate)

@@ -14,7 +14,7 @@ import structlog
 from certsync.clients.session import Clients, open_clients
 from certsync.engine.apply import apply_requests
 from certsync.engine.decide import decide
-from certsync.engine.gather import gather
+from certsync.engine.gather import gather, gather_users
 from certsync.engine.observation import Observation
 from certsync.engine.report import Kind, SyncOptions, SyncReport, type_keys
 from certsync.errors import CertsyncError, LeaseLostError, StopRequested
@@ -83,8 +83,13 @@ def run_sync(
             if closed or unknown:
                 log.warning("sync.recovered", interrupted_runs=closed, unknown_writes=unknown)
         now = datetime.now(UTC)
-        full = options.force_full or _full_due(store, settings, utcnow())
-        kind: Kind = "full" if full else "incremental"
+        kind: Kind
+        if options.scope.users is not None:
+            kind = "user"  # a sync of some people: their certificates, never a full read
+        elif options.force_full or _full_due(store, settings, utcnow()):
+            kind = "full"
+        else:
+            kind = "incremental"
         run_id = uuid.uuid4().hex[:16] if dry else store.journal.start_run(kind)
         structlog.contextvars.bind_contextvars(run_id=run_id)
         report = SyncReport(run_id=run_id, kind=kind, dry_run=dry)
@@ -186,18 +191,31 @@ def _cycle(
             report.pull_delta = store.snapshots.save(pull.records)
             clock.lap("snapshot_seconds")
 
-    seen = gather(
-        store=store,
-        clients=clients,
-        mapping_file=mapping_file,
-        full=report.kind == "full",
-        now=now,
-        concurrency=settings.client.concurrency,
-        say=say,
-        lap=clock.lap,
-        on_pull=keep_pull,
-        file_imported=not dry,
-    )
+    if options.scope.users is not None:
+        seen = gather_users(
+            store=store,
+            clients=clients,
+            mapping_file=mapping_file,
+            user_ids=options.scope.users,
+            now=now,
+            say=say,
+            lap=clock.lap,
+            on_pull=keep_pull,
+            file_imported=not dry,
+        )
+    else:
+        seen = gather(
+            store=store,
+            clients=clients,
+            mapping_file=mapping_file,
+            full=report.kind == "full",
+            now=now,
+            concurrency=settings.client.concurrency,
+            say=say,
+            lap=clock.lap,
+            on_pull=keep_pull,
+            file_imported=not dry,
+        )
     _describe_observation(report, seen)
     if not dry:
         if seen.listed_users:

@@ -13,8 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 from certsync.clients.holders import read_holders
+from certsync.clients.monotree import user_holding
 from certsync.clients.session import Clients
 from certsync.engine.observation import Observation
+from certsync.errors import NotFoundError
 from certsync.mappings_file import MappingFile
 from certsync.models import (
     Holding,
@@ -156,4 +158,67 @@ def gather(
         owned=owned,
         missing_templates=tuple(missing),
         unmapped_owned=tuple(unmapped_owned),
+    )
+
+
+def gather_users(
+    *,
+    store: Store,
+    clients: Clients,
+    mapping_file: MappingFile | None,
+    user_ids: frozenset[int],
+    now: datetime,
+    say: Say,
+    lap: Lap,
+    on_pull: Callable[[Pull], None] = lambda _pull: None,
+    file_imported: bool = True,
+    pull: Pull | None = None,
+) -> Observation:
+    """The reads of a sync scoped to some Monotree users: the pull (unless given) and each
+    user's certificates, one request a user. Nothing else is read: no template list
+    and no holder list, so a scoped sync costs the pull plus one request a person.
+
+    The holdings cover only these users; `read` stays empty, because one user's
+    certificates are not a full read of any template.
+    """
+    by_email: Mapping[str, int] = store.users.by_email()
+    mappings, unresolved = _mappings(store, mapping_file, by_email)
+    unimported = None if file_imported else mapping_file
+    removed = _removed(store, unimported, mappings, by_email=by_email)
+    owned = frozenset(store.holdings.owned_pairs())
+    lap("load_seconds")
+    if pull is None:
+        say("pulling certifications")
+        pull = clients.natecosmic.list_certifications()
+        lap("pull_seconds")
+        on_pull(pull)
+    holdings: dict[int, dict[int, Holding]] = {c: {} for c in mappings.template_ids()}
+    for cert, user in owned:
+        if user in user_ids:
+            holdings.setdefault(cert, {})
+    missing: set[int] = set()
+    for user in sorted(user_ids):
+        say(f"reading Monotree user {user}'s certificates")
+        try:
+            certificates = clients.monotree.user_certificates(user)
+        except NotFoundError:
+            missing.add(user)  # deactivated, deleted, or an invite still pending
+            continue
+        for held in certificates:
+            holdings.setdefault(held.id, {})[user] = user_holding(held, user, now)
+    lap("read_seconds")
+    return Observation(
+        full=False,
+        pull=pull,
+        mappings=mappings,
+        removed=removed,
+        unresolved_emails=tuple(sorted(str(u.monotree_email) for u in unresolved)),
+        missing_users=frozenset(missing),
+        listed_users=(),
+        templates={},
+        read={},
+        holdings=holdings,
+        owned=owned,
+        missing_templates=(),
+        unmapped_owned=(),
     )

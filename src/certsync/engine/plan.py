@@ -49,6 +49,23 @@ def is_held(record: CertificationRecord, policy: Policy, today: date) -> bool:
     return not (policy.require_verified and record.verification_status != "verified")
 
 
+def not_held_because(record: CertificationRecord, policy: Policy, today: date) -> str | None:
+    """Which field makes a record not count as held (None: it counts). `is_held`'s rule,
+    spelled out for `explain`; a test holds the two equal."""
+    if record.lifecycle_status != "active":
+        return f"lifecycle_status is {record.lifecycle_status!r}, not 'active'"
+    if record.validity_status != "valid":
+        return f"validity_status is {record.validity_status!r}, not 'valid'"
+    if record.expires_on is not None and record.expires_on < today:
+        return f"expires_on {record.expires_on} is past"
+    if policy.require_verified and record.verification_status != "verified":
+        return (
+            f"verification_status is {record.verification_status!r} and the policy "
+            "requires 'verified' (require_verified)"
+        )
+    return None
+
+
 def _latest(a: CertificationRecord, b: CertificationRecord) -> CertificationRecord:
     # The latest issue wins; equal dates fall back to the record id so the
     # choice does not depend on the order Natecosmic listed them in.

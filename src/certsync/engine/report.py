@@ -13,7 +13,8 @@ from certsync.models import ApplyResult, Mappings, Plan
 from certsync.store import PullDelta
 from certsync.writes import WriteRequest
 
-Kind = Literal["full", "incremental"]
+# "user": a sync scoped to some people (`sync --user`, the daemon's on-demand runs).
+Kind = Literal["full", "incremental", "user"]
 
 
 class Outcome(enum.StrEnum):

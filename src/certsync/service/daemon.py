@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from types import FrameType
@@ -26,9 +26,12 @@ from certsync.engine.cycle import SyncOptions, SyncReport, open_clients, run_syn
 from certsync.engine.report import Outcome
 from certsync.engine.scope import Scope
 from certsync.errors import ConfigError, LockBusyError
+from certsync.people import Person, find_person
 from certsync.redaction import Redactor
+from certsync.service.admin import AdminToken, admin_routes
 from certsync.service.health import health_app
 from certsync.service.metrics import Metrics
+from certsync.service.runs import RunTicket, Tickets
 from certsync.service.schedule import Clock, RunRequest, Schedule, SystemClock
 from certsync.service.serve import ServerThread
 from certsync.settings import Settings, api_problems, settings_message
@@ -94,6 +97,7 @@ class Daemon:
         self.redactor = redactor or Redactor()
         self.health = Health(started_at=self.clock.now())
         self.schedule = Schedule(settings.schedule, self.clock)
+        self.tickets = Tickets()
         self._cycle = cycle
         self._store = store
         # Full until a full cycle succeeds: a failed one is retried as full.
@@ -103,10 +107,14 @@ class Daemon:
     def interval(self) -> float:
         return self.schedule.gap
 
-    def request_run(self, reason: str, scope: Scope | None = None) -> None:
-        """Ask for a cycle now (within `scope`; everything by default)."""
-        log.info("daemon.run_requested", reason=reason, everything=scope is None)
-        self.schedule.request(RunRequest(reason, scope or Scope()))
+    def request_run(self, reason: str, scope: Scope | None = None) -> RunTicket:
+        """Ask for a cycle now (within `scope`; everything by default); its ticket."""
+        scope = scope or Scope()
+        users = None if scope.users is None else tuple(sorted(scope.users))
+        ticket = self.tickets.open(reason, users, self.clock.now())
+        log.info("daemon.run_requested", reason=reason, users=users, ticket=ticket.id)
+        self.schedule.request(RunRequest(reason, scope, ticket.id))
+        return ticket
 
     def run_pending(self) -> SyncReport | None:
         """Run one cycle if one is due or asked for; its report, or None."""
@@ -117,24 +125,52 @@ class Daemon:
             return None
         whole = request.scope.is_everything
         options = SyncOptions(force_full=self._full_pending and whole, scope=request.scope)
-        self.health.last_run_at = self.clock.now()
+        self.tickets.update(request.ticket, state="running", started_at=self.clock.now())
+        if whole:
+            self.health.last_run_at = self.clock.now()
         try:
             report = self._cycle(options)
         except LockBusyError as exc:
             # Another certsync applies against this store: not a failure of ours.
             log.warning("daemon.lock_busy", error=str(exc))
-            self.health.last_outcome = "lock-busy"
-            self.schedule.ran(failures=0)
+            self._closed(request, None, str(exc))
+            if whole:
+                self.health.last_outcome = "lock-busy"
+                self.schedule.ran(failures=0)
             return None
         except Exception as exc:
             log.error(
                 "daemon.cycle_failed", error=str(exc), exc_info=not isinstance(exc, ConfigError)
             )
             self.metrics.runs.labels("error").inc()
-            self._failed(str(exc))
+            self._closed(request, None, str(exc))
+            if whole:
+                self._failed(str(exc))
             return None
-        self._finished(report, whole=whole)
+        self._closed(request, report, report.error)
+        if whole:
+            self._finished(report, whole=whole)
+        else:
+            # Some people's sync: it says nothing of the daemon's health, and the
+            # scheduled cycles keep their times.
+            self.metrics.observe_run(report, owned=None, finished_at=self.clock.now(), whole=False)
         return report
+
+    def _closed(self, request: RunRequest, report: SyncReport | None, error: str | None) -> None:
+        if report is None:
+            self.tickets.update(
+                request.ticket, state="failed", finished_at=self.clock.now(), error=error
+            )
+            return
+        self.tickets.update(
+            request.ticket,
+            state="failed" if report.outcome is Outcome.ERROR else "done",
+            finished_at=self.clock.now(),
+            run_id=report.run_id,
+            outcome=str(report.outcome),
+            error=error,
+            counts={k: v for k, v in report.counts().items() if v},
+        )
 
     def _finished(self, report: SyncReport, *, whole: bool) -> None:
         h = self.health
@@ -244,7 +280,7 @@ def run_daemon(settings: Settings, redactor: Redactor) -> bool:
         clients.counter.retry_observers.append(daemon.metrics.observe_retry)
         signal.signal(signal.SIGTERM, daemon.request_stop)
         signal.signal(signal.SIGINT, daemon.request_stop)
-        server = _serve(settings, daemon)
+        server = _serve(settings, daemon, store, redactor)
         if server is not None:
             stack.callback(server.stop)
         runner = threading.Thread(target=daemon.loop, name="certsync-cycles", daemon=True)
@@ -270,11 +306,23 @@ def run_daemon(settings: Settings, redactor: Redactor) -> bool:
     return finished
 
 
-def _serve(settings: Settings, daemon: Daemon) -> ServerThread | None:
+def _serve(
+    settings: Settings, daemon: Daemon, store: Store, redactor: Redactor
+) -> ServerThread | None:
     listener = settings.http
     if not listener.port:
         return None
-    server = ServerThread([(health_app(daemon), listener.port)], host=listener.host)
+    token = AdminToken(listener, redactor)
+    admin = None
+    if token.configured:
+
+        def find(asked: Sequence[str]) -> list[Person]:
+            by_email = store.users.by_email()
+            users = store.mappings.users()
+            return [find_person(a, users, by_email) for a in asked]
+
+        admin = admin_routes(daemon, token, find)
+    server = ServerThread([(health_app(daemon, admin), listener.port)], host=listener.host)
     try:
         server.start()
     except RuntimeError as exc:

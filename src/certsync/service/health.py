@@ -1,4 +1,5 @@
-"""The daemon's HTTP face: /healthz (alive), /readyz (working), /metrics (Prometheus)."""
+"""The daemon's HTTP face: /healthz (alive), /readyz (working), /metrics (Prometheus),
+and the admin API when it is on (`service/admin.py`)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ if TYPE_CHECKING:  # the daemon imports this module to serve itself
     from certsync.service.daemon import Daemon
 
 
-def health_app(daemon: Daemon) -> Starlette:
+def health_app(daemon: Daemon, admin: list[Route] | None = None) -> Starlette:
+    """Health and metrics; with `admin`, the admin API's routes beside them."""
+
     async def healthz(_: Request) -> Response:
         h = daemon.health
         return JSONResponse(
@@ -42,5 +45,6 @@ def health_app(daemon: Daemon) -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
+            *(admin or []),
         ]
     )

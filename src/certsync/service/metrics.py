@@ -64,13 +64,17 @@ class Metrics:
     def observe_retry(self, api: str) -> None:
         self.retries.labels(api).inc()
 
-    def observe_run(self, report: SyncReport, *, owned: int | None, finished_at: float) -> None:
+    def observe_run(
+        self, report: SyncReport, *, owned: int | None, finished_at: float, whole: bool = True
+    ) -> None:
+        """`whole` is false for a sync of some people: it is counted, but it is not the
+        successful cycle the last-success timestamp (and its alert) is about."""
         self.runs.labels(report.outcome).inc()
         self.duration.observe(report.duration)
         self.unmapped.set(len(report.plan.unmapped))
         if owned is not None:
             self.owned.set(owned)
-        if report.outcome.succeeded:
+        if report.outcome.succeeded and whole:
             self.last_success.set(finished_at)
         for (kind, outcome), n in action_outcomes(report).items():
             if n:

@@ -49,6 +49,7 @@ class RunRequest:
 
     reason: str
     scope: Scope = field(default_factory=Scope)
+    ticket: str | None = None  # the admin API's ticket that follows this run
 
 
 def backoff_seconds(failures: int, cap: float, base: float = RETRY_BASE) -> float:

@@ -8,14 +8,15 @@ from datetime import datetime
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
-from certsync.models import Holding, Pair
+from certsync.models import Holding, Ownership, Pair
 from certsync.store.db import Db, chunks, table_of
 from certsync.store.lock import utcnow
-from certsync.store.tables import HoldingRow, OwnershipRow, TemplateStateRow
+from certsync.store.tables import HoldingRow, OwnershipRow, RunRow, TemplateStateRow
 
 _O = table_of(OwnershipRow)
 _H = table_of(HoldingRow)
 _TS = table_of(TemplateStateRow)
+_R = table_of(RunRow)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,21 @@ class HoldingStore:
     def owned_pairs(self) -> set[Pair]:
         with self._db.read() as conn:
             return {(r.certificate_id, r.user_id) for r in conn.execute(select(_O))}
+
+    def ownership_of(self, user_id: int) -> dict[int, Ownership]:
+        """What certsync issued to one user, by template, with the run that issued it."""
+        query = (
+            select(_O, _R.c.started_at)
+            .join(_R, _R.c.id == _O.c.run_id, isouter=True)
+            .where(_O.c.user_id == user_id)
+        )
+        with self._db.read() as conn:
+            return {
+                r.certificate_id: Ownership(
+                    r.certificate_id, r.user_id, r.issued_on, r.run_id, r.started_at
+                )
+                for r in conn.execute(query)
+            }
 
     def owned_count(self) -> int:
         with self._db.read() as conn:

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import and_, delete, insert, select, update
 
+from certsync.store.audit import close_items, item_rows, record_items
 from certsync.store.db import Db, delete_pairs, table_of
 from certsync.store.holdings import mark_dirty
 from certsync.store.lock import utcnow
@@ -91,6 +92,7 @@ class Journal:
         and its outcome never loses what certsync issued.
         """
         journal_id = f"{run_id}-{seq:05d}"
+        at = utcnow()
         with self._db.write() as conn:
             conn.execute(
                 insert(_J).values(
@@ -100,9 +102,10 @@ class Journal:
                     action=request.action,
                     certificate_ids=json.dumps(list(request.certificate_ids())),
                     payload=json.dumps(request.payload()),
-                    intent_at=utcnow(),
+                    intent_at=at,
                 )
             )
+            record_items(conn, item_rows(journal_id, run_id, request, at))
             if isinstance(request, AssignRequest):
                 pairs = [(i.certificate_id, i.user_id) for i in request.items]
                 delete_pairs(conn, _O, pairs)
@@ -125,12 +128,14 @@ class Journal:
         self, journal_id: str, request: WriteRequest, outcome: str, error: str | None = None
     ) -> None:
         """Journal how a write ended and update what certsync knows of Monotree to match."""
+        at = utcnow()
         with self._db.write() as conn:
             conn.execute(
                 update(_J)
                 .where(_J.c.id == journal_id)
-                .values(outcome=outcome, outcome_at=utcnow(), error=error)
+                .values(outcome=outcome, outcome_at=at, error=error)
             )
+            close_items(conn, [journal_id], outcome, at)
             if outcome != "ok":
                 mark_dirty(conn, request.certificate_ids())
                 if outcome == "failed" and isinstance(request, AssignRequest):
@@ -200,6 +205,7 @@ class Journal:
             open_writes = list(conn.execute(select(_J).where(_J.c.outcome.is_(None))))
             for row in open_writes:
                 mark_dirty(conn, json.loads(row.certificate_ids))
+            close_items(conn, [row.id for row in open_writes], "unknown", utcnow())
             conn.execute(
                 update(_J)
                 .where(_J.c.outcome.is_(None))

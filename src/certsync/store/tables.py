@@ -119,6 +119,21 @@ class JournalRow(SQLModel, table=True):
     error: str | None = None
 
 
+class JournalItemRow(SQLModel, table=True):
+    """One user's part of one write request: the per-user audit trail, by user and template."""
+
+    __tablename__ = "journal_item"
+    journal_id: str = Field(foreign_key="journal.id", primary_key=True)
+    certificate_id: int = Field(primary_key=True, index=True)
+    user_id: int = Field(primary_key=True, index=True)
+    run_id: str
+    action: str  # assign, renew (the reset before a renewal's assign), revoke
+    issued_on: date | None = None  # an assign's completed_at
+    intent_at: datetime
+    outcome: str | None = None
+    outcome_at: datetime | None = None
+
+
 class PullSnapshotRow(SQLModel, table=True):
     """The last Natecosmic pull, compressed: what changed upstream since the cycle before."""
 
