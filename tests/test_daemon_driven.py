@@ -42,6 +42,9 @@ class FakeStore:
     def owned_count(self) -> int:
         return 7
 
+    def held_back_count(self) -> int:
+        return 0
+
 
 @dataclass
 class ScriptedCycle:

@@ -37,6 +37,12 @@ class LeaseLostError(CertsyncError):
     stopped before its next write."""
 
 
+class StalePlanError(CertsyncError):
+    """A saved plan whose actions the current state no longer calls for: plan again."""
+
+    operator_must_fix = True
+
+
 class StopRequested(CertsyncError):
     """The process was asked to stop (SIGTERM): nothing new starts."""
 

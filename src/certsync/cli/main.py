@@ -32,6 +32,7 @@ from certsync.cli.exit_codes import (
 from certsync.cli.explain import cmd_explain
 from certsync.cli.parser import build_parser
 from certsync.cli.render import render_table, to_json
+from certsync.cli.review import cmd_apply, cmd_approve, cmd_reject, save_plan
 from certsync.cli.suggest import cmd_suggest
 from certsync.cli.terminal import StatusLine
 from certsync.cli.users import NobodyToSyncError, find_people, why_not_synced
@@ -88,6 +89,7 @@ def cmd_sync(args: argparse.Namespace, settings: Settings, out: TextIO, redactor
                     force_full=args.full,
                     allow_mass_revoke=getattr(args, "allow_mass_revoke", False),
                     scope=scope,
+                    digests=getattr(args, "out", None) is not None,
                 ),
                 progress=status.show if status is not None else None,
             )
@@ -102,11 +104,15 @@ def cmd_sync(args: argparse.Namespace, settings: Settings, out: TextIO, redactor
         if status is not None:
             status.clear()
         store.close()
+    if getattr(args, "out", None) is not None and report.error is None:
+        save_plan(args.out, report)
     if args.format == "json":
         json.dump(to_json(report), out, indent=2, default=str)
         out.write("\n")
     else:
         out.write(render_table(report) + "\n")
+        if getattr(args, "out", None) is not None and report.error is None:
+            out.write(f"Saved to {args.out}: `certsync apply {args.out}` sends exactly this.\n")
     return exit_codes.for_report(report)
 
 
@@ -199,10 +205,19 @@ def cmd_status(
     store = Store(settings.database_url)
     try:
         runs = store.journal.recent_runs(args.limit)
+        held = store.held.pending()
     finally:
         store.close()
+    waiting = {h.run_id: h for h in held}
     if args.format == "json":
-        json.dump([asdict(r) for r in runs], out, indent=2, default=str)
+        docs = [
+            {
+                **asdict(r),
+                "held_back_waiting": len(waiting[r.id].revokes) if r.id in waiting else 0,
+            }
+            for r in runs
+        ]
+        json.dump(docs, out, indent=2, default=str)
         out.write("\n")
         return EXIT_OK
     if not runs:
@@ -220,6 +235,12 @@ def cmd_status(
             f"{r.outcome or 'running':11}  {summary or '-'}"
             + (f"  error: {r.error}" if r.error else "")
             + "\n"
+        )
+    for h in held:
+        out.write(
+            f"waiting for a decision: {len(h.revokes)} revocation(s) held back by run "
+            f"{h.run_id} ({h.reason}); `certsync approve {h.run_id}` or "
+            f"`certsync reject {h.run_id}`\n"
         )
     return EXIT_OK
 
@@ -263,6 +284,9 @@ _COMMANDS: dict[str, Command] = {
     "mappings": cmd_mappings,
     "status": cmd_status,
     "history": cmd_history,
+    "approve": cmd_approve,
+    "reject": cmd_reject,
+    "apply": cmd_apply,
     "explain": cmd_explain,
     "journal": cmd_journal,
     "db": cmd_db,
@@ -279,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     redactor = Redactor()
     try:
         args = build_parser().parse_args(argv)
-        needs_apis = args.command in ("sync", "plan", "run", "explain") or (
+        needs_apis = args.command in ("sync", "plan", "run", "explain", "approve", "apply") or (
             args.command == "mappings" and args.mappings_command in ("check", "suggest")
         )
         settings = load_command_settings(needs_apis=needs_apis)

@@ -108,7 +108,48 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument(
         "--full", action="store_true", help="read every holder in Monotree, not what certsync knows"
     )
+    plan.add_argument(
+        "--out",
+        type=Path,
+        metavar="FILE",
+        help="also save the plan (and fingerprints of what it was made on) for `certsync apply`",
+    )
     _format(plan)
+
+    apply = _command(
+        sub,
+        "apply",
+        "send exactly a plan saved by plan --out",
+        "Re-reads what the plan's actions touch and sends exactly those actions; refuses "
+        "with exit 2, sending nothing, when any of them is no longer called for (the plan "
+        "is stale: run plan again).",
+    )
+    apply.add_argument("file", type=Path, metavar="FILE", help="a plan saved by plan --out")
+    _format(apply)
+
+    approve = _command(
+        sub,
+        "approve",
+        "send revocations the guard held back",
+        "Sends the revocations run RUN_ID held back, each checked against fresh state first "
+        "(still owned, still active in Monotree, still not held upstream): one that no longer "
+        "qualifies is skipped and reported, never revoked.",
+    )
+    approve.add_argument("run_id", metavar="RUN_ID", help="the run that held them back")
+    approve.add_argument(
+        "--dry-run", action="store_true", help="check and show what would be sent; send nothing"
+    )
+    approve.add_argument("--by", metavar="NAME", help="who approves (default: the OS user)")
+    _format(approve)
+    reject = _command(
+        sub,
+        "reject",
+        "drop revocations the guard held back",
+        "Marks run RUN_ID's held-back revocations rejected: none is sent. A later run may "
+        "hold them back again.",
+    )
+    reject.add_argument("run_id", metavar="RUN_ID", help="the run that held them back")
+    reject.add_argument("--by", metavar="NAME", help="who rejects (default: the OS user)")
 
     mappings = _command(
         sub, "mappings", "manage the mapping store", "Load, list and check the mappings."

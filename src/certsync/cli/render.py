@@ -50,6 +50,9 @@ def to_json(report: SyncReport) -> dict[str, Any]:
             "rejected": [asdict(r) for r in p.rejected],
             "unmanaged": [asdict(u) for u in p.unmanaged],
         },
+        "held_plan": report.held_plan,
+        "skipped": [asdict(s) for s in report.skipped],
+        "digests": report.digests,
         "write_requests": [r.summary() for r in report.requests],
         "failures": [asdict(f) for f in report.result.failures],
         "missing_templates": report.missing_templates,
@@ -117,7 +120,8 @@ def render_table(report: SyncReport) -> str:
     mode = " (dry run: nothing written)" if report.dry_run else ""
     if report.error is None and not report.dry_run:
         mode = " (applied)"
-    lines = [f"certsync {report.kind} sync {report.run_id}: {report.outcome}{mode}"]
+    what = report.kind if report.kind in ("approve", "apply") else f"{report.kind} sync"
+    lines = [f"certsync {what} {report.run_id}: {report.outcome}{mode}"]
     if report.error:
         lines.append(f"error: {report.error}")
     counts = {k: v for k, v in report.counts().items() if v}
@@ -156,6 +160,15 @@ def render_table(report: SyncReport) -> str:
     )
     if p.held_back_revokes:
         lines.append(f"held back: {len(p.held_back_revokes)} revocation(s): {p.held_back_reason}")
+    if report.held_plan:
+        lines.append(
+            f"  kept for review: `certsync approve {report.held_plan}` sends exactly these "
+            f"(each checked again first); `certsync reject {report.held_plan}` drops them"
+        )
+    lines += _rows(
+        "skipped (reviewed, but no longer called for; not sent)",
+        [f"{s.action} {cert(s.certificate_id)} {user(s.user_id)}: {s.why}" for s in report.skipped],
+    )
     lines += _rows(
         "unmanaged (owned, mapping removed; kept: set revoke_unmapped to revoke)",
         [

@@ -16,7 +16,7 @@ from certsync.cli.exit_codes import EXIT_FAILED, EXIT_OK
 from certsync.errors import ConfigError
 from certsync.redaction import Redactor
 from certsync.sandbox import FaultConfig, Sandbox, SandboxState, generate
-from certsync.service.daemon import run_daemon
+from certsync.service.wiring import run_daemon
 from certsync.settings import Settings
 
 

@@ -17,9 +17,10 @@ from certsync.engine.decide import decide
 from certsync.engine.gather import gather, gather_users
 from certsync.engine.observation import Observation
 from certsync.engine.report import Kind, SyncOptions, SyncReport, type_keys
+from certsync.engine.review import digests, reviewed_decision
 from certsync.errors import CertsyncError, LeaseLostError, StopRequested
 from certsync.mappings_file import MappingFile, load_mapping_file
-from certsync.models import Plan, Pull, User
+from certsync.models import HoldBack, Plan, Pull, User
 from certsync.settings import Settings
 from certsync.store import Store, utcnow
 
@@ -84,7 +85,9 @@ def run_sync(
                 log.warning("sync.recovered", interrupted_runs=closed, unknown_writes=unknown)
         now = datetime.now(UTC)
         kind: Kind
-        if options.scope.users is not None:
+        if options.review is not None:
+            kind = options.review.mode
+        elif options.scope.users is not None:
             kind = "user"  # a sync of some people: their certificates, never a full read
         elif options.force_full or _full_due(store, settings, utcnow()):
             kind = "full"
@@ -209,6 +212,7 @@ def _cycle(
             clients=clients,
             mapping_file=mapping_file,
             full=report.kind == "full",
+            also_read=options.review.templates if options.review else frozenset(),
             now=now,
             concurrency=settings.client.concurrency,
             say=say,
@@ -231,9 +235,31 @@ def _cycle(
         options.scope,
         options.today or now.date(),
         chunk_size=settings.sync.chunk_size,
-        allow_mass_revoke=options.allow_mass_revoke,
+        # A person reviewed what a reviewed run sends: they are the guard.
+        allow_mass_revoke=options.allow_mass_revoke or options.review is not None,
     )
+    if options.review is not None:
+        decision, report.skipped = reviewed_decision(
+            options.review,
+            decision,
+            seen,
+            chunk_size=settings.sync.chunk_size,
+            notify=seen.mappings.policy.notify_on_revoke,
+        )
     report.plan, report.requests = decision.plan, list(decision.requests)
+    held = decision.plan.held_back_kind is HoldBack.MASS_REVOKE and decision.guard_held
+    if options.digests or held:
+        report.digests = digests(seen)
+    if not dry and report.kind == "full":
+        store.held.supersede(by_run=report.run_id)
+    if not dry and held:
+        store.held.keep(
+            report.run_id,
+            decision.plan.held_back_reason or "",
+            decision.plan.held_back_revokes,
+            report.digests,
+        )
+        report.held_plan = report.run_id
     report.timings["plan_cpu_seconds"] = round(time.process_time() - plan_cpu, 4)
     clock.lap("plan_seconds")
     report.user_labels = _user_labels(store, decision.plan, seen.listed_users)

@@ -70,6 +70,7 @@ def gather(
     full: bool,
     now: datetime,
     concurrency: int,
+    also_read: frozenset[int] = frozenset(),
     say: Say,
     lap: Lap,
     on_pull: Callable[[Pull], None] = lambda _pull: None,
@@ -77,7 +78,8 @@ def gather(
 ) -> Observation:
     """Read both APIs and the store. `on_pull` runs as soon as the pull is in, while
     Monotree's reads may still be out (the cycle keeps its snapshot there).
-    `file_imported` is false for a dry run, whose mapping file the store has not seen."""
+    `file_imported` is false for a dry run, whose mapping file the store has not seen.
+    `also_read` templates are read afresh even on an incremental cycle."""
     by_email: Mapping[str, int] = store.users.by_email()
     mappings, unresolved = _mappings(store, mapping_file, by_email)
     has_email_users = (
@@ -115,7 +117,7 @@ def gather(
             to_read = present + (extra if mappings.policy.revoke_unmapped else [])
         else:
             assert states is not None
-            to_read = [c for c in present if c not in states or states[c].dirty]
+            to_read = [c for c in present if c not in states or states[c].dirty or c in also_read]
         read, gone = read_holders(
             clients.monotree, to_read, concurrency=concurrency, now=now, abandon=abandon
         )

@@ -7,14 +7,16 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
 
+from certsync.engine.review import Reviewed, Skipped
 from certsync.engine.scope import Scope
 from certsync.errors import CertsyncError
 from certsync.models import ApplyResult, Mappings, Plan
 from certsync.store import PullDelta
 from certsync.writes import WriteRequest
 
-# "user": a sync scoped to some people (`sync --user`, the daemon's on-demand runs).
-Kind = Literal["full", "incremental", "user"]
+# "user": a sync scoped to some people (`sync --user`, the daemon's on-demand runs);
+# "approve" and "apply": runs that send only what a person reviewed.
+Kind = Literal["full", "incremental", "user", "approve", "apply"]
 
 
 class Outcome(enum.StrEnum):
@@ -38,6 +40,10 @@ class SyncOptions:
     allow_mass_revoke: bool = False
     today: date | None = None
     scope: Scope = field(default_factory=Scope)
+    # Send only what a person reviewed (approve, apply); its templates are read afresh.
+    review: Reviewed | None = None
+    # Fingerprint what the plan was made on (plan --out).
+    digests: bool = False
 
 
 @dataclass
@@ -64,6 +70,11 @@ class SyncReport:
     error: str | None = None
     # The error that ended the cycle; None for an interruption (Ctrl-C) or no error.
     failure: CertsyncError | None = None
+    # Reviewed actions the fresh plan no longer makes (approve), and why.
+    skipped: tuple[Skipped, ...] = ()
+    # The run whose held-back revocations wait for `certsync approve`.
+    held_plan: str | None = None
+    digests: dict[str, str] = field(default_factory=dict)
     duration: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -96,6 +107,7 @@ class SyncReport:
             "unresolved_emails": len(self.unresolved_emails),
             "write_requests": len(self.requests),
             "failed_requests": len(self.result.failures),
+            "skipped": len(self.skipped),
         }
 
 

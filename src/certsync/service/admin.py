@@ -1,13 +1,16 @@
 """The daemon's admin API: `POST /runs` asks for a sync now (of everything, or of some
-people), `GET /runs/{id}` follows it. Off unless CERTSYNC_HTTP__ADMIN_TOKEN (or its
-`_FILE`, read again on every request so it rotates in place) is set.
+people), `GET /runs/{id}` follows it; `GET /plans/held` lists revocations the guard
+held back, `POST /plans/{id}/approve` and `.../reject` decide on them. Off unless
+CERTSYNC_HTTP__ADMIN_TOKEN (or its `_FILE`, read again on every request so it rotates
+in place) is set.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +24,7 @@ from certsync.engine.scope import Scope
 from certsync.people import Person
 from certsync.redaction import Redactor
 from certsync.settings import HttpListenerSettings
+from certsync.store import HeldPlan
 
 if TYPE_CHECKING:  # the daemon imports this module to serve itself
     from certsync.service.daemon import Daemon
@@ -28,7 +32,15 @@ if TYPE_CHECKING:  # the daemon imports this module to serve itself
 log = structlog.get_logger("certsync.service.admin")
 
 MAX_BODY = 64 * 1024
-FindPeople = Callable[[Sequence[str]], list[Person]]
+
+
+@dataclass(frozen=True)
+class Lookups:
+    """What the admin API reads from the store, from the HTTP thread pool."""
+
+    find_people: Callable[[Sequence[str]], list[Person]]
+    held_pending: Callable[[], list[HeldPlan]]
+    held_plan: Callable[[str], HeldPlan | None]
 
 
 class AdminToken:
@@ -97,7 +109,32 @@ def _asked_users(raw: bytes) -> list[str] | str | None:
     return [str(u) for u in users]
 
 
-def admin_routes(daemon: Daemon, token: AdminToken, find_people: FindPeople) -> list[Route]:
+def _held_json(plan: HeldPlan) -> dict[str, object]:
+    return {
+        "run_id": plan.run_id,
+        "held_at": plan.held_at.isoformat(),
+        "reason": plan.reason,
+        "status": plan.status,
+        "revocations": len(plan.revokes),
+        "revokes": [[v.certificate_id, v.user_id] for v in plan.revokes],
+    }
+
+
+def _decider(raw: bytes) -> str | None:
+    """Who decides, from an optional {"by": "name"}; None when the body is not that."""
+    if not raw.strip():
+        return "admin-api"
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(body, dict) or set(body) - {"by"}:
+        return None
+    by = body.get("by", "admin-api")
+    return by if isinstance(by, str) and 0 < len(by) <= 200 else None
+
+
+def admin_routes(daemon: Daemon, token: AdminToken, lookups: Lookups) -> list[Route]:
     async def create_run(request: Request) -> Response:
         if not token.accepts(request.headers.get("authorization")):
             return _refused()
@@ -110,7 +147,7 @@ def admin_routes(daemon: Daemon, token: AdminToken, find_people: FindPeople) -> 
         not_synced: list[str] = []
         scope = Scope()
         if asked is not None:
-            people = await run_in_threadpool(find_people, asked)
+            people = await run_in_threadpool(lookups.find_people, asked)
             ids = {p.monotree_id for p in people if p.monotree_id is not None}
             not_synced = [p.asked for p in people if p.monotree_id is None]
             if not ids:
@@ -133,7 +170,39 @@ def admin_routes(daemon: Daemon, token: AdminToken, find_people: FindPeople) -> 
             return JSONResponse({"error": "no such run"}, status_code=404)
         return JSONResponse(ticket.as_json())
 
+    async def held_plans(request: Request) -> Response:
+        if not token.accepts(request.headers.get("authorization")):
+            return _refused()
+        plans = await run_in_threadpool(lookups.held_pending)
+        return JSONResponse([_held_json(p) for p in plans])
+
+    def deciding(verdict: str) -> Callable[[Request], Awaitable[Response]]:
+        async def decide_plan(request: Request) -> Response:
+            if not token.accepts(request.headers.get("authorization")):
+                return _refused()
+            by = _decider((await request.body())[: MAX_BODY + 1])
+            if by is None:
+                return JSONResponse(
+                    {"error": 'the body is empty or {"by": "who decides"}'}, status_code=400
+                )
+            plan_id = request.path_params["plan_id"]
+            plan = await run_in_threadpool(lookups.held_plan, plan_id)
+            if plan is None:
+                return JSONResponse({"error": "no such held-back plan"}, status_code=404)
+            if plan.status != "held":
+                return JSONResponse(
+                    {"error": f"already {plan.status}", "decided_by": plan.decided_by},
+                    status_code=409,
+                )
+            ticket = daemon.request_decision(plan_id, verdict, by)
+            return JSONResponse({**ticket.as_json(), "url": f"/runs/{ticket.id}"}, status_code=202)
+
+        return decide_plan
+
     return [
         Route("/runs", create_run, methods=["POST"]),
         Route("/runs/{run_id}", show_run, methods=["GET"]),
+        Route("/plans/held", held_plans, methods=["GET"]),
+        Route("/plans/{plan_id}/approve", deciding("approve"), methods=["POST"]),
+        Route("/plans/{plan_id}/reject", deciding("reject"), methods=["POST"]),
     ]

@@ -14,32 +14,28 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 from typing import Protocol
 
 import structlog
 
-from certsync.engine.cycle import SyncOptions, SyncReport, open_clients, run_sync
+from certsync.engine.cycle import SyncOptions, SyncReport
 from certsync.engine.report import Outcome
 from certsync.engine.scope import Scope
 from certsync.errors import ConfigError, LockBusyError
-from certsync.people import Person, find_person
 from certsync.redaction import Redactor
-from certsync.service.admin import AdminToken, admin_routes
-from certsync.service.health import health_app
 from certsync.service.metrics import Metrics
 from certsync.service.runs import RunTicket, Tickets
 from certsync.service.schedule import Clock, RunRequest, Schedule, SystemClock
-from certsync.service.serve import ServerThread
-from certsync.settings import Settings, api_problems, settings_message
-from certsync.store import Store
+from certsync.settings import Settings
 
 log = structlog.get_logger("certsync.service.daemon")
 
 Cycle = Callable[[SyncOptions], SyncReport]
+# (held-back plan, "approve" or "reject", who): the approving run's report, or None.
+DecideHeld = Callable[[str, str, str], SyncReport | None]
 
 
 class StoreProbe(Protocol):
@@ -49,18 +45,7 @@ class StoreProbe(Protocol):
 
     def owned_count(self) -> int: ...
 
-
-class _StoreProbe:
-    """The real store, as the daemon sees it."""
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-
-    def ping(self) -> None:
-        self._store.ping()
-
-    def owned_count(self) -> int:
-        return self._store.holdings.owned_count()
+    def held_back_count(self) -> int: ...
 
 
 @dataclass
@@ -89,6 +74,7 @@ class Daemon:
         stop: threading.Event | None = None,
         metrics: Metrics | None = None,
         redactor: Redactor | None = None,
+        decide_held: DecideHeld | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
@@ -99,6 +85,7 @@ class Daemon:
         self.schedule = Schedule(settings.schedule, self.clock)
         self.tickets = Tickets()
         self._cycle = cycle
+        self._decide_held = decide_held
         self._store = store
         # Full until a full cycle succeeds: a failed one is retried as full.
         self._full_pending = True
@@ -116,6 +103,15 @@ class Daemon:
         self.schedule.request(RunRequest(reason, scope, ticket.id))
         return ticket
 
+    def request_decision(self, plan_id: str, verdict: str, by: str) -> RunTicket:
+        """Approve or reject a held-back plan, in turn with the cycles; its ticket."""
+        ticket = self.tickets.open(f"{verdict} {plan_id}", None, self.clock.now())
+        log.info("daemon.decision_requested", plan=plan_id, verdict=verdict, by=by)
+        self.schedule.request(
+            RunRequest(verdict, Scope(), ticket.id, decision=(plan_id, verdict, by))
+        )
+        return ticket
+
     def run_pending(self) -> SyncReport | None:
         """Run one cycle if one is due or asked for; its report, or None."""
         if self.stop.is_set():
@@ -123,6 +119,8 @@ class Daemon:
         request = self.schedule.take()
         if request is None:
             return None
+        if request.decision is not None:
+            return self._decide(request)
         whole = request.scope.is_everything
         options = SyncOptions(force_full=self._full_pending and whole, scope=request.scope)
         self.tickets.update(request.ticket, state="running", started_at=self.clock.now())
@@ -156,6 +154,35 @@ class Daemon:
             self.metrics.observe_run(report, owned=None, finished_at=self.clock.now(), whole=False)
         return report
 
+    def _decide(self, request: RunRequest) -> SyncReport | None:
+        assert request.decision is not None
+        plan_id, verdict, by = request.decision
+        self.tickets.update(request.ticket, state="running", started_at=self.clock.now())
+        report = None
+        try:
+            if self._decide_held is None:
+                raise ConfigError("this daemon cannot decide on held-back plans")
+            report = self._decide_held(plan_id, verdict, by)
+        except Exception as exc:
+            log.error("daemon.decision_failed", plan=plan_id, verdict=verdict, error=str(exc))
+            self._closed(request, None, str(exc))
+            return None
+        if report is None:
+            self.tickets.update(
+                request.ticket, state="done", finished_at=self.clock.now(), outcome=verdict + "ed"
+            )
+        else:
+            self._closed(request, report, report.error)
+            self.metrics.observe_run(report, owned=None, finished_at=self.clock.now(), whole=False)
+        self._count_held()
+        return report
+
+    def _count_held(self) -> None:
+        try:
+            self.metrics.held_back.set(self._store.held_back_count())
+        except Exception as exc:  # a store gone now shows on /readyz
+            log.warning("daemon.held_back_count_failed", error=str(exc))
+
     def _closed(self, request: RunRequest, report: SyncReport | None, error: str | None) -> None:
         if report is None:
             self.tickets.update(
@@ -184,6 +211,7 @@ class Daemon:
             log.warning("daemon.owned_count_failed", error=str(exc))
             owned = None
         self.metrics.observe_run(report, owned=owned, finished_at=self.clock.now())
+        self._count_held()
         if report.outcome in (Outcome.ERROR, Outcome.PARTIAL):
             self._failed(report.error or _partial_reason(report))
             return
@@ -252,82 +280,3 @@ def _partial_reason(report: SyncReport) -> str:
     if missing:
         parts.append(f"mapped template(s) missing in Monotree: {', '.join(map(str, missing))}")
     return "; ".join(parts) or "the cycle stopped before it finished"
-
-
-def run_daemon(settings: Settings, redactor: Redactor) -> bool:
-    """The real thing: the store, both clients, the health listener, signals, the loop.
-
-    True when the daemon stopped cleanly: its last cycle ended within the stop timeout.
-    """
-    # Only what no cycle can change ends the daemon: the environment. A token file
-    # or mapping file that is missing now may be mounted in a moment.
-    problems = api_problems(settings, tokens=False)
-    if problems:
-        raise ConfigError(settings_message(problems))
-    stop = threading.Event()
-    with ExitStack() as stack:
-        store = Store(settings.database_url)
-        stack.callback(store.close)
-        clients = stack.enter_context(open_clients(settings, stop=stop, redactor=redactor))
-
-        def cycle(options: SyncOptions) -> SyncReport:
-            return run_sync(settings, store, clients, options, should_stop=stop.is_set)
-
-        daemon = Daemon(
-            settings, cycle=cycle, store=_StoreProbe(store), stop=stop, redactor=redactor
-        )
-        clients.counter.observers.append(daemon.metrics.observe_request)
-        clients.counter.retry_observers.append(daemon.metrics.observe_retry)
-        signal.signal(signal.SIGTERM, daemon.request_stop)
-        signal.signal(signal.SIGINT, daemon.request_stop)
-        server = _serve(settings, daemon, store, redactor)
-        if server is not None:
-            stack.callback(server.stop)
-        runner = threading.Thread(target=daemon.loop, name="certsync-cycles", daemon=True)
-        runner.start()
-        log.info(
-            "daemon.started",
-            interval=settings.schedule.interval,
-            cron=settings.schedule.cron,
-            full_every=settings.schedule.full_every,
-            health_port=server.port() if server else None,
-        )
-        while not stop.wait(1.0):
-            if not runner.is_alive():  # cannot happen by design; if it does, say so and exit
-                log.error("daemon.cycle_thread_died")
-                stop.set()
-                return False
-        bound = settings.schedule.stop_timeout
-        runner.join(bound)
-        finished = not runner.is_alive()
-        if not finished:
-            log.error("daemon.stop_timeout", bound=bound)
-    log.info("daemon.stopped", clean=finished)
-    return finished
-
-
-def _serve(
-    settings: Settings, daemon: Daemon, store: Store, redactor: Redactor
-) -> ServerThread | None:
-    listener = settings.http
-    if not listener.port:
-        return None
-    token = AdminToken(listener, redactor)
-    admin = None
-    if token.configured:
-
-        def find(asked: Sequence[str]) -> list[Person]:
-            by_email = store.users.by_email()
-            users = store.mappings.users()
-            return [find_person(a, users, by_email) for a in asked]
-
-        admin = admin_routes(daemon, token, find)
-    server = ServerThread([(health_app(daemon, admin), listener.port)], host=listener.host)
-    try:
-        server.start()
-    except RuntimeError as exc:
-        raise ConfigError(f"health listener on {listener.host}:{listener.port}: {exc}") from None
-    return server
-
-
-__all__ = ["Daemon", "run_daemon"]

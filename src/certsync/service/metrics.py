@@ -50,6 +50,11 @@ class Metrics:
         self.unmapped = Gauge(
             "certsync_unmapped_records", "Records without a mapping, last run.", registry=r
         )
+        self.held_back = Gauge(
+            "certsync_held_back_revocations",
+            "Revocations the mass-revoke guard held back, waiting for approve or reject.",
+            registry=r,
+        )
         self.failures = Gauge(
             "certsync_consecutive_failures",
             "Failed runs in a row (drives the backoff).",

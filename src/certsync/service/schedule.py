@@ -50,6 +50,8 @@ class RunRequest:
     reason: str
     scope: Scope = field(default_factory=Scope)
     ticket: str | None = None  # the admin API's ticket that follows this run
+    # A decision on a held-back plan instead of a cycle: (plan, verdict, who).
+    decision: tuple[str, str, str] | None = None
 
 
 def backoff_seconds(failures: int, cap: float, base: float = RETRY_BASE) -> float:

@@ -14,13 +14,14 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select, update
 
 from certsync.store.db import Db, table_of
-from certsync.store.tables import JournalItemRow, JournalRow, OwnershipRow, RunRow
+from certsync.store.tables import HeldPlanRow, JournalItemRow, JournalRow, OwnershipRow, RunRow
 from certsync.writes import AssignRequest, WriteRequest
 
 _I = table_of(JournalItemRow)
 _J = table_of(JournalRow)
 _R = table_of(RunRow)
 _O = table_of(OwnershipRow)
+_HP = table_of(HeldPlanRow)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +133,10 @@ class AuditTrail:
             items = conn.execute(delete(_I).where(_I.c.run_id.in_(old))).rowcount
             entries = conn.execute(delete(_J).where(_J.c.run_id.in_(old))).rowcount
             runs = conn.execute(
-                delete(_R).where(_R.c.id.in_(old), _R.c.id.not_in(select(_O.c.run_id)))
+                delete(_R).where(
+                    _R.c.id.in_(old),
+                    _R.c.id.not_in(select(_O.c.run_id)),
+                    _R.c.id.not_in(select(_HP.c.run_id)),  # a held-back plan keeps its run
+                )
             ).rowcount
         return Pruned(runs, entries, items)

@@ -134,6 +134,31 @@ class JournalItemRow(SQLModel, table=True):
     outcome_at: datetime | None = None
 
 
+class HeldPlanRow(SQLModel, table=True):
+    """Revocations the guard held back in one run, kept until a person decides."""
+
+    __tablename__ = "held_plan"
+    run_id: str = Field(foreign_key="run.id", primary_key=True)
+    held_at: datetime
+    reason: str
+    digests: str = "{}"
+    status: str = Field(default="held", index=True)  # held, approved, rejected, superseded
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    decided_run_id: str | None = None
+
+
+class HeldRevokeRow(SQLModel, table=True):
+    __tablename__ = "held_revoke"
+    run_id: str = Field(foreign_key="held_plan.run_id", primary_key=True)
+    certificate_id: int = Field(primary_key=True)
+    user_id: int = Field(primary_key=True)
+    owned: bool
+    unmapped: bool = False
+    outcome: str | None = None  # revoked, skipped, failed: what approving did
+    note: str | None = None
+
+
 class PullSnapshotRow(SQLModel, table=True):
     """The last Natecosmic pull, compressed: what changed upstream since the cycle before."""
 

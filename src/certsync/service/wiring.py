@@ -1,0 +1,131 @@
+"""`certsync run` wired for real: the store, both clients, the health listener and the
+admin API, signals, and the daemon's loop in a thread of its own."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Sequence
+from contextlib import ExitStack
+
+import structlog
+
+from certsync.engine.approval import approve_held, reject_held
+from certsync.engine.cycle import SyncOptions, SyncReport, open_clients, run_sync
+from certsync.errors import ConfigError
+from certsync.people import Person, find_person
+from certsync.redaction import Redactor
+from certsync.service.admin import AdminToken, Lookups, admin_routes
+from certsync.service.daemon import Daemon
+from certsync.service.health import health_app
+from certsync.service.serve import ServerThread
+from certsync.settings import Settings, api_problems, settings_message
+from certsync.store import Store
+
+log = structlog.get_logger("certsync.service.daemon")
+
+
+class _StoreProbe:
+    """The real store, as the daemon sees it."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def ping(self) -> None:
+        self._store.ping()
+
+    def owned_count(self) -> int:
+        return self._store.holdings.owned_count()
+
+    def held_back_count(self) -> int:
+        return self._store.held.pending_count()
+
+
+def run_daemon(settings: Settings, redactor: Redactor) -> bool:
+    """The real thing: the store, both clients, the health listener, signals, the loop.
+
+    True when the daemon stopped cleanly: its last cycle ended within the stop timeout.
+    """
+    # Only what no cycle can change ends the daemon: the environment. A token file
+    # or mapping file that is missing now may be mounted in a moment.
+    problems = api_problems(settings, tokens=False)
+    if problems:
+        raise ConfigError(settings_message(problems))
+    stop = threading.Event()
+    with ExitStack() as stack:
+        store = Store(settings.database_url)
+        stack.callback(store.close)
+        clients = stack.enter_context(open_clients(settings, stop=stop, redactor=redactor))
+
+        def cycle(options: SyncOptions) -> SyncReport:
+            return run_sync(settings, store, clients, options, should_stop=stop.is_set)
+
+        def decide_held(plan_id: str, verdict: str, by: str) -> SyncReport | None:
+            if verdict == "approve":
+                return approve_held(
+                    settings, store, clients, plan_id, by=by, should_stop=stop.is_set
+                )
+            reject_held(settings, store, plan_id, by=by)
+            return None
+
+        daemon = Daemon(
+            settings,
+            cycle=cycle,
+            store=_StoreProbe(store),
+            stop=stop,
+            redactor=redactor,
+            decide_held=decide_held,
+        )
+        clients.counter.observers.append(daemon.metrics.observe_request)
+        clients.counter.retry_observers.append(daemon.metrics.observe_retry)
+        signal.signal(signal.SIGTERM, daemon.request_stop)
+        signal.signal(signal.SIGINT, daemon.request_stop)
+        server = _serve(settings, daemon, store, redactor)
+        if server is not None:
+            stack.callback(server.stop)
+        runner = threading.Thread(target=daemon.loop, name="certsync-cycles", daemon=True)
+        runner.start()
+        log.info(
+            "daemon.started",
+            interval=settings.schedule.interval,
+            cron=settings.schedule.cron,
+            full_every=settings.schedule.full_every,
+            health_port=server.port() if server else None,
+        )
+        while not stop.wait(1.0):
+            if not runner.is_alive():  # cannot happen by design; if it does, say so and exit
+                log.error("daemon.cycle_thread_died")
+                stop.set()
+                return False
+        bound = settings.schedule.stop_timeout
+        runner.join(bound)
+        finished = not runner.is_alive()
+        if not finished:
+            log.error("daemon.stop_timeout", bound=bound)
+    log.info("daemon.stopped", clean=finished)
+    return finished
+
+
+def _serve(
+    settings: Settings, daemon: Daemon, store: Store, redactor: Redactor
+) -> ServerThread | None:
+    listener = settings.http
+    if not listener.port:
+        return None
+    token = AdminToken(listener, redactor)
+    admin = None
+    if token.configured:
+
+        def find(asked: Sequence[str]) -> list[Person]:
+            by_email = store.users.by_email()
+            users = store.mappings.users()
+            return [find_person(a, users, by_email) for a in asked]
+
+        lookups = Lookups(find, store.held.pending, store.held.get)
+        admin = admin_routes(daemon, token, lookups)
+    server = ServerThread([(health_app(daemon, admin), listener.port)], host=listener.host)
+    try:
+        server.start()
+    except RuntimeError as exc:
+        raise ConfigError(f"health listener on {listener.host}:{listener.port}: {exc}") from None
+    return server
