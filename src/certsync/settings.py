@@ -106,6 +106,18 @@ class HttpListenerSettings(_Section):
     admin_token_file: Path | None = None
 
 
+class WebhookSettings(_Section):
+    """Monotree's outgoing webhooks, on a listener of their own (only it faces the internet)."""
+
+    host: str = "0.0.0.0"  # noqa: S104 - Monotree must reach it
+    port: int = Field(default=0, ge=0, le=65535)  # 0: no receiver
+    # One or more secrets, comma-separated; during a rotation both are accepted.
+    secrets: SecretStr | None = None
+    secrets_file: Path | None = None  # one secret a line, read again on every delivery
+    # How old the kept pull may be for a webhook's sync to use it instead of pulling.
+    pull_max_age: float = Field(default=900.0, ge=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -125,6 +137,7 @@ class Settings(BaseSettings):
     sync: SyncSettings = SyncSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     http: HttpListenerSettings = HttpListenerSettings()
+    webhook: WebhookSettings = WebhookSettings()
     # Warnings about values certsync corrected (a base URL with the API path in it).
     _notices: tuple[str, ...] = PrivateAttr(default=())
 

@@ -1,7 +1,8 @@
 """`certsync demo`: the whole job against the built-in sandbox, in a temporary folder.
 
 Three syncs: a first full one, one after an upstream change (a revocation, a
-renewal, a new hire) and one that shows nothing is left to do.
+renewal, a new hire) and one that shows nothing is left to do; then a pending
+hire accepts their Monotree invite and the webhook brings their certificate.
 """
 
 from __future__ import annotations
@@ -11,26 +12,31 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import TextIO
 
+from certsync.cli.demo_webhook import add_pending_hire, register_and_wait
 from certsync.cli.exit_codes import EXIT_FAILED, EXIT_OK
 from certsync.cli.render import render_table, requests_by_api
 from certsync.engine.cycle import SyncOptions, SyncReport, open_clients, run_sync
 from certsync.engine.report import Outcome
 from certsync.redaction import Redactor
 from certsync.sandbox import MonotreeUser, Sandbox, SandboxState, generate, make_record
-from certsync.settings import load_settings
+from certsync.settings import Settings, load_settings
 from certsync.store import Store
 
 
-def _sync(
-    sandbox: Sandbox, folder: Path, out: TextIO, title: str, redactor: Redactor
-) -> SyncReport:
-    settings = load_settings(
+def _settings(sandbox: Sandbox, folder: Path) -> Settings:
+    return load_settings(
         natecosmic={"base_url": sandbox.natecosmic_url, "token": sandbox.state.natecosmic_token},
         monotree={"base_url": sandbox.monotree_url, "token": sandbox.state.monotree_token},
         database_url=f"sqlite:///{folder / 'certsync.db'}",
         mappings_file=folder / "mappings.toml",
         log_level="error",
     )
+
+
+def _sync(
+    sandbox: Sandbox, folder: Path, out: TextIO, title: str, redactor: Redactor
+) -> SyncReport:
+    settings = _settings(sandbox, folder)
     store = Store(settings.database_url)
     try:
         with open_clients(settings, redactor=redactor) as clients:
@@ -95,7 +101,10 @@ def run_demo(out: TextIO, redactor: Redactor, *, seed: int = 7) -> int:
             "one new hire certified today\n"
         )
         second = _sync(sandbox, folder, out, "2. after the change (incremental)", redactor)
+        # Invited, certified in Natecosmic, not registered in Monotree yet: nothing to do.
+        add_pending_hire(sandbox, world.type_ids[1], world.type_slugs[1], folder)
         third = _sync(sandbox, folder, out, "3. nothing changed (incremental)", redactor)
+        registered = register_and_wait(_settings(sandbox, folder), sandbox, out, redactor)
 
         counts = dict(sorted(state.counts.items()))
         out.write("\nrequests the sandbox received, by endpoint:\n")
@@ -109,9 +118,15 @@ def run_demo(out: TextIO, redactor: Redactor, *, seed: int = 7) -> int:
         and not third.requests
         and len(second.plan.revokes) == 1
         and len(second.plan.renewals) == 1
+        and registered is not None
     )
     out.write(
         "\ndemo: "
-        + ("converged; the last sync made no write request\n" if converged else "FAILED\n")
+        + (
+            "converged; the last sync made no write request, and the new hire's webhook "
+            "brought their certificate\n"
+            if converged
+            else "FAILED\n"
+        )
     )
     return EXIT_OK if converged else EXIT_FAILED

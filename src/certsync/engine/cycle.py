@@ -195,6 +195,7 @@ def _cycle(
             clock.lap("snapshot_seconds")
 
     if options.scope.users is not None:
+        kept = _kept_pull(store, options.kept_pull_max_age)
         seen = gather_users(
             store=store,
             clients=clients,
@@ -205,6 +206,7 @@ def _cycle(
             lap=clock.lap,
             on_pull=keep_pull,
             file_imported=not dry,
+            pull=kept,
         )
     else:
         seen = gather(
@@ -287,6 +289,16 @@ def _cycle(
         # A missing template does not make every later cycle full: it is asked for
         # again (one request) and reported on each cycle until its mapping is fixed.
         store.values.set("last_full_at", utcnow().isoformat())
+
+
+def _kept_pull(store: Store, max_age: float | None) -> Pull | None:
+    """The pull the last sync kept, when it is recent enough to stand for a fresh one."""
+    if max_age is None:
+        return None
+    kept = store.snapshots.load()
+    if kept is None or (utcnow() - kept.pulled_at).total_seconds() > max_age:
+        return None
+    return Pull(kept.records)
 
 
 def _describe_observation(report: SyncReport, seen: Observation) -> None:

@@ -44,6 +44,8 @@ class SyncOptions:
     review: Reviewed | None = None
     # Fingerprint what the plan was made on (plan --out).
     digests: bool = False
+    # A sync of some people may use the pull the last sync kept, if it is no older.
+    kept_pull_max_age: float | None = None
 
 
 @dataclass

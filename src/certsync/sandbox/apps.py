@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from certsync.clients.pagination import PER_PAGE
 from certsync.sandbox.state import SandboxState, Template, iso
+from certsync.sandbox.webhooks import webhook_routes
 
 Handler = Callable[[Request], Awaitable[Response]]
 _IDS = re.compile(r"/\d+")
@@ -378,6 +379,7 @@ def monotree_app(state: SandboxState) -> ASGIApp:
             methods=["GET"],
         ),
         Route("/_sandbox/requests", counts, methods=["GET"]),
+        *webhook_routes(state),
     ]
     return Gate(Starlette(routes=routes), state, "monotree")
 

@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from certsync.sandbox.faults import Fault, FaultConfig, RateLimiter
+from certsync.sandbox.webhooks import Outbox
 
 MONOTREE_SCOPES = frozenset({"read:certificates", "write:certificates", "read:users"})
 NATECOSMIC_SCOPES = frozenset({"certification_records:read"})
@@ -130,6 +131,7 @@ class SandboxState:
         self.faults = faults or FaultConfig()
         self.rng = random.Random(self.faults.seed)
         self.scripted: list[Fault] = []
+        self.outbox = Outbox()  # outgoing webhooks (sandbox/webhooks.py)
         self.counts: Counter[str] = Counter()
         self.statuses: Counter[str] = Counter()
         self.clock: Any = lambda: datetime.now(UTC)

@@ -75,6 +75,7 @@ class Daemon:
         metrics: Metrics | None = None,
         redactor: Redactor | None = None,
         decide_held: DecideHeld | None = None,
+        handle_webhook: Callable[[str], SyncReport | None] | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
@@ -86,6 +87,7 @@ class Daemon:
         self.tickets = Tickets()
         self._cycle = cycle
         self._decide_held = decide_held
+        self._handle_webhook = handle_webhook
         self._store = store
         # Full until a full cycle succeeds: a failed one is retried as full.
         self._full_pending = True
@@ -121,6 +123,8 @@ class Daemon:
             return None
         if request.decision is not None:
             return self._decide(request)
+        if request.webhook is not None:
+            return self._webhook(request.webhook)
         whole = request.scope.is_everything
         options = SyncOptions(force_full=self._full_pending and whole, scope=request.scope)
         self.tickets.update(request.ticket, state="running", started_at=self.clock.now())
@@ -151,6 +155,22 @@ class Daemon:
         else:
             # Some people's sync: it says nothing of the daemon's health, and the
             # scheduled cycles keep their times.
+            self.metrics.observe_run(report, owned=None, finished_at=self.clock.now(), whole=False)
+        return report
+
+    def webhook_received(self, delivery_id: str) -> None:
+        """A webhook delivery is recorded: sync its user next, in turn with the cycles."""
+        self.schedule.request(RunRequest("webhook", webhook=delivery_id))
+
+    def _webhook(self, delivery_id: str) -> SyncReport | None:
+        if self._handle_webhook is None:
+            return None
+        try:
+            report = self._handle_webhook(delivery_id)
+        except Exception as exc:  # its delivery stays recorded: the next start retries it
+            log.error("daemon.webhook_failed", delivery=delivery_id, error=str(exc))
+            return None
+        if report is not None:
             self.metrics.observe_run(report, owned=None, finished_at=self.clock.now(), whole=False)
         return report
 

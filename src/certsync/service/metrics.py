@@ -55,6 +55,19 @@ class Metrics:
             "Revocations the mass-revoke guard held back, waiting for approve or reject.",
             registry=r,
         )
+        self.deliveries = Counter(
+            "certsync_webhook_deliveries",
+            "Webhook deliveries received, by outcome (accepted, duplicate, bad-signature, "
+            "stale, missing-headers, malformed, too-large, ignored).",
+            ["outcome"],
+            registry=r,
+        )
+        self.webhook_latency = Histogram(
+            "certsync_webhook_to_applied_seconds",
+            "Seconds from a webhook delivery to its user's certificates sent.",
+            buckets=(0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
+            registry=r,
+        )
         self.failures = Gauge(
             "certsync_consecutive_failures",
             "Failed runs in a row (drives the backoff).",

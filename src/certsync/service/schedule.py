@@ -52,6 +52,8 @@ class RunRequest:
     ticket: str | None = None  # the admin API's ticket that follows this run
     # A decision on a held-back plan instead of a cycle: (plan, verdict, who).
     decision: tuple[str, str, str] | None = None
+    # A webhook delivery to handle instead of a cycle: its id.
+    webhook: str | None = None
 
 
 def backoff_seconds(failures: int, cap: float, base: float = RETRY_BASE) -> float:

@@ -10,8 +10,10 @@ from contextlib import ExitStack
 
 import structlog
 
+from certsync.clients.session import Clients
 from certsync.engine.approval import approve_held, reject_held
 from certsync.engine.cycle import SyncOptions, SyncReport, open_clients, run_sync
+from certsync.engine.registration import sync_registered
 from certsync.errors import ConfigError
 from certsync.people import Person, find_person
 from certsync.redaction import Redactor
@@ -19,6 +21,7 @@ from certsync.service.admin import AdminToken, Lookups, admin_routes
 from certsync.service.daemon import Daemon
 from certsync.service.health import health_app
 from certsync.service.serve import ServerThread
+from certsync.service.webhooks import Secrets, webhook_app
 from certsync.settings import Settings, api_problems, settings_message
 from certsync.store import Store
 
@@ -68,6 +71,9 @@ def run_daemon(settings: Settings, redactor: Redactor) -> bool:
             reject_held(settings, store, plan_id, by=by)
             return None
 
+        def handle_webhook(delivery_id: str) -> SyncReport | None:
+            return _handle_webhook(settings, store, clients, daemon, delivery_id, stop=stop)
+
         daemon = Daemon(
             settings,
             cycle=cycle,
@@ -75,6 +81,7 @@ def run_daemon(settings: Settings, redactor: Redactor) -> bool:
             stop=stop,
             redactor=redactor,
             decide_held=decide_held,
+            handle_webhook=handle_webhook,
         )
         clients.counter.observers.append(daemon.metrics.observe_request)
         clients.counter.retry_observers.append(daemon.metrics.observe_retry)
@@ -83,6 +90,12 @@ def run_daemon(settings: Settings, redactor: Redactor) -> bool:
         server = _serve(settings, daemon, store, redactor)
         if server is not None:
             stack.callback(server.stop)
+        receiver = _receive(settings, daemon, store, redactor)
+        if receiver is not None:
+            stack.callback(receiver.stop)
+            # Deliveries recorded before a stop or a crash are handled now.
+            for waiting in store.deliveries.waiting():
+                daemon.webhook_received(waiting)
         runner = threading.Thread(target=daemon.loop, name="certsync-cycles", daemon=True)
         runner.start()
         log.info(
@@ -91,6 +104,7 @@ def run_daemon(settings: Settings, redactor: Redactor) -> bool:
             cron=settings.schedule.cron,
             full_every=settings.schedule.full_every,
             health_port=server.port() if server else None,
+            webhook_port=receiver.port() if receiver else None,
         )
         while not stop.wait(1.0):
             if not runner.is_alive():  # cannot happen by design; if it does, say so and exit
@@ -129,3 +143,41 @@ def _serve(
     except RuntimeError as exc:
         raise ConfigError(f"health listener on {listener.host}:{listener.port}: {exc}") from None
     return server
+
+
+def _receive(
+    settings: Settings, daemon: Daemon, store: Store, redactor: Redactor
+) -> ServerThread | None:
+    listener = settings.webhook
+    if not listener.port:
+        return None
+    secrets = Secrets(listener, redactor)
+    if not secrets.configured:
+        raise ConfigError(
+            "CERTSYNC_WEBHOOK__PORT is set but no secret is: set CERTSYNC_WEBHOOK__SECRETS "
+            "or CERTSYNC_WEBHOOK__SECRETS_FILE (the secret Monotree signs deliveries with)"
+        )
+    app = webhook_app(
+        secrets, store.deliveries.record, daemon.webhook_received, metrics=daemon.metrics
+    )
+    server = ServerThread([(app, listener.port)], host=listener.host)
+    try:
+        server.start()
+    except RuntimeError as exc:
+        raise ConfigError(f"webhook listener on {listener.host}:{listener.port}: {exc}") from None
+    return server
+
+
+def _handle_webhook(
+    settings: Settings,
+    store: Store,
+    clients: Clients,
+    daemon: Daemon,
+    delivery_id: str,
+    *,
+    stop: threading.Event,
+) -> SyncReport | None:
+    report, waited = sync_registered(settings, store, clients, delivery_id, should_stop=stop.is_set)
+    if waited is not None:
+        daemon.metrics.webhook_latency.observe(waited)
+    return report

@@ -1,8 +1,8 @@
 """certsync's memory, as repositories on one database: `mappings`, `users` (Monotree's
 user cache), `holdings` (ownership and what Monotree holds), `journal` (runs and
 writes), `audit` (the same writes, per user and template), `held` (revocations the
-guard held back, until a person decides), `snapshots` (the last pull), `values`,
-and `lock` (the writer lease).
+guard held back, until a person decides), `deliveries` (webhooks received),
+`snapshots` (the last pull), `values`, and `lock` (the writer lease).
 
 This package is the only one that imports SQLAlchemy or SQLModel; the
 repositories return certsync's own dataclasses, and every database error
@@ -27,6 +27,7 @@ from certsync.models import Mappings, UserMapping, resolve_mappings
 from certsync.store import schema
 from certsync.store.audit import AuditItem, AuditTrail, Pruned
 from certsync.store.db import Db, translated
+from certsync.store.deliveries import Deliveries, Delivery
 from certsync.store.held import HeldPlan, HeldPlanError, HeldPlans
 from certsync.store.holdings import HoldingStore, TemplateState
 from certsync.store.journal import Journal, JournalEntry, RunSummary
@@ -39,6 +40,7 @@ from certsync.store.values import Values
 __all__ = [
     "MEMORY_URL",
     "AuditItem",
+    "Delivery",
     "HeldPlan",
     "HeldPlanError",
     "ImportSummary",
@@ -169,6 +171,7 @@ class Store:
         self.journal = Journal(self._db)
         self.audit = AuditTrail(self._db)
         self.held = HeldPlans(self._db)
+        self.deliveries = Deliveries(self._db)
         self.snapshots = PullSnapshots(self._db)
         # A new, empty database is created at the latest schema at once; an older one
         # is upgraded only by upgrade(), under the writer lock, once per process.

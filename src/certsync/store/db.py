@@ -39,7 +39,7 @@ class Db:
         self.engine = engine
         self.current = False
 
-    def _require_current(self) -> None:
+    def require_current(self) -> None:
         if not self.current:
             raise StoreError(
                 "the store is at an older schema than this certsync's: run `certsync db "
@@ -48,13 +48,13 @@ class Db:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        self._require_current()
+        self.require_current()
         with translated("could not be read"), self.engine.connect() as conn:
             yield conn
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        self._require_current()
+        self.require_current()
         with translated("could not be written"), self.engine.begin() as conn:
             yield conn
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from certsync.mappings_file import MappingFile
 from certsync.models import Policy, TypeMapping, UserMapping
@@ -141,6 +141,15 @@ class MappingStore:
     def users(self) -> list[UserMapping]:
         with self._db.read() as conn:
             rows = conn.execute(select(_U).order_by(_U.c.natecosmic))
+            return [UserMapping(r.natecosmic, r.monotree, r.monotree_email) for r in rows]
+
+    def users_naming(self, monotree_id: int, email: str | None) -> list[UserMapping]:
+        """The user mappings that name this Monotree user, by id or by email."""
+        named = _U.c.monotree == monotree_id
+        if email:
+            named = named | (func.lower(_U.c.monotree_email) == email.strip().lower())
+        with self._db.read() as conn:
+            rows = conn.execute(select(_U).where(named))
             return [UserMapping(r.natecosmic, r.monotree, r.monotree_email) for r in rows]
 
     def policy(self) -> Policy:

@@ -159,6 +159,20 @@ class HeldRevokeRow(SQLModel, table=True):
     note: str | None = None
 
 
+class WebhookDeliveryRow(SQLModel, table=True):
+    """A webhook delivery received: kept a day, so a redelivery is known as one."""
+
+    __tablename__ = "webhook_delivery"
+    id: str = Field(primary_key=True)
+    event: str
+    user_id: int | None = None
+    email: str | None = None
+    received_at: datetime = Field(index=True)
+    state: str = "received"  # received, applied, failed, no-mapping
+    handled_at: datetime | None = None
+    run_id: str | None = None
+
+
 class PullSnapshotRow(SQLModel, table=True):
     """The last Natecosmic pull, compressed: what changed upstream since the cycle before."""
 

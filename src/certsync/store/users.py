@@ -37,6 +37,19 @@ class UserCache:
             set_value(conn, _CACHED_AT, now.isoformat())
         return len(rows)
 
+    def remember(self, user_id: int, email: str | None) -> None:
+        """One user Monotree told of (a webhook): added to, or refreshed in, the cache."""
+        with self._db.write() as conn:
+            conn.execute(delete(_MU).where(_MU.c.id == user_id))
+            conn.execute(
+                insert(_MU).values(
+                    id=user_id,
+                    email=email.strip().lower() if email else None,
+                    name=None,
+                    seen_at=utcnow(),
+                )
+            )
+
     def by_email(self) -> dict[str, int]:
         with self._db.read() as conn:
             rows = conn.execute(select(_MU.c.id, _MU.c.email).where(_MU.c.email.is_not(None)))

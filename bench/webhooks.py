@@ -1,0 +1,150 @@
+"""The webhook receiver under load, while cycles run: `make bench-webhooks`.
+
+A real `certsync run` against the sandbox (10,000 records, a cycle every
+second) receives signed `monotree.user.registered` deliveries at 200 a second
+for 10 seconds, then a burst of 50 redeliveries of one id. Printed: answers by
+status, the receiver's p50/p99 answer time (target p99 under 50 ms), and
+whether every delivery was recorded once and handled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from datetime import date
+from pathlib import Path
+
+import httpx
+
+from certsync.sandbox import Sandbox, SandboxState, generate
+from certsync.service.signature import sign
+
+SECRET = "whsec_bench_secret"  # noqa: S105 - the benchmark's own sandbox
+RATE, SECONDS, BURST = 200, 10, 50
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def delivery(user: int, delivery_id: str | None = None) -> bytes:
+    return json.dumps(
+        {
+            "id": delivery_id or str(uuid.uuid4()),
+            "event": "monotree.user.registered",
+            "version": "v1",
+            "timestamp": int(time.time()),
+            "payload": {"id": user, "email": f"load{user}@example.com"},
+        }
+    ).encode()
+
+
+def main() -> None:
+    state = SandboxState(rate_limit=None)
+    world = generate(state, users=3400, types=20, seed=7, today=date.today(), per_user=3)
+    with tempfile.TemporaryDirectory() as tmp, Sandbox(state) as sandbox:
+        folder = Path(tmp)
+        (folder / "m.toml").write_text(world.mapping_toml)
+        hook, health = free_port(), free_port()
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("CERTSYNC_")},
+            **sandbox.env(),
+            "CERTSYNC_MAPPINGS_FILE": str(folder / "m.toml"),
+            "CERTSYNC_DATABASE_URL": f"sqlite:///{folder / 'c.db'}",
+            "CERTSYNC_SCHEDULE__INTERVAL": os.environ.get("BENCH_INTERVAL", "1"),
+            "CERTSYNC_HTTP__HOST": "127.0.0.1",
+            "CERTSYNC_HTTP__PORT": str(health),
+            "CERTSYNC_WEBHOOK__HOST": "127.0.0.1",
+            "CERTSYNC_WEBHOOK__PORT": str(hook),
+            "CERTSYNC_WEBHOOK__SECRETS": SECRET,
+            "CERTSYNC_LOG_LEVEL": "warning",
+        }
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "certsync", "run"], env=env, stderr=subprocess.DEVNULL
+        )
+        url = f"http://127.0.0.1:{hook}/webhooks/monotree"
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{health}/healthz").json()["runs"] >= 1:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.2)
+            latencies: list[float] = []
+            statuses: Counter[int] = Counter()
+            lock = threading.Lock()
+
+            def send(body: bytes, client: httpx.Client) -> None:
+                stamp = str(int(time.time()))
+                headers = {"Timestamp": stamp, "Signature": sign(SECRET, stamp, body)}
+                started = time.perf_counter()
+                status = client.post(url, content=body, headers=headers).status_code
+                with lock:
+                    latencies.append(time.perf_counter() - started)
+                    statuses[status] += 1
+
+            # Users no mapping names (ids past the world): recorded and handled, no sync each.
+            users = iter(range(500_000, 500_000 + RATE * SECONDS))
+            with httpx.Client(timeout=10) as client:
+                began = time.monotonic()
+                for tick in range(RATE * SECONDS):
+                    target = began + tick / RATE
+                    time.sleep(max(0.0, target - time.monotonic()))
+                    threading.Thread(target=send, args=(delivery(next(users)), client)).start()
+                burst = delivery(world.monotree_ids[0], "burst-1")
+                threads = [
+                    threading.Thread(target=send, args=(burst, client)) for _ in range(BURST)
+                ]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+                time.sleep(2)
+            handled_by = time.monotonic() + 60
+            db = folder / "c.db"
+            rows: dict[str, int] = {}
+            while time.monotonic() < handled_by:
+                with sqlite3.connect(db) as con:
+                    rows = dict(
+                        con.execute("SELECT state, COUNT(*) FROM webhook_delivery GROUP BY state")
+                    )
+                if not rows.get("received"):
+                    break
+                time.sleep(0.5)
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            daemon.wait(timeout=60)
+    ordered = sorted(latencies)
+    p99 = ordered[int(len(ordered) * 0.99) - 1]
+    total = sum(rows.values())
+    print(f"webhooks: {RATE}/s for {SECONDS} s, then {BURST} redeliveries of one id")
+    print(f"  answers by status: {dict(sorted(statuses.items()))}")
+    print(
+        f"  answer time: p50 {statistics.median(ordered) * 1000:.1f} ms, "
+        f"p99 {p99 * 1000:.1f} ms (target under 50 ms while cycles run)"
+    )
+    print(
+        f"  deliveries recorded: {total} of {RATE * SECONDS + 1} distinct "
+        f"({'none lost' if total == RATE * SECONDS + 1 else 'LOST SOME'}); by state {rows}"
+    )
+    print(f"  5xx answers: {sum(n for s, n in statuses.items() if s >= 500)}")
+
+
+if __name__ == "__main__":
+    main()

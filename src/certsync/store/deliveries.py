@@ -1,0 +1,77 @@
+"""Webhook deliveries: recorded before the receiver answers, handled by the cycle runner."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from certsync.store.db import Db, table_of, translated
+from certsync.store.lock import utcnow
+from certsync.store.tables import WebhookDeliveryRow
+
+_D = table_of(WebhookDeliveryRow)
+KEEP = timedelta(hours=24)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    id: str
+    event: str
+    user_id: int | None
+    email: str | None
+    received_at: datetime
+    state: str
+    run_id: str | None = None
+
+
+class Deliveries:
+    def __init__(self, db: Db) -> None:
+        self._db = db
+
+    def record(self, delivery_id: str, event: str, user_id: int | None, email: str | None) -> bool:
+        """Keep a delivery; False when its id was seen in the last day (a redelivery)."""
+        now = utcnow()
+        self._db.require_current()
+        with translated("could not be written"), self._db.engine.begin() as conn:
+            conn.execute(delete(_D).where(_D.c.received_at < now - KEEP))
+            try:
+                with conn.begin_nested():
+                    conn.execute(
+                        insert(_D).values(
+                            id=delivery_id,
+                            event=event,
+                            user_id=user_id,
+                            email=email,
+                            received_at=now,
+                            state="received",
+                        )
+                    )
+            except IntegrityError:
+                return False
+        return True
+
+    def get(self, delivery_id: str) -> Delivery | None:
+        with self._db.read() as conn:
+            r = conn.execute(select(_D).where(_D.c.id == delivery_id)).first()
+        if r is None:
+            return None
+        return Delivery(r.id, r.event, r.user_id, r.email, r.received_at, r.state, r.run_id)
+
+    def waiting(self) -> list[str]:
+        """Deliveries received and not handled yet (a restart picks them up)."""
+        with self._db.read() as conn:
+            rows = conn.execute(
+                select(_D.c.id).where(_D.c.state == "received").order_by(_D.c.received_at)
+            )
+            return [r for (r,) in rows]
+
+    def handled(self, delivery_id: str, state: str, run_id: str | None = None) -> None:
+        with self._db.write() as conn:
+            conn.execute(
+                update(_D)
+                .where(_D.c.id == delivery_id)
+                .values(state=state, handled_at=utcnow(), run_id=run_id)
+            )
