@@ -127,6 +127,7 @@ def test_a_store_of_the_release_before_alembic_upgrades_without_losing_a_row(
         "journal_item": 1,  # added by 0007, made from the journal's one assign
         "held_plan": 0,  # added by 0008, empty until the guard holds revocations back
         "held_revoke": 0,
+        "webhook_delivery": 0,  # added by 0009
     }
     s = Store(f"sqlite:///{path}")
     assert s.is_current and s.upgrade() is None

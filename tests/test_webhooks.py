@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import time
 from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,12 +22,13 @@ from pydantic import SecretStr
 
 from certsync.redaction import Redactor
 from certsync.sandbox import SandboxState, World, generate
+from certsync.service.inbox import Inbox
 from certsync.service.metrics import Metrics
 from certsync.service.signature import sign
 from certsync.service.webhooks import Secrets, webhook_app
 from certsync.settings import WebhookSettings
 from certsync.store import Store
-from tests.conftest import Cli, free_port, metric_sum, wait_for
+from tests.conftest import CERTSYNC, Cli, clean_env, free_port, metric_sum, wait_for
 
 OLD, NEW = "whsec_old_3f9a", "whsec_new_77c1"
 NOW = 1_800_000_000.0
@@ -56,13 +59,8 @@ class Receiver:
         self.handed: list[str] = []
         self.metrics = Metrics()
         secrets = Secrets(WebhookSettings(secrets=SecretStr(f"{OLD},{NEW}")), Redactor())
-        app = webhook_app(
-            secrets,
-            self.store.deliveries.record,
-            self.handed.append,
-            metrics=self.metrics,
-            clock=lambda: NOW,
-        )
+        self.inbox = Inbox(self.store.deliveries.record_many, self.handed.append)
+        app = webhook_app(secrets, self.inbox, metrics=self.metrics, clock=lambda: NOW)
         self.app = app
         self.loop = asyncio.new_event_loop()
         self.client = httpx.AsyncClient(
@@ -288,3 +286,20 @@ def test_the_daemon_refuses_a_webhook_port_without_a_secret(cli: Cli, world_free
 @pytest.fixture
 def world_free(cli: Cli) -> None:
     (cli.cwd / "mappings.toml").write_text("")
+
+
+@pytest.mark.e2e
+def test_the_demo_ends_with_a_new_hire_synced_by_webhook(tmp_path: Path) -> None:
+    """`make demo` runs this: three syncs, then a pending hire registers."""
+    done = subprocess.run(
+        [CERTSYNC, "demo"],
+        check=False,
+        env=clean_env(),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "=== 4. a new hire accepts the Monotree invite ===" in done.stdout
+    assert "demo: converged" in done.stdout

@@ -16,6 +16,7 @@ from certsync.engine.registration import sync_registered
 from certsync.redaction import Redactor
 from certsync.sandbox import MonotreeUser, Sandbox, make_record
 from certsync.service.daemon import Daemon
+from certsync.service.inbox import Inbox
 from certsync.service.serve import ServerThread
 from certsync.service.webhooks import Secrets, webhook_app
 from certsync.settings import Settings, WebhookSettings
@@ -73,7 +74,8 @@ def register_and_wait(
             # No scheduled cycle during the act (a day away): only the webhook's sync runs.
             daemon.schedule.next_at = daemon.clock.now() + 86400
             secrets = Secrets(WebhookSettings(secrets=SecretStr(SECRET)), redactor)
-            app = webhook_app(secrets, store.deliveries.record, daemon.webhook_received)
+            inbox = Inbox(store.deliveries.record_many, daemon.webhook_received)
+            app = webhook_app(secrets, inbox)
             server = ServerThread([(app, 0)])
             server.start()
             runner = threading.Thread(target=daemon.loop, daemon=True)
@@ -105,6 +107,7 @@ def register_and_wait(
                 daemon.request_stop()
                 runner.join(10)
                 server.stop()
+                inbox.close()
     finally:
         store.close()
 

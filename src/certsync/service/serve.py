@@ -41,7 +41,10 @@ class ServerThread:
         server thread dying with a traceback."""
         for port in self._ports:
             family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-            sock = socket.socket(family, socket.SOCK_STREAM)
+            # IPPROTO_TCP spelled out: asyncio sets TCP_NODELAY on the accepted connections
+            # only then; without it every answer on a kept-alive connection waits 40 ms
+            # for the client's delayed ACK (headers and body are two writes).
+            sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind((self.host, port))

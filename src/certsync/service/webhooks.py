@@ -2,13 +2,14 @@
 
 It answers in milliseconds and does no sync itself: a delivery is checked
 (signature over the raw body, timestamp window, size, shape), recorded in the
-store (a redelivery of a known id is recognised and does nothing), and handed
-to the cycle runner. Every refusal is a bare status: nothing is said to a
+store through the inbox (a redelivery of a known id is recognised and does
+nothing), and handed to the cycle runner. Every refusal is a bare status: nothing is said to a
 sender that cannot prove it holds the secret.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,13 +17,13 @@ from typing import TYPE_CHECKING
 
 import structlog
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from certsync.redaction import Redactor
 from certsync.service.envelope import REGISTERED, Malformed, parse
+from certsync.service.inbox import Inbox
 from certsync.service.signature import Check, check
 from certsync.settings import WebhookSettings
 
@@ -32,8 +33,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger("certsync.service.webhooks")
 
 MAX_BODY = 64 * 1024
-# (delivery id, event, user id, email) -> False for a redelivery.
-Record = Callable[[str, str, int | None, str | None], bool]
 
 
 class Secrets:
@@ -75,14 +74,12 @@ def _answer(status: int, outcome: str, metrics: Metrics | None) -> Response:
 
 def webhook_app(
     secrets: Secrets,
-    record: Record,
-    handle: Callable[[str], None],
+    inbox: Inbox,
     *,
     metrics: Metrics | None = None,
     clock: Callable[[], float] = time.time,
 ) -> Starlette:
-    """`record` keeps a delivery (in a worker thread: it writes to the store), `handle`
-    hands its id to the cycle runner."""
+    """`inbox` keeps each delivery in the store and hands a new one to the cycle runner."""
 
     async def receive(request: Request) -> Response:
         length = request.headers.get("content-length", "")
@@ -104,12 +101,9 @@ def webhook_app(
             return _answer(400, "malformed", metrics)
         if envelope.event != REGISTERED:
             return _answer(202, "ignored", metrics)
-        new = await run_in_threadpool(
-            record, envelope.id, envelope.event, envelope.user_id, envelope.email
-        )
-        if not new:
+        kept = inbox.submit((envelope.id, envelope.event, envelope.user_id, envelope.email))
+        if not await asyncio.wrap_future(kept):
             return _answer(200, "duplicate", metrics)
-        handle(envelope.id)
         log.info("webhook.accepted", delivery=envelope.id, user=envelope.user_id)
         return _answer(202, "accepted", metrics)
 

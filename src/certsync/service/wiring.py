@@ -20,6 +20,7 @@ from certsync.redaction import Redactor
 from certsync.service.admin import AdminToken, Lookups, admin_routes
 from certsync.service.daemon import Daemon
 from certsync.service.health import health_app
+from certsync.service.inbox import Inbox
 from certsync.service.serve import ServerThread
 from certsync.service.webhooks import Secrets, webhook_app
 from certsync.settings import Settings, api_problems, settings_message
@@ -90,9 +91,8 @@ def run_daemon(settings: Settings, redactor: Redactor) -> bool:
         server = _serve(settings, daemon, store, redactor)
         if server is not None:
             stack.callback(server.stop)
-        receiver = _receive(settings, daemon, store, redactor)
+        receiver = _receive(settings, daemon, store, redactor, stack)
         if receiver is not None:
-            stack.callback(receiver.stop)
             # Deliveries recorded before a stop or a crash are handled now.
             for waiting in store.deliveries.waiting():
                 daemon.webhook_received(waiting)
@@ -146,7 +146,7 @@ def _serve(
 
 
 def _receive(
-    settings: Settings, daemon: Daemon, store: Store, redactor: Redactor
+    settings: Settings, daemon: Daemon, store: Store, redactor: Redactor, stack: ExitStack
 ) -> ServerThread | None:
     listener = settings.webhook
     if not listener.port:
@@ -157,14 +157,15 @@ def _receive(
             "CERTSYNC_WEBHOOK__PORT is set but no secret is: set CERTSYNC_WEBHOOK__SECRETS "
             "or CERTSYNC_WEBHOOK__SECRETS_FILE (the secret Monotree signs deliveries with)"
         )
-    app = webhook_app(
-        secrets, store.deliveries.record, daemon.webhook_received, metrics=daemon.metrics
-    )
+    inbox = Inbox(store.deliveries.record_many, daemon.webhook_received)
+    stack.callback(inbox.close)
+    app = webhook_app(secrets, inbox, metrics=daemon.metrics)
     server = ServerThread([(app, listener.port)], host=listener.host)
     try:
         server.start()
     except RuntimeError as exc:
         raise ConfigError(f"webhook listener on {listener.host}:{listener.port}: {exc}") from None
+    stack.callback(server.stop)  # closed before the inbox: no request is left waiting
     return server
 
 

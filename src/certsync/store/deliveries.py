@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from certsync.errors import StoreError
 from certsync.store.db import Db, table_of, translated
 from certsync.store.lock import utcnow
 from certsync.store.tables import WebhookDeliveryRow
 
 _D = table_of(WebhookDeliveryRow)
 KEEP = timedelta(hours=24)
+# (delivery id, event, Monotree user id, email)
+Received = tuple[str, str, int | None, str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +56,39 @@ class Deliveries:
             except IntegrityError:
                 return False
         return True
+
+    def record_many(self, items: Sequence[Received]) -> list[bool]:
+        """Keep several deliveries in one transaction (the receiver groups those that
+        arrive together); for each, False when its id was already seen (a redelivery)."""
+        now = utcnow()
+        ids = sorted({i[0] for i in items})
+        self._db.require_current()
+        try:
+            with translated("could not be written"), self._db.engine.begin() as conn:
+                conn.execute(delete(_D).where(_D.c.received_at < now - KEEP))
+                seen = {r for (r,) in conn.execute(select(_D.c.id).where(_D.c.id.in_(ids)))}
+                fresh, rows = [], []
+                for delivery_id, event, user_id, email in items:
+                    fresh.append(delivery_id not in seen)
+                    if delivery_id in seen:
+                        continue
+                    seen.add(delivery_id)
+                    rows.append(
+                        {
+                            "id": delivery_id,
+                            "event": event,
+                            "user_id": user_id,
+                            "email": email,
+                            "received_at": now,
+                            "state": "received",
+                        }
+                    )
+                if rows:
+                    conn.execute(insert(_D), rows)
+            return fresh
+        except StoreError:
+            # Another writer took one of these ids meanwhile: one at a time, then.
+            return [self.record(*item) for item in items]
 
     def get(self, delivery_id: str) -> Delivery | None:
         with self._db.read() as conn:
