@@ -151,6 +151,26 @@ def test_request_run_runs_at_once_within_its_scope() -> None:
     assert daemon.run_pending() is None  # nothing else is due
 
 
+def test_a_stream_of_requests_never_starves_the_scheduled_cycle() -> None:
+    """Webhooks keep coming: a due cycle still runs, then the requests in their order."""
+    daemon, clock, cycle = make([])
+    run_until(daemon, clock, 1)
+    for user in (501, 502, 503):
+        daemon.request_run("webhook", Scope.of_users([user]))
+    daemon.run_pending()  # one request
+    clock.t = daemon.schedule.next_at  # the interval is up
+    daemon.run_pending()
+    assert cycle.seen[-1].scope.is_everything  # the scheduled cycle went first
+    daemon.run_pending()
+    daemon.run_pending()
+    assert [o.scope.users for o in cycle.seen[1:]] == [
+        frozenset({501}),
+        None,
+        frozenset({502}),
+        frozenset({503}),
+    ]
+
+
 def test_a_scoped_request_before_the_first_success_does_not_count_as_full() -> None:
     daemon, clock, cycle = make(["error"])
     daemon.run_pending()

@@ -113,12 +113,13 @@ class Schedule:
         self.wake.set()
 
     def take(self) -> RunRequest | None:
-        """The next cycle to run now, if any: a request first, else the schedule when due."""
+        """The next cycle to run now, if any: the scheduled one when it is due, else the
+        oldest request. A stream of requests (webhooks) never starves the schedule."""
+        if self._clock.now() >= self.next_at:
+            return RunRequest("schedule")
         with self._lock:
             if self._requests:
                 return self._requests.popleft()
-        if self._clock.now() >= self.next_at:
-            return RunRequest("schedule")
         return None
 
     def seconds_to_next(self) -> float:
