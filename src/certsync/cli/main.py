@@ -31,7 +31,7 @@ from certsync.cli.exit_codes import (
 )
 from certsync.cli.explain import cmd_explain
 from certsync.cli.parser import build_parser
-from certsync.cli.render import render_table, to_json
+from certsync.cli.render import write_report
 from certsync.cli.review import cmd_apply, cmd_approve, cmd_reject, save_plan
 from certsync.cli.suggest import cmd_suggest
 from certsync.cli.terminal import StatusLine
@@ -106,13 +106,9 @@ def cmd_sync(args: argparse.Namespace, settings: Settings, out: TextIO, redactor
         store.close()
     if getattr(args, "out", None) is not None and report.error is None:
         save_plan(args.out, report)
-    if args.format == "json":
-        json.dump(to_json(report), out, indent=2, default=str)
-        out.write("\n")
-    else:
-        out.write(render_table(report) + "\n")
-        if getattr(args, "out", None) is not None and report.error is None:
-            out.write(f"Saved to {args.out}: `certsync apply {args.out}` sends exactly this.\n")
+    write_report(report, args.format, out)
+    if args.format != "json" and getattr(args, "out", None) is not None and report.error is None:
+        out.write(f"Saved to {args.out}: `certsync apply {args.out}` sends exactly this.\n")
     return exit_codes.for_report(report)
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import asdict
-from typing import Any
+from typing import Any, TextIO
 
 from certsync.cli import exit_codes
 from certsync.engine.report import SyncReport
@@ -242,3 +243,12 @@ class _Names:
     def mapped_from(self, cert: int) -> str:
         keys = self._report.type_keys.get(cert, [])
         return f"(mapped from {', '.join(repr(k) for k in keys)})" if keys else ""
+
+
+def write_report(report: SyncReport, fmt: str, out: TextIO) -> None:
+    """The report as the person asked for it: one JSON document, or the table."""
+    if fmt == "json":
+        json.dump(to_json(report), out, indent=2, default=str)
+        out.write("\n")
+    else:
+        out.write(render_table(report) + "\n")

@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 from certsync import __version__
 from certsync.cli import exit_codes
-from certsync.cli.render import render_table, to_json
+from certsync.cli.render import write_report
 from certsync.clients.session import open_clients
 from certsync.engine.approval import approve_held, reject_held
 from certsync.engine.cycle import run_sync
@@ -39,14 +39,6 @@ def decider(name: str | None) -> str:
         return "unknown"
 
 
-def _print(report: SyncReport, args: argparse.Namespace, out: TextIO) -> None:
-    if args.format == "json":
-        json.dump(to_json(report), out, indent=2, default=str)
-        out.write("\n")
-    else:
-        out.write(render_table(report) + "\n")
-
-
 def cmd_approve(args: argparse.Namespace, settings: Settings, out: TextIO, r: Redactor) -> int:
     check_config(settings)
     store = Store(settings.database_url)
@@ -63,7 +55,7 @@ def cmd_approve(args: argparse.Namespace, settings: Settings, out: TextIO, r: Re
             )
     finally:
         store.close()
-    _print(report, args, out)
+    write_report(report, args.format, out)
     return exit_codes.for_report(report)
 
 
@@ -160,7 +152,7 @@ def cmd_apply(args: argparse.Namespace, settings: Settings, out: TextIO, r: Reda
             )
     finally:
         store.close()
-    _print(report, args, out)
+    write_report(report, args.format, out)
     if args.format != "json" and report.error is None:
         same = report.digests and report.digests == dict(saved_digests)
         out.write(
