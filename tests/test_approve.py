@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from certsync.sandbox import SandboxState, World, generate
+from certsync.sandbox import Fault, SandboxState, World, generate
 from tests.conftest import Cli, metric_sum, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -88,7 +88,7 @@ def test_approve_sends_exactly_the_held_set_checked_afresh(
     assert [(r["certificate_id"], r["user_id"]) for r in after["plan"]["revoke"]] == [later]
 
 
-def test_reject_drops_them_and_a_later_full_run_supersedes(
+def test_reject_drops_them_and_a_later_run_supersedes(
     cli: Cli, sandbox_state: SandboxState, world: World
 ) -> None:
     run_id = hold_forty(cli, sandbox_state)
@@ -103,9 +103,14 @@ def test_reject_drops_them_and_a_later_full_run_supersedes(
     assert held_again.returncode == 3
     newer = json.loads(cli("status", "--format", "json").stdout)[0]
     assert newer["held_back_waiting"] == 40
-    assert cli("sync", "--full").returncode == 3  # and the full run after it supersedes it
+    # The same 40 held back again: the plan keeps its id, an operator may be reading it.
+    assert cli("sync").returncode == 3
+    assert f"certsync approve {newer['id']}" in cli("status").stdout
+    set_status(sandbox_state, [0], "active")  # now 39: another plan, the old one superseded
+    assert cli("sync").returncode == 3
     gone = cli("approve", newer["id"])
     assert gone.returncode == 1 and "was already superseded" in gone.stderr
+    assert cli("status").stdout.count("waiting for a decision") == 1
 
 
 def test_a_saved_plan_is_applied_exactly_or_refused_when_stale(
@@ -148,13 +153,12 @@ def test_the_admin_api_lists_and_approves_held_plans_with_its_token(
     wait_for(lambda: httpx.get(f"{base}/healthz").json()["runs"] >= 1, what="the first cycle")
     assert httpx.get(f"{base}/plans/held").status_code == 401
     listed = httpx.get(f"{base}/plans/held", headers=auth).json()
-    assert [(p["run_id"], p["revocations"]) for p in listed][-1][1] == 40
-    newest = listed[-1]["run_id"]  # the daemon's own first cycle held them back again
+    # The daemon's first cycle held the same 40 back: the plan kept its id.
+    assert [(p["run_id"], p["revocations"]) for p in listed] == [(run_id, 40)]
     assert metric_sum(httpx.get(f"{base}/metrics").text, "certsync_held_back_revocations") == 40
-    assert httpx.post(f"{base}/plans/{newest}/approve").status_code == 401
+    assert httpx.post(f"{base}/plans/{run_id}/approve").status_code == 401
     assert httpx.post(f"{base}/plans/nope/approve", headers=auth).status_code == 404
-    assert httpx.post(f"{base}/plans/{run_id}/approve", headers=auth).status_code == 409
-    accepted = httpx.post(f"{base}/plans/{newest}/approve", json={"by": "carol"}, headers=auth)
+    accepted = httpx.post(f"{base}/plans/{run_id}/approve", json={"by": "carol"}, headers=auth)
     assert accepted.status_code == 202, accepted.text
     ticket = accepted.json()["id"]
 
@@ -167,6 +171,31 @@ def test_the_admin_api_lists_and_approves_held_plans_with_its_token(
     assert (run["state"], run["outcome"], run["counts"]["revoke"]) == ("done", "converged", 40)
     assert httpx.get(f"{base}/plans/held", headers=auth).json() == []
     assert metric_sum(httpx.get(f"{base}/metrics").text, "certsync_held_back_revocations") == 0
+    again = httpx.post(f"{base}/plans/{run_id}/approve", headers=auth)
+    assert again.status_code == 409 and again.json()["decided_by"] == "carol"
     proc.terminate()
     _, stderr = proc.communicate(timeout=30)
     assert ADMIN not in stderr
+
+
+def test_an_approval_that_fails_some_stays_held_and_a_second_sends_the_rest(
+    cli: Cli, sandbox_state: SandboxState, world: World
+) -> None:
+    run_id = hold_forty(cli, sandbox_state)
+    # Monotree refuses every reset of the first template, down to each single user.
+    sandbox_state.script(
+        Fault(rf"POST .*/certificates/{world.template_ids[0]}/reset", "status", 422, times=999)
+    )
+    first = cli("approve", run_id, "--format", "json")
+    assert first.returncode == 1, first.stderr[-2000:]
+    sent = json.loads(first.stdout)
+    assert sent["counts"]["failed_requests"] > 0 and sent["outcome"] == "partial"
+    with sandbox_state.lock:
+        sandbox_state.scripted.clear()
+    assert f"40 revocation(s) held back by run {run_id}" in cli("status").stdout  # still held
+    second = cli("approve", run_id, "--format", "json")
+    assert second.returncode == 0, second.stderr[-2000:]
+    rest = json.loads(second.stdout)
+    assert rest["counts"]["revoke"] + rest["counts"]["skipped"] == 40
+    assert rest["counts"]["revoke"] > 0 and rest["counts"]["skipped"] > 0  # the done ones
+    assert "waiting for a decision" not in cli("status").stdout

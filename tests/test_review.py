@@ -131,6 +131,9 @@ def test_what_is_sent_never_exceeds_what_was_reviewed(
     if mode == "apply" and skipped:
         with pytest.raises(StalePlanError):
             reviewed_decision(reviewed, fresh, observation, chunk_size=50, notify=False)
+    else:
+        decision, _ = reviewed_decision(reviewed, fresh, observation, chunk_size=50, notify=False)
+        assert decision.plan == sent
 
 
 def test_digests_change_with_what_a_plan_reads_and_only_then() -> None:
@@ -155,7 +158,10 @@ def test_held_plans_are_kept_decided_once_and_superseded() -> None:
         store.held.open_for_decision("nope")
 
     second = store.journal.start_run("incremental")
-    store.held.keep(second, "again", R[:1], {})
+    assert store.held.keep(second, "again", R[:1], {}) == second
+    third = store.journal.start_run("incremental")
+    assert store.held.keep(third, "the same pairs", R[:1], {}) == second  # its id kept
+    assert store.held.supersede(by_run=third, keep=second) == 0
     later = store.journal.start_run("full")
     assert store.held.supersede(by_run=later) == 1
     assert store.held.pending() == [] and store.held.pending_count() == 0

@@ -56,7 +56,7 @@ def find_person(
         return m.monotree if m.monotree is not None else users_by_email.get(email_of(m))
 
     monotree: int | None
-    if text.isdigit():
+    if text.isascii() and text.isdigit() and len(text) < 12:
         monotree = int(text)
         chosen = [m for m in mappings if monotree_of(m) == monotree]
     elif "@" in text:
@@ -71,7 +71,7 @@ def find_person(
         chosen = [m for m in mappings if m.natecosmic == text]
         monotree = next((i for i in map(monotree_of, chosen) if i is not None), None)
     natecosmic = tuple(sorted({m.natecosmic for m in chosen}))
-    if not natecosmic and not text.isdigit() and "@" not in text:
+    if not natecosmic and monotree is None and "@" not in text:
         natecosmic = (text,)  # a Natecosmic id no mapping names: explained as unmapped
     pending = None
     if monotree is None:

@@ -80,7 +80,7 @@ def cmd_journal(args: argparse.Namespace, settings: Settings, out: TextIO, r: Re
     finally:
         store.close()
     out.write(
-        f"pruned runs that ended before {before:%Y-%m-%d %H:%M} UTC: {pruned.runs} run(s), "
+        f"pruned finished runs started before {before:%Y-%m-%d %H:%M} UTC: {pruned.runs} run(s), "
         f"{pruned.journal_entries} journal entr(ies), {pruned.items} item(s); "
         "ownership kept\n"
     )

@@ -5,10 +5,11 @@ admin API both come here."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from certsync.clients.session import Clients
 from certsync.engine.cycle import run_sync
-from certsync.engine.report import SyncOptions, SyncReport
+from certsync.engine.report import Outcome, SyncOptions, SyncReport
 from certsync.engine.review import Reviewed
 from certsync.engine.scope import Scope
 from certsync.settings import Settings
@@ -26,22 +27,40 @@ def approve_held(
     should_stop: Callable[[], bool] = lambda: False,
 ) -> SyncReport:
     """Send the held-back revocations of `run_id` that a fresh plan still makes, each
-    read afresh first; record the approval, who gave it, and each pair's outcome."""
+    read afresh first. Under the writer lock, with the run: the plan must still be held
+    when it starts, and the approval is recorded before the lock is let go, only when
+    every pair was revoked or skipped. A run that failed some or stopped leaves the plan
+    held, so approving it again sends what is left."""
     held = store.held.open_for_decision(run_id)
     reviewed = Reviewed.held(held.revokes)
     options = SyncOptions(
-        dry_run=dry_run, scope=Scope.of_templates(reviewed.templates), review=reviewed
+        dry_run=dry_run,
+        scope=Scope.of_templates(reviewed.templates),
+        review=reviewed,
+        under_lock=_Approval(run_id, held, by),
     )
-    report = run_sync(settings, store, clients, options, should_stop=should_stop)
-    if not dry_run and report.error is None:
+    return run_sync(settings, store, clients, options, should_stop=should_stop)
+
+
+@dataclass(frozen=True)
+class _Approval:
+    run_id: str
+    held: HeldPlan
+    by: str
+
+    def before(self, store: Store) -> None:
+        store.held.open_for_decision(self.run_id)  # not decided meanwhile by another
+
+    def after(self, store: Store, report: SyncReport) -> None:
+        if report.outcome is not Outcome.CONVERGED:
+            return
         store.held.decide(
-            run_id,
+            self.run_id,
             "approved",
-            by=by,
+            by=self.by,
             decided_run_id=report.run_id,
-            outcomes=_outcomes(held, report),
+            outcomes=_outcomes(self.held, report),
         )
-    return report
 
 
 def reject_held(settings: Settings, store: Store, run_id: str, *, by: str) -> HeldPlan:
@@ -53,21 +72,13 @@ def reject_held(settings: Settings, store: Store, run_id: str, *, by: str) -> He
 
 
 def _outcomes(held: HeldPlan, report: SyncReport) -> dict[tuple[int, int], tuple[str, str | None]]:
-    failed = {
-        (cert, user)
-        for f in report.result.failures
-        if f.action == "reset"
-        for cert in f.certificate_ids
-        for user in f.user_ids
-    }
+    """Each pair's outcome, for a run that converged: every request it sent succeeded."""
     skipped = {(s.certificate_id, s.user_id): s.why for s in report.skipped}
-    out: dict[tuple[int, int], tuple[str, str | None]] = {}
-    for v in held.revokes:
-        pair = (v.certificate_id, v.user_id)
-        if pair in skipped:
-            out[pair] = ("skipped", skipped[pair])
-        elif pair in failed:
-            out[pair] = ("failed", None)
-        else:
-            out[pair] = ("revoked", None)
-    return out
+    return {
+        (v.certificate_id, v.user_id): (
+            ("skipped", skipped[(v.certificate_id, v.user_id)])
+            if (v.certificate_id, v.user_id) in skipped
+            else ("revoked", None)
+        )
+        for v in held.revokes
+    }

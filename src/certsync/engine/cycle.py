@@ -83,6 +83,8 @@ def run_sync(
             closed, unknown = store.journal.recover()
             if closed or unknown:
                 log.warning("sync.recovered", interrupted_runs=closed, unknown_writes=unknown)
+            if options.under_lock is not None:
+                options.under_lock.before(store)  # e.g. the plan to approve is still held
         now = datetime.now(UTC)
         kind: Kind
         if options.review is not None:
@@ -130,6 +132,8 @@ def run_sync(
                     "the store's writer lease was taken by another certsync during this cycle: "
                     "it stopped before its next write; what was sent is in the journal"
                 )
+            if not dry and options.under_lock is not None:
+                options.under_lock.after(store, report)  # e.g. record the approval
         except CertsyncError as exc:
             report.error, report.failure = str(exc), exc
             log.error("sync.failed", error=str(exc))
@@ -252,16 +256,17 @@ def _cycle(
     held = decision.plan.held_back_kind is HoldBack.MASS_REVOKE and decision.guard_held
     if options.digests or held:
         report.digests = digests(seen)
-    if not dry and report.kind == "full":
-        store.held.supersede(by_run=report.run_id)
-    if not dry and held:
-        store.held.keep(
-            report.run_id,
-            decision.plan.held_back_reason or "",
-            decision.plan.held_back_revokes,
-            report.digests,
-        )
-        report.held_plan = report.run_id
+    if not dry and options.review is None and options.scope.is_everything:
+        # A run for everyone decides afresh: a plan it holds back again keeps its id (an
+        # operator may be reading it); every other plan still held is superseded.
+        if held:
+            report.held_plan = store.held.keep(
+                report.run_id,
+                decision.plan.held_back_reason or "",
+                decision.plan.held_back_revokes,
+                report.digests,
+            )
+        store.held.supersede(by_run=report.run_id, keep=report.held_plan)
     report.timings["plan_cpu_seconds"] = round(time.process_time() - plan_cpu, 4)
     clock.lap("plan_seconds")
     report.user_labels = _user_labels(store, decision.plan, seen.listed_users)

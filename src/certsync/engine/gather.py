@@ -117,7 +117,9 @@ def gather(
             to_read = present + (extra if mappings.policy.revoke_unmapped else [])
         else:
             assert states is not None
-            to_read = [c for c in present if c not in states or states[c].dirty or c in also_read]
+            to_read = [c for c in present if c not in states or states[c].dirty]
+            # What a person reviewed is read afresh, mapped or not (revoke_unmapped).
+            to_read += sorted(c for c in also_read if c in listed and c not in to_read)
         read, gone = read_holders(
             clients.monotree, to_read, concurrency=concurrency, now=now, abandon=abandon
         )

@@ -51,9 +51,9 @@ def sync_registered(
         ),
         should_stop=should_stop,
     )
-    ok = report.error is None and not report.result.failures
+    ok = report.error is None and not report.result.failures and not report.result.stopped
     store.deliveries.handled(delivery_id, "applied" if ok else "failed", report.run_id)
-    if not ok:
+    if not ok or not report.requests:
         return report, None
     waited = (utcnow() - delivery.received_at).total_seconds()
     log.info(

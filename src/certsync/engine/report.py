@@ -5,13 +5,13 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Literal
+from typing import Literal, Protocol
 
 from certsync.engine.review import Reviewed, Skipped
 from certsync.engine.scope import Scope
 from certsync.errors import CertsyncError
 from certsync.models import ApplyResult, Mappings, Plan
-from certsync.store import PullDelta
+from certsync.store import PullDelta, Store
 from certsync.writes import WriteRequest
 
 # "user": a sync scoped to some people (`sync --user`, the daemon's on-demand runs);
@@ -46,6 +46,16 @@ class SyncOptions:
     digests: bool = False
     # A sync of some people may use the pull the last sync kept, if it is no older.
     kept_pull_max_age: float | None = None
+    # Steps that must run under the writer lock with the run (approve's checks).
+    under_lock: UnderLock | None = None
+
+
+class UnderLock(Protocol):
+    def before(self, store: Store) -> None:
+        """Before the run starts; raising ends it with nothing sent."""
+
+    def after(self, store: Store, report: SyncReport) -> None:
+        """After the run's writes, before the lock is let go."""
 
 
 @dataclass

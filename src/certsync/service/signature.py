@@ -38,9 +38,11 @@ def check(headers: Mapping[str, str], body: bytes, secrets: Sequence[str], *, no
         return Check.STALE
     if not math.isfinite(when) or abs(now - when) > WINDOW_SECONDS:
         return Check.STALE
-    given = given.strip().lower()
+    # Bytes, not str: compare_digest refuses a str with characters beyond ASCII, and a
+    # header is whatever the sender put there.
+    given_bytes = given.strip().lower().encode("utf-8", "replace")
     # Every secret is tried, so the time taken does not say which one matched.
     matched = False
     for secret in secrets:
-        matched |= hmac.compare_digest(sign(secret, stamp, body), given)
+        matched |= hmac.compare_digest(sign(secret, stamp, body).encode(), given_bytes)
     return Check.OK if matched else Check.BAD

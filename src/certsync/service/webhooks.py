@@ -69,6 +69,8 @@ class Secrets:
 def _answer(status: int, outcome: str, metrics: Metrics | None) -> Response:
     if metrics is not None:
         metrics.deliveries.labels(outcome).inc()
+    if status == 401:
+        return Response(status_code=401)  # why is for the operator (metrics, log), not the sender
     return JSONResponse({"status": outcome}, status_code=status)
 
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Delete, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from certsync.errors import StoreError
@@ -18,6 +18,11 @@ _D = table_of(WebhookDeliveryRow)
 KEEP = timedelta(hours=24)
 # (delivery id, event, Monotree user id, email)
 Received = tuple[str, str, int | None, str | None]
+
+
+def _forget(now: datetime) -> Delete:
+    """Handled deliveries older than a day; one still waiting is kept until handled."""
+    return delete(_D).where(_D.c.received_at < now - KEEP, _D.c.state != "received")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +45,7 @@ class Deliveries:
         now = utcnow()
         self._db.require_current()
         with translated("could not be written"), self._db.engine.begin() as conn:
-            conn.execute(delete(_D).where(_D.c.received_at < now - KEEP))
+            conn.execute(_forget(now))
             try:
                 with conn.begin_nested():
                     conn.execute(
@@ -65,7 +70,7 @@ class Deliveries:
         self._db.require_current()
         try:
             with translated("could not be written"), self._db.engine.begin() as conn:
-                conn.execute(delete(_D).where(_D.c.received_at < now - KEEP))
+                conn.execute(_forget(now))
                 seen = {r for (r,) in conn.execute(select(_D.c.id).where(_D.c.id.in_(ids)))}
                 fresh, rows = [], []
                 for delivery_id, event, user_id, email in items:

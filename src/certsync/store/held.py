@@ -1,5 +1,6 @@
 """Held-back plans: the revocations the mass-revoke guard stopped, kept under their run
-until a person approves or rejects them, or a later full run supersedes them."""
+until a person approves or rejects them, or a later run that decides otherwise supersedes
+them."""
 
 from __future__ import annotations
 
@@ -43,7 +44,13 @@ class HeldPlans:
 
     def keep(
         self, run_id: str, reason: str, revokes: Iterable[Revoke], digests: Mapping[str, str]
-    ) -> None:
+    ) -> str:
+        """Keep the held-back revocations of `run_id`; the id of the plan that holds them,
+        which is an earlier one still held when it has exactly these pairs."""
+        revokes = tuple(revokes)
+        for plan in self.pending():
+            if set(plan.revokes) == set(revokes):
+                return plan.run_id
         rows = [
             {
                 "run_id": run_id,
@@ -66,13 +73,14 @@ class HeldPlans:
             )
             if rows:
                 conn.execute(insert(_V), rows)
+        return run_id
 
-    def supersede(self, *, by_run: str) -> int:
-        """A full run decided afresh: every plan still held from before it is superseded."""
+    def supersede(self, *, by_run: str, keep: str | None = None) -> int:
+        """A run for everyone decided afresh: every plan still held but `keep` is superseded."""
         with self._db.write() as conn:
             return conn.execute(
                 update(_P)
-                .where(_P.c.status == "held", _P.c.run_id != by_run)
+                .where(_P.c.status == "held", _P.c.run_id != (keep or by_run))
                 .values(status="superseded", decided_at=utcnow(), decided_run_id=by_run)
             ).rowcount
 
