@@ -99,7 +99,7 @@ def test_missing_token_names_every_way_to_give_it() -> None:
         ("CERTSYNC_SCHEDULE__INTERVAL", "soon"),
         ("CERTSYNC_HTTP__PORT", "70000"),
         ("CERTSYNC_MONOTREE__BASE_URL", "ftp://x"),
-        ("CERTSYNC_MONOTREE__BASE_URL", "https://x.monotree.com:99999"),
+        ("CERTSYNC_MONOTREE__BASE_URL", "https://127.0.0.1:99999"),
         ("CERTSYNC_CLIENT__MAX_ATTEMPTS", "0"),
     ],
 )

@@ -64,7 +64,7 @@ class Receiver:
         self.app = app
         self.loop = asyncio.new_event_loop()
         self.client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://receiver"
+            transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1"
         )
 
     def post(self, body: bytes, headers: dict[str, str]) -> httpx.Response:
