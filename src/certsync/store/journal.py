@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import Insert, and_, delete, insert, select, update
 
 from certsync.store.audit import close_items, item_rows, record_items
 from certsync.store.db import Db, delete_pairs, table_of
@@ -23,6 +23,28 @@ _O = table_of(OwnershipRow)
 _H = table_of(HoldingRow)
 _R = table_of(RunRow)
 _J = table_of(JournalRow)
+
+
+def _intent(
+    journal_id: str,
+    *,
+    run_id: str,
+    seq: int,
+    action: str,
+    certificate_ids: list[int],
+    payload: str,
+    at: datetime,
+) -> Insert:
+    """A journal entry as it is written before its request leaves: no outcome yet."""
+    return insert(_J).values(
+        id=journal_id,
+        run_id=run_id,
+        seq=seq,
+        action=action,
+        certificate_ids=json.dumps(certificate_ids),
+        payload=payload,
+        intent_at=at,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,14 +117,14 @@ class Journal:
         at = utcnow()
         with self._db.write() as conn:
             conn.execute(
-                insert(_J).values(
-                    id=journal_id,
+                _intent(
+                    journal_id,
                     run_id=run_id,
                     seq=seq,
                     action=request.action,
-                    certificate_ids=json.dumps(list(request.certificate_ids())),
+                    certificate_ids=list(request.certificate_ids()),
                     payload=json.dumps(request.payload()),
-                    intent_at=at,
+                    at=at,
                 )
             )
             record_items(conn, item_rows(journal_id, run_id, request, at))
@@ -166,16 +188,17 @@ class Journal:
     def record_creation(self, run_id: str, seq: int, payload: Mapping[str, Any]) -> str:
         """Journal a template about to be created (`mappings suggest --create-missing`)."""
         journal_id = f"{run_id}-{seq:05d}"
+        body = json.dumps(dict(payload), sort_keys=True)
         with self._db.write() as conn:
             conn.execute(
-                insert(_J).values(
-                    id=journal_id,
+                _intent(
+                    journal_id,
                     run_id=run_id,
                     seq=seq,
                     action="create-template",
-                    certificate_ids="[]",
-                    payload=json.dumps(dict(payload), sort_keys=True),
-                    intent_at=utcnow(),
+                    certificate_ids=[],
+                    payload=body,
+                    at=utcnow(),
                 )
             )
         return journal_id
