@@ -29,11 +29,9 @@ from certsync.cli.exit_codes import (
     EXIT_INTERRUPTED,
     EXIT_OK,
 )
-from certsync.cli.explain import cmd_explain
 from certsync.cli.parser import build_parser
 from certsync.cli.render import write_report
 from certsync.cli.review import cmd_apply, cmd_approve, cmd_reject, save_plan
-from certsync.cli.suggest import cmd_suggest
 from certsync.cli.terminal import StatusLine
 from certsync.cli.users import NobodyToSyncError, find_people, why_not_synced
 from certsync.engine.cycle import SyncOptions, open_clients, run_sync
@@ -147,7 +145,7 @@ def cmd_mappings(
         )
         return EXIT_OK
     if args.mappings_command == "suggest":
-        return cmd_suggest(args, settings, out, redactor)
+        return _later("certsync.cli.suggest", "cmd_suggest")(args, settings, out, redactor)
     if args.mappings_command == "list":
         store = Store(settings.database_url)
         try:
@@ -263,12 +261,13 @@ def cmd_healthcheck(
 Command = Callable[[argparse.Namespace, Settings, TextIO, Redactor], int]
 
 
-def _serving(name: str) -> Command:
-    """A command of `cli.servers`, imported when it runs: their web stack (about a fifth
-    of a command's start-up) is not loaded for `sync`, `plan` or `status`."""
+def _later(module: str, name: str) -> Command:
+    """A command imported when it runs, so that what only it needs is not loaded for the
+    others: the web stack of `cli.servers` (about a fifth of a command's start-up), the
+    explanation and the title matcher (a twentieth between them)."""
 
     def command(args: argparse.Namespace, settings: Settings, out: TextIO, r: Redactor) -> int:
-        run: Command = getattr(importlib.import_module("certsync.cli.servers"), name)
+        run: Command = getattr(importlib.import_module(module), name)
         return run(args, settings, out, r)
 
     return command
@@ -283,12 +282,12 @@ _COMMANDS: dict[str, Command] = {
     "approve": cmd_approve,
     "reject": cmd_reject,
     "apply": cmd_apply,
-    "explain": cmd_explain,
+    "explain": _later("certsync.cli.explain", "cmd_explain"),
     "journal": cmd_journal,
     "db": cmd_db,
-    "sandbox": _serving("cmd_sandbox"),
-    "demo": _serving("cmd_demo"),
-    "run": _serving("cmd_run"),
+    "sandbox": _later("certsync.cli.servers", "cmd_sandbox"),
+    "demo": _later("certsync.cli.servers", "cmd_demo"),
+    "run": _later("certsync.cli.servers", "cmd_run"),
     "healthcheck": cmd_healthcheck,
 }
 
