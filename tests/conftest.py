@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -23,6 +24,9 @@ from certsync.clients.retry import Timing
 from certsync.redaction import Redactor
 from certsync.sandbox import Sandbox, SandboxState, World
 from certsync.settings import ClientSettings, Settings, load_settings
+
+if TYPE_CHECKING:
+    from tests.postgres import Postgres
 
 NATECOSMIC = "https://api.natecosmic.com"
 MONOTREE = "https://acme.monotree.com"
@@ -56,6 +60,27 @@ class FakeTime:
 @pytest.fixture
 def fake_time() -> FakeTime:
     return FakeTime()
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
+    """A real PostgreSQL, started on first use and always stopped (see tests/postgres.py)."""
+    from tests.postgres import Postgres
+
+    server = Postgres(tmp_path_factory.mktemp("postgres"))
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The store suite runs on both engines: an SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'certsync.db'}"
+    server: Postgres = request.getfixturevalue("postgres")
+    return server.new_database()
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,43 +17,51 @@ from certsync.cli.exit_codes import EXIT_FAILED, for_report
 from certsync.clients.session import open_clients
 from certsync.engine.cycle import run_sync
 from certsync.engine.report import SyncOptions
-from certsync.errors import StopRequested
+from certsync.errors import LeaseLostError, StopRequested
 from certsync.store import Store
 from tests.conftest import MONOTREE, NATECOSMIC, mocked_api_settings
 from tests.test_natecosmic import record
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(f"sqlite:///{tmp_path / 'lease.db'}", lock_lease_seconds=120)
+def store(store_url: str) -> Iterator[Store]:
+    s = Store(store_url, lock_lease_seconds=120)
+    yield s
+    s.close()
 
 
 def leave_lease(store: Store, *, owner: str, pid: int, host: str, age_seconds: int) -> None:
     """A lease row as another process left it, its heartbeat `age_seconds` old by the
     database's own clock."""
+    then = (
+        "datetime('now', :age)"
+        if store.engine.dialect.name == "sqlite"
+        else "now() + CAST(:age AS interval)"
+    )
+    insert = (
+        "INSERT INTO writer_lock (id, owner, pid, host, acquired_at, heartbeat_at) "  # noqa: S608 - `then` is one of two constants
+        f"VALUES (1, :owner, :pid, :host, {then}, {then})"
+    )
     with store.engine.begin() as conn:
         conn.execute(text("DELETE FROM writer_lock"))
         conn.execute(
-            text(
-                "INSERT INTO writer_lock (id, owner, pid, host, acquired_at, heartbeat_at) "
-                "VALUES (1, :owner, :pid, :host, datetime('now', :age), datetime('now', :age))"
-            ),
+            text(insert),
             {"owner": owner, "pid": pid, "host": host, "age": f"-{age_seconds} seconds"},
         )
 
 
-def test_owners_are_random_per_process(store: Store, tmp_path: Path) -> None:
-    other = Store(f"sqlite:///{tmp_path / 'lease.db'}")
+def test_owners_are_random_per_process(store: Store, store_url: str) -> None:
+    other = Store(store_url)
     assert store.lock.owner != other.lock.owner and len(store.lock.owner) == 32
 
 
 def test_a_restarted_container_takes_its_predecessors_lease_once_it_missed_a_beat(
     store: Store,
 ) -> None:
-    """Same hostname, PID 1 again, another owner, silent for 46 s (a beat is 30 s): taken,
-    long before the 120 s lease would run out."""
+    """Same hostname, PID 1 again, another owner, silent for 61 s (a beat is a third of
+    the lease, 40 s): taken, long before the 120 s lease would run out."""
     here = socket.gethostname()
-    leave_lease(store, owner="before-restart", pid=os.getpid(), host=here, age_seconds=46)
+    leave_lease(store, owner="before-restart", pid=os.getpid(), host=here, age_seconds=61)
     assert store.lock.try_acquire() is None
 
 
@@ -138,7 +147,7 @@ def test_a_cycle_that_loses_its_lease_stops_before_its_next_write(tmp_path: Path
     store.close()
     assert assign.call_count == 1  # the second body was never sent
     assert for_report(report) == EXIT_FAILED and report.error is not None
-    assert "writer lease was taken by another certsync" in report.error
+    assert "writer lease was" in report.error
 
 
 @respx.mock
@@ -160,3 +169,63 @@ def test_an_interrupted_run_is_recorded_as_an_error_never_as_converged(tmp_path:
     (last,) = store.journal.recent_runs(1)
     store.close()
     assert (last.outcome, last.error) == ("error", "interrupted: KeyboardInterrupt")
+
+
+def take_over(store: Store) -> None:
+    """Another replica takes the writer lease: a new owner and a new epoch."""
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE writer_lock SET owner = 'replica-b', epoch = epoch + 1"))
+
+
+def test_each_new_holder_gets_a_larger_epoch_and_a_release_keeps_it(
+    store: Store, store_url: str
+) -> None:
+    with store.lock.held(timeout=1):
+        first = store.lock.epoch
+    other = Store(store_url)
+    with other.lock.held(timeout=1):
+        second = other.lock.epoch
+    other.close()
+    with store.lock.held(timeout=1):
+        third = store.lock.epoch
+    assert first is not None and second == first + 1 and third == first + 2
+
+
+def test_a_writer_whose_lease_was_taken_writes_no_row(store: Store) -> None:
+    """Fencing: the journal write of the old holder fails in its own transaction, whatever
+    its clock says, and the database holds nothing of it."""
+    with store.lock.held(timeout=1):
+        run = store.journal.start_run("incremental")
+        take_over(store)
+        with pytest.raises(LeaseLostError, match="refused"):
+            store.journal.start_run("incremental")
+        assert store.lock.lost.is_set() and not store.lock.valid()
+    assert [r.id for r in store.journal.recent_runs(5)] == [run]
+    with store.engine.connect() as conn:  # the other replica's lease was left alone
+        assert conn.execute(text("SELECT owner FROM writer_lock")).scalar() == "replica-b"
+
+
+def test_a_standby_records_a_webhook_while_another_replica_holds_the_lease(
+    store: Store, store_url: str
+) -> None:
+    """Any replica may receive a delivery: recording it is not a write of a cycle."""
+    leader = Store(store_url)
+    assert leader.lock.try_acquire() is None
+    assert store.deliveries.record("d-1", "monotree.user.registered", 7, None) is True
+    assert store.deliveries.waiting() == ["d-1"]
+    leader.close()
+
+
+def test_a_lease_not_renewed_in_time_is_not_valid_for_a_write(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Paused past its renewal (SIGSTOP, a database out of reach): no write request may be
+    sent, even before anyone else took the lease."""
+    clock = [1000.0]
+    monkeypatch.setattr("certsync.store.lock.time.monotonic", lambda: clock[0])
+    assert store.lock.try_acquire() is None and store.lock.valid()
+    clock[0] += 120 - 40 - 1  # a lease of 120 s, renewed every 40 s: one beat missed
+    assert store.lock.valid()
+    clock[0] += 2
+    assert not store.lock.valid()
+    assert store.lock.heartbeat() is True and store.lock.valid()

@@ -13,6 +13,7 @@ import sys
 import textwrap
 import time
 import zlib
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -38,13 +39,16 @@ from certsync.store.snapshot import _legacy_digest
 from certsync.store.tables import metadata
 from certsync.writes import AssignItem, AssignRequest, ResetRequest
 from tests.conftest import CERTSYNC, clean_env
+from tests.postgres import Postgres
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(f"sqlite:///{tmp_path / 'certsync.db'}")
+def store(store_url: str) -> Iterator[Store]:
+    s = Store(store_url)
+    yield s
+    s.close()
 
 
 def mapping_file(
@@ -490,9 +494,9 @@ HOLDER = textwrap.dedent(
 )
 
 
-def test_two_processes_contend_for_the_writer_lock(tmp_path: Path) -> None:
+def test_two_processes_contend_for_the_writer_lock(store_url: str) -> None:
     """While one process holds the lock, another waits up to its bound, then fails clearly."""
-    url = f"sqlite:///{tmp_path / 'c.db'}"
+    url = store_url
     Store(url).close()
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLDER, url, "3"], stdout=subprocess.PIPE, text=True
@@ -514,9 +518,9 @@ def test_two_processes_contend_for_the_writer_lock(tmp_path: Path) -> None:
         holder.kill()
 
 
-def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path: Path) -> None:
+def test_a_lock_left_by_a_killed_process_is_taken_over(store_url: str) -> None:
     """A holder killed with SIGKILL leaves its row behind; the next process takes it over safely."""
-    url = f"sqlite:///{tmp_path / 'k.db'}"
+    url = store_url
     Store(url).close()
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLDER, url, "60"], stdout=subprocess.PIPE, text=True
@@ -526,7 +530,9 @@ def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path: Path) -> None:
     holder.wait()
     s = Store(url)
     with s.lock.held(timeout=2), s.engine.connect() as conn:
-        assert conn.exec_driver_sql("SELECT pid FROM writer_lock").scalar() == os.getpid()
+        row = conn.exec_driver_sql("SELECT pid, epoch FROM writer_lock WHERE id = 1").one()
+    s.close()
+    assert row.pid == os.getpid() and row.epoch == 2  # a new holder: a new fencing epoch
 
 
 def test_db_upgrade_is_the_command_that_moves_an_older_store(tmp_path: Path) -> None:
@@ -548,3 +554,29 @@ def test_db_upgrade_is_the_command_that_moves_an_older_store(tmp_path: Path) -> 
     again = certsync("db", "upgrade")
     assert again.stdout == f"the store is at the latest schema ({schema.head()})\n"
     assert "run-v1" in certsync("status").stdout
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://certsync:s3cr3t-pw@/certsync?host=/nonexistent-socket-dir",
+        "postgres://certsync:s3cr3t-pw@/certsync?host=/nonexistent-socket-dir",
+        "mysql://certsync:s3cr3t-pw@db/certsync",
+        "certsync:s3cr3t-pw@db/certsync",
+    ],
+)
+def test_a_database_url_with_a_password_is_never_echoed(url: str) -> None:
+    """A server out of reach, a kind certsync does not use, or no URL at all: the error
+    names the setting, never the password."""
+    with pytest.raises(StoreError) as caught:
+        Store(url).close()
+    message = str(caught.value)
+    assert "s3cr3t-pw" not in message and message.startswith(("the store", "cannot use"))
+
+
+def test_postgres_urls_need_no_driver_name(postgres: Postgres) -> None:
+    """`postgresql://` as a provider gives it is read as psycopg 3, the driver certsync ships."""
+    url = postgres.new_database().replace("postgresql+psycopg://", "postgresql://")
+    s = Store(url)
+    assert s.schema_revision() == schema.head() and "postgresql+psycopg" in s.shown
+    s.close()

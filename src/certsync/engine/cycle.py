@@ -110,11 +110,13 @@ def run_sync(
                 summary = store.mappings.import_file(mapping_file, prune=True)
                 if summary.changed:
                     log.info("mappings.imported", **_summary_fields(summary))
-            lease_lost = store.lock.lost
+            lease = store.lock
 
             def stopping() -> bool:
-                # A lost lease stops the cycle before its next write, as a stop does.
-                return should_stop() or (not dry and lease_lost.is_set())
+                # A lease lost, or not renewed in time (this process was paused, or the
+                # database unreachable), stops the cycle before its next write, as a stop
+                # does: by then another replica may have taken over.
+                return should_stop() or (not dry and not lease.valid())
 
             _cycle(
                 settings=settings,
@@ -127,10 +129,11 @@ def run_sync(
                 say=say,
                 should_stop=stopping,
             )
-            if not dry and lease_lost.is_set():
+            if not dry and not lease.valid():
                 raise LeaseLostError(
-                    "the store's writer lease was taken by another certsync during this cycle: "
-                    "it stopped before its next write; what was sent is in the journal"
+                    "the store's writer lease was lost during this cycle (taken by another "
+                    "certsync, or not renewed in time): it stopped before its next write; "
+                    "what was sent is in the journal"
                 )
             if not dry and options.under_lock is not None:
                 options.under_lock.after(store, report)  # e.g. record the approval

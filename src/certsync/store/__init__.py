@@ -2,11 +2,13 @@
 user cache), `holdings` (ownership and what Monotree holds), `journal` (runs and
 writes), `audit` (the same writes, per user and template), `held` (revocations the
 guard held back, until a person decides), `deliveries` (webhooks received),
-`snapshots` (the last pull), `values`, and `lock` (the writer lease).
+`snapshots` (the last pull), `values`, `lock` (the writer lease) and `leader` (the
+daemons' leadership lease).
 
 This package is the only one that imports SQLAlchemy or SQLModel; the
 repositories return certsync's own dataclasses, and every database error
-leaves as `StoreError`. SQLite by default; the URL goes straight to SQLAlchemy.
+leaves as `StoreError`. SQLite by default, PostgreSQL through psycopg 3
+(`postgresql://` and `postgres://` URLs are read as `postgresql+psycopg://`).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from certsync.store.deliveries import Deliveries, Delivery
 from certsync.store.held import HeldPlan, HeldPlanError, HeldPlans
 from certsync.store.holdings import HoldingStore, TemplateState
 from certsync.store.journal import Journal, JournalEntry, RunSummary
-from certsync.store.lock import WriterLock, utcnow
+from certsync.store.lock import LEADER, WRITER, Holder, Lease, utcnow
 from certsync.store.mappings import ImportSummary, MappingStore
 from certsync.store.snapshot import PullDelta, PullSnapshots
 from certsync.store.users import UserCache
@@ -43,6 +45,7 @@ __all__ = [
     "Delivery",
     "HeldPlan",
     "HeldPlanError",
+    "Holder",
     "ImportSummary",
     "JournalEntry",
     "Pruned",
@@ -55,6 +58,25 @@ __all__ = [
 ]
 
 MEMORY_URL = "sqlite://"
+DEFAULT_LEASE_SECONDS = 30.0
+
+
+def engine_url(url: str) -> str:
+    """The URL SQLAlchemy is given: PostgreSQL always through psycopg 3, the driver
+    certsync ships, whatever dialect name the operator wrote."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _url_problem(url: str) -> str:
+    """What is wrong with a URL SQLAlchemy refused, without repeating it: it may hold a
+    password."""
+    scheme = url.split(":", 1)[0] if ":" in url else ""
+    if not scheme or "/" in scheme:
+        return "it is not a database URL (sqlite:///path/to/certsync.db or postgresql://...)"
+    return f"the database kind {scheme!r} is not one certsync uses (sqlite or postgresql)"
 
 
 def _sqlite_path(url: str) -> Path | None:
@@ -73,6 +95,7 @@ def no_store_yet(url: str) -> bool:
 
     Looking creates nothing, so a dry run can plan against an empty store in memory.
     """
+    url = engine_url(url)
     try:
         path = _sqlite_path(url)
     except (ArgumentError, ValueError):
@@ -147,23 +170,32 @@ def _preflight_sqlite(path: Path) -> None:
 class Store:
     """One database and its repositories. One instance per process; thread-safe."""
 
-    def __init__(self, url: str, *, lock_lease_seconds: float = 120.0) -> None:
-        path = _sqlite_path(url)
+    def __init__(self, url: str, *, lock_lease_seconds: float = DEFAULT_LEASE_SECONDS) -> None:
+        url = engine_url(url)
+        try:
+            path = _sqlite_path(url)
+        except (ArgumentError, ValueError):
+            raise StoreError(f"cannot use CERTSYNC_DATABASE_URL: {_url_problem(url)}") from None
         if path is not None:
             _preflight_sqlite(path)
+        sqlite = url.startswith("sqlite")
         try:
             self._engine: Engine = create_engine(
                 url,
-                connect_args={"check_same_thread": False} if url.startswith("sqlite") else {},
+                connect_args={"check_same_thread": False} if sqlite else {"connect_timeout": 10},
+                # A server's connections may die under us (a restart, a failover): test
+                # each one before use instead of failing the next cycle's first query.
+                pool_pre_ping=not sqlite,
                 # One in-memory database shared by every thread, not one each.
                 **({"poolclass": StaticPool} if url == MEMORY_URL else {}),
             )
-        except (SQLAlchemyError, ImportError, ValueError) as exc:
-            raise StoreError(f"cannot use CERTSYNC_DATABASE_URL: {exc}") from None
+        except (SQLAlchemyError, ImportError, ValueError):
+            raise StoreError(f"cannot use CERTSYNC_DATABASE_URL: {_url_problem(url)}") from None
         if self._engine.dialect.name == "sqlite":
             event.listen(self._engine, "connect", _sqlite_pragmas)
         self._db = Db(self._engine)
-        self.lock = WriterLock(self._engine, lease_seconds=lock_lease_seconds)
+        self.lock = Lease(self._db, row=WRITER, lease_seconds=lock_lease_seconds)
+        self.leader = Lease(self._db, row=LEADER, lease_seconds=lock_lease_seconds, fences=False)
         self.values = Values(self._db)
         self.mappings = MappingStore(self._db)
         self.users = UserCache(self._db)

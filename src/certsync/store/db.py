@@ -6,7 +6,7 @@ whose message names what failed but never the URL, which may hold a password.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TypeVar
 
@@ -38,6 +38,9 @@ class Db:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.current = False
+        # Set while this process holds the writer lease: every write transaction
+        # first proves the lease is still its own (see store/lock.py).
+        self.fence: Callable[[Connection], None] | None = None
 
     def require_current(self) -> None:
         if not self.current:
@@ -53,9 +56,13 @@ class Db:
             yield conn
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
+    def write(self, *, fenced: bool = True) -> Iterator[Connection]:
+        """A transaction; fenced by the writer lease while this process holds it."""
         self.require_current()
         with translated("could not be written"), self.engine.begin() as conn:
+            fence = self.fence
+            if fenced and fence is not None:
+                fence(conn)
             yield conn
 
 

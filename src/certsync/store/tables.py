@@ -184,9 +184,14 @@ class PullSnapshotRow(SQLModel, table=True):
 
 
 class WriterLockRow(SQLModel, table=True):
+    """The leases (store/lock.py): row 1 is the writer lock, row 2 the daemons' leader."""
+
     __tablename__ = "writer_lock"
     id: int = Field(default=1, primary_key=True)
-    owner: str
+    owner: str  # "" once released: the row stays, so the epoch keeps growing
+    # No Python default: a store older than 0010 has no such column, and an insert that
+    # named it would fail there; the database fills it in.
+    epoch: int = Field(sa_column_kwargs={"server_default": "0"})
     pid: int
     host: str
     acquired_at: datetime
