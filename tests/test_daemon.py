@@ -96,28 +96,38 @@ def test_sigterm_during_an_apply_finishes_the_request_and_exits_0(
     assert converge.returncode == 0, converge.stderr[-2000:]
 
 
-def test_a_second_daemon_does_not_write_while_the_first_holds_the_lock(
+def test_a_second_daemon_stands_by_while_the_first_leads(
     daemons: Callable[..., tuple[subprocess.Popen[str], str]],
     sandbox_state: SandboxState,
     world: World,
+    cli: Cli,
 ) -> None:
-    """Two daemons on one store: the second waits its bound, says so, and sends no write."""
-    # Long enough for the second daemon to start and ask even on a loaded machine.
+    """Two daemons on one store: the second stands by, ready, names the leader, and
+    sends no write; only the leader shows certsync_leader 1."""
+    # Long enough for the second daemon to start and look even on a loaded machine.
     sandbox_state.script(Fault("POST /certificates/assign", "delay-after", delay=10))
-    first, _ = daemons()
+    first, first_base = daemons()
     wait_for(lambda: bool(sandbox_state.active_pairs()), what="the first daemon's assign")
     second, second_base = daemons()
     wait_for(
-        lambda: httpx.get(f"{second_base}/healthz").json()["last_outcome"] == "lock-busy",
-        what="lock-busy",
+        lambda: "standing by" in httpx.get(f"{second_base}/readyz").json()["reason"],
+        what="the second daemon standing by",
     )
+    ready = httpx.get(f"{second_base}/readyz")
+    assert ready.status_code == 200
+    assert f"the leader is certsync pid {first.pid}" in ready.json()["reason"]
+    assert metric_sum(httpx.get(f"{first_base}/metrics").text, "certsync_leader") == 1
+    assert metric_sum(httpx.get(f"{second_base}/metrics").text, "certsync_leader") == 0
     assert sandbox_state.count("monotree", "POST") == 1
-    for proc in (first, second):
+    status = cli("status").stdout.splitlines()
+    assert status[0].startswith(f"leader: certsync pid {first.pid} on ")
+    assert ", epoch 1, lease renewed " in status[0]
+    for proc in (second, first):
         proc.send_signal(signal.SIGTERM)
-    assert first.wait(timeout=30) == 0 and second.wait(timeout=30) == 0
+        assert proc.wait(timeout=30) == 0
     _, err = second.communicate()
     events = [json.loads(line)["event"] for line in err.splitlines() if line.startswith("{")]
-    assert "daemon.lock_busy" in events
+    assert "leader.elected" not in events and "sync.finished" not in events
 
 
 def test_failing_cycles_back_off_and_show_in_health(

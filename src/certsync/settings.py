@@ -118,6 +118,16 @@ class WebhookSettings(_Section):
     pull_max_age: float = Field(default=900.0, ge=0)
 
 
+class LeaseSettings(_Section):
+    """The writer lock and the daemons' leadership (docs/high-availability.md)."""
+
+    # A holder renews every third of it; a replica takes over once it ran out.
+    duration: float = Field(default=30.0, ge=3.0, le=3600.0)
+    # How often a standby looks at the leader lease (and the leader at webhook deliveries
+    # another replica received).
+    standby_poll: float = Field(default=1.0, gt=0, le=60.0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -138,6 +148,7 @@ class Settings(BaseSettings):
     schedule: ScheduleSettings = ScheduleSettings()
     http: HttpListenerSettings = HttpListenerSettings()
     webhook: WebhookSettings = WebhookSettings()
+    lease: LeaseSettings = LeaseSettings()
     # Warnings about values certsync corrected (a base URL with the API path in it).
     _notices: tuple[str, ...] = PrivateAttr(default=())
 

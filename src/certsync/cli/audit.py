@@ -13,7 +13,7 @@ from certsync.cli.users import find_people
 from certsync.people import Person
 from certsync.redaction import Redactor
 from certsync.settings import Settings
-from certsync.store import AuditItem, Store
+from certsync.store import AuditItem, open_store
 
 _WHY = {
     "assign": "issued: Natecosmic holds it",
@@ -23,7 +23,7 @@ _WHY = {
 
 
 def cmd_history(args: argparse.Namespace, settings: Settings, out: TextIO, r: Redactor) -> int:
-    store = Store(settings.database_url)
+    store = open_store(settings)
     try:
         (person,) = find_people(settings, store, [args.user])
         since = (
@@ -72,7 +72,7 @@ def render_history(person: Person, items: list[AuditItem]) -> str:
 
 def cmd_journal(args: argparse.Namespace, settings: Settings, out: TextIO, r: Redactor) -> int:
     before = datetime.now(UTC) - timedelta(days=args.older_than)
-    store = Store(settings.database_url)
+    store = open_store(settings)
     try:
         with store.lock.held(timeout=settings.sync.lock_timeout, what=f"the store {store.shown}"):
             store.upgrade()

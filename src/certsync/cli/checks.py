@@ -10,13 +10,13 @@ from certsync.errors import ApiError, AuthError, ForbiddenError, NotFoundError
 from certsync.mappings_file import load_mapping_file
 from certsync.redaction import Redactor
 from certsync.settings import Settings, check_config
-from certsync.store import Store
+from certsync.store import open_store
 
 
 def check_mappings(settings: Settings, out: TextIO, redactor: Redactor) -> int:
     """Print one line per problem; exit 1 if there is any."""
     check_config(settings)
-    store = Store(settings.database_url)
+    store = open_store(settings)
     problems: list[str] = []
     try:
         if settings.mappings_file is not None:

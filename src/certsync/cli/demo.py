@@ -20,7 +20,7 @@ from certsync.engine.report import Outcome
 from certsync.redaction import Redactor
 from certsync.sandbox import MonotreeUser, Sandbox, SandboxState, generate, make_record
 from certsync.settings import Settings, load_settings
-from certsync.store import Store
+from certsync.store import open_store
 
 
 def _settings(sandbox: Sandbox, folder: Path) -> Settings:
@@ -37,7 +37,7 @@ def _sync(
     sandbox: Sandbox, folder: Path, out: TextIO, title: str, redactor: Redactor
 ) -> SyncReport:
     settings = _settings(sandbox, folder)
-    store = Store(settings.database_url)
+    store = open_store(settings)
     try:
         with open_clients(settings, redactor=redactor) as clients:
             report = run_sync(settings, store, clients, SyncOptions())

@@ -20,7 +20,7 @@ from certsync.service.inbox import Inbox
 from certsync.service.serve import ServerThread
 from certsync.service.webhooks import Secrets, webhook_app
 from certsync.settings import Settings, WebhookSettings
-from certsync.store import Store
+from certsync.store import open_store
 
 SECRET = "whsec_demo_secret"  # noqa: S105 - the demo's own sandbox, shared with nobody
 HIRE = 9002
@@ -54,7 +54,7 @@ def register_and_wait(
     """Serve the receiver and run the cycle runner; register the hire; seconds until they
     hold a certificate (None if not within 10 s)."""
     state = sandbox.state
-    store = Store(settings.database_url)
+    store = open_store(settings)
     stop = threading.Event()
     try:
         with open_clients(settings, stop=stop, redactor=redactor) as clients:

@@ -40,7 +40,7 @@ from certsync.errors import CertsyncError, ConfigError, LockBusyError
 from certsync.mappings_file import load_mapping_file
 from certsync.redaction import Redactor
 from certsync.settings import Settings, check_config, load_command_settings
-from certsync.store import MEMORY_URL, Store, no_store_yet
+from certsync.store import MEMORY_URL, Store, no_store_yet, open_store
 
 log = structlog.get_logger("certsync.cli.main")
 
@@ -68,8 +68,8 @@ def cmd_sync(args: argparse.Namespace, settings: Settings, out: TextIO, redactor
     dry_run = args.command == "plan" or args.dry_run
     # A dry run writes nothing, not even a new store file: with none yet, it plans
     # against an empty store in memory (nothing owned, nothing read before).
-    store = Store(
-        MEMORY_URL if dry_run and no_store_yet(settings.database_url) else settings.database_url
+    store = open_store(
+        settings, MEMORY_URL if dry_run and no_store_yet(settings.database_url) else None
     )
     status = None
     try:
@@ -126,7 +126,7 @@ def cmd_mappings(
 ) -> int:
     if args.mappings_command == "import":
         mapping_file = load_mapping_file(args.file)
-        store = Store(settings.database_url)
+        store = open_store(settings)
         try:
             with store.lock.held(
                 timeout=settings.sync.lock_timeout, what=f"the store {store.shown}"
@@ -147,7 +147,7 @@ def cmd_mappings(
     if args.mappings_command == "suggest":
         return _later("certsync.cli.suggest", "cmd_suggest")(args, settings, out, redactor)
     if args.mappings_command == "list":
-        store = Store(settings.database_url)
+        store = open_store(settings)
         try:
             types, users, policy = (
                 store.mappings.types(),
@@ -179,7 +179,7 @@ def cmd_mappings(
 
 
 def cmd_db(args: argparse.Namespace, settings: Settings, out: TextIO, redactor: Redactor) -> int:
-    store = Store(settings.database_url)
+    store = open_store(settings)
     try:
         with store.lock.held(timeout=settings.sync.lock_timeout, what=f"the store {store.shown}"):
             moved = store.upgrade()
@@ -196,10 +196,11 @@ def cmd_db(args: argparse.Namespace, settings: Settings, out: TextIO, redactor: 
 def cmd_status(
     args: argparse.Namespace, settings: Settings, out: TextIO, redactor: Redactor
 ) -> int:
-    store = Store(settings.database_url)
+    store = open_store(settings)
     try:
         runs = store.journal.recent_runs(args.limit)
         held = store.held.pending()
+        leader = store.leader.holder()
     finally:
         store.close()
     waiting = {h.run_id: h for h in held}
@@ -214,6 +215,13 @@ def cmd_status(
         json.dump(docs, out, indent=2, default=str)
         out.write("\n")
         return EXIT_OK
+    if leader is None:
+        out.write("leader: none (no `certsync run` holds the leader lease)\n")
+    else:
+        out.write(
+            f"leader: {leader.describe()}, epoch {leader.epoch}, "
+            f"lease renewed {leader.age:.0f}s ago\n"
+        )
     if not runs:
         out.write("no runs yet\n")
         return EXIT_OK

@@ -24,7 +24,7 @@ from certsync.errors import ConfigError
 from certsync.models import Revoke
 from certsync.redaction import Redactor
 from certsync.settings import Settings, check_config
-from certsync.store import Store
+from certsync.store import open_store
 
 _SAVED_FORMAT = 1
 
@@ -41,7 +41,7 @@ def decider(name: str | None) -> str:
 
 def cmd_approve(args: argparse.Namespace, settings: Settings, out: TextIO, r: Redactor) -> int:
     check_config(settings)
-    store = Store(settings.database_url)
+    store = open_store(settings)
     try:
         store.held.open_for_decision(args.run_id)  # an unknown id fails before any request
         with open_clients(settings, redactor=r) as clients:
@@ -60,7 +60,7 @@ def cmd_approve(args: argparse.Namespace, settings: Settings, out: TextIO, r: Re
 
 
 def cmd_reject(args: argparse.Namespace, settings: Settings, out: TextIO, r: Redactor) -> int:
-    store = Store(settings.database_url)
+    store = open_store(settings)
     try:
         held = reject_held(settings, store, args.run_id, by=decider(args.by))
     finally:
@@ -139,7 +139,7 @@ def load_plan(path: Path) -> tuple[Reviewed, Mapping[str, str]]:
 def cmd_apply(args: argparse.Namespace, settings: Settings, out: TextIO, r: Redactor) -> int:
     check_config(settings)
     reviewed, saved_digests = load_plan(args.file)
-    store = Store(settings.database_url)
+    store = open_store(settings)
     try:
         with open_clients(settings, redactor=r) as clients:
             report = run_sync(

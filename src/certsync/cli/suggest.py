@@ -25,7 +25,7 @@ from certsync.mappings_file import load_mapping_file
 from certsync.models import Template
 from certsync.redaction import Redactor
 from certsync.settings import Settings, check_config
-from certsync.store import Store, no_store_yet
+from certsync.store import no_store_yet, open_store
 from certsync.suggest import SeenType, Suggestion, Thresholds, seen_types, suggest
 
 log = structlog.get_logger("certsync.cli.suggest")
@@ -37,7 +37,7 @@ def _mapped_keys(settings: Settings) -> set[str]:
         return {t.natecosmic for t in load_mapping_file(settings.mappings_file).types}
     if no_store_yet(settings.database_url):
         return set()
-    store = Store(settings.database_url)
+    store = open_store(settings)
     try:
         return {t.natecosmic for t in store.mappings.types()}
     finally:
@@ -104,7 +104,7 @@ def _create(
     failed = 0
     if not wanted:
         return created, failed
-    store = Store(settings.database_url)
+    store = open_store(settings)
     try:
         with store.lock.held(timeout=settings.sync.lock_timeout, what=f"the store {store.shown}"):
             store.upgrade()

@@ -7,7 +7,8 @@ so is every retry of a failed full cycle; `run_sync` decides later ones from
 down) does not end the daemon: it is not ready, says why on `/readyz`, and
 retries after 1, 2, 4 ... seconds, capped by `CERTSYNC_SCHEDULE__MAX_BACKOFF`.
 `request_run(reason, scope)` asks for a cycle now. SIGTERM and SIGINT set one
-event that every wait, retry and apply loop checks.
+event that every wait, retry and apply loop checks. With several replicas, only
+the one that leads (`service/leadership.py`) runs cycles; its first is full.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from certsync.engine.report import Outcome
 from certsync.engine.scope import Scope
 from certsync.errors import ConfigError, LockBusyError
 from certsync.redaction import Redactor
+from certsync.service.leadership import Leadership
 from certsync.service.metrics import Metrics
 from certsync.service.runs import RunTicket, Tickets
 from certsync.service.schedule import Clock, RunRequest, Schedule, SystemClock
@@ -76,6 +78,7 @@ class Daemon:
         redactor: Redactor | None = None,
         decide_held: DecideHeld | None = None,
         handle_webhook: Callable[[str], SyncReport | None] | None = None,
+        leadership: Leadership | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
@@ -91,6 +94,29 @@ class Daemon:
         self._store = store
         # Full until a full cycle succeeds: a failed one is retried as full.
         self._full_pending = True
+        self._webhooks_queued: set[str] = set()
+        self._queue_lock = threading.Lock()
+        # None: the only replica, always leading (the daemon's own tests).
+        self.leadership = leadership
+        if leadership is not None:
+            leadership.on_change = self._leadership_changed
+
+    @property
+    def leading(self) -> bool:
+        return self.leadership is None or self.leadership.leading
+
+    def _leadership_changed(self, leading: bool) -> None:
+        self.metrics.leader.set(1 if leading else 0)
+        if not leading:
+            self.metrics.lease_epoch.set(0)
+            return
+        assert self.leadership is not None
+        self.metrics.lease_epoch.set(self.leadership.epoch or 0)
+        # A new leader starts with a full cycle at once: it reconciles whatever the
+        # previous one left in flight (the journal's open intents).
+        self._full_pending = True
+        self.schedule.next_at = self.clock.now()
+        self.schedule.wake.set()
 
     @property
     def interval(self) -> float:
@@ -116,8 +142,8 @@ class Daemon:
 
     def run_pending(self) -> SyncReport | None:
         """Run one cycle if one is due or asked for; its report, or None."""
-        if self.stop.is_set():
-            return None
+        if self.stop.is_set() or not self.leading:
+            return None  # a standby keeps its requests until it leads
         request = self.schedule.take()
         if request is None:
             return None
@@ -159,10 +185,19 @@ class Daemon:
         return report
 
     def webhook_received(self, delivery_id: str) -> None:
-        """A webhook delivery is recorded: sync its user next, in turn with the cycles."""
+        """A webhook delivery is recorded: sync its user next, in turn with the cycles.
+        A standby leaves it to the leader, which finds it in the store."""
+        if not self.leading:
+            return
+        with self._queue_lock:
+            if delivery_id in self._webhooks_queued:
+                return
+            self._webhooks_queued.add(delivery_id)
         self.schedule.request(RunRequest("webhook", webhook=delivery_id))
 
     def _webhook(self, delivery_id: str) -> SyncReport | None:
+        with self._queue_lock:
+            self._webhooks_queued.discard(delivery_id)
         if self._handle_webhook is None:
             return None
         try:
@@ -263,6 +298,8 @@ class Daemon:
             self._store.ping()
         except Exception as exc:
             return False, f"store unreachable: {type(exc).__name__}"
+        if self.leadership is not None and not self.leadership.leading:
+            return self._standby_readiness(self.leadership)
         if h.consecutive_failures:
             # A failure stays visible until a cycle succeeds: never ready on an old success.
             return False, self.redactor(
@@ -275,6 +312,17 @@ class Daemon:
             return False, f"last successful sync {age:.0f}s ago (more than twice the interval)"
         return True, "ok"
 
+    def _standby_readiness(self, leadership: Leadership) -> tuple[bool, str]:
+        """A standby is ready while its view of the leader lease is fresh."""
+        seen = leadership.seen_at
+        if seen is None:
+            return False, "standing by: the leader lease was not read yet"
+        age = self.clock.now() - seen
+        if age > leadership.lease.seconds:
+            return False, f"standing by: the leader lease was last read {age:.0f}s ago"
+        leader = leadership.leader or "nobody (taking over)"
+        return True, f"standing by; the leader is {leader}"
+
     def loop(self) -> None:
         """Run cycles until asked to stop: each when due, or at once when requested."""
         while not self.stop.is_set():
@@ -283,7 +331,9 @@ class Daemon:
             except Exception as exc:  # never let the one cycle thread die quietly
                 log.error("daemon.step_failed", error=str(exc), exc_info=True)
                 self._failed(f"internal error: {type(exc).__name__}: {exc}")
-            self.clock.wait(self.schedule.wake, self.schedule.seconds_to_next())
+            # A standby sleeps until it leads (the change wakes it) or is stopped.
+            wait = self.schedule.seconds_to_next() if self.leading else 60.0
+            self.clock.wait(self.schedule.wake, wait)
             self.schedule.wake.clear()
 
     def request_stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:

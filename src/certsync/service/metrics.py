@@ -68,6 +68,16 @@ class Metrics:
             buckets=(0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
             registry=r,
         )
+        self.leader = Gauge(
+            "certsync_leader",
+            "1 while this replica holds the leader lease and runs the cycles, else 0.",
+            registry=r,
+        )
+        self.lease_epoch = Gauge(
+            "certsync_lease_epoch",
+            "The leader lease's epoch while this replica leads (grows with every new leader).",
+            registry=r,
+        )
         self.failures = Gauge(
             "certsync_consecutive_failures",
             "Failed runs in a row (drives the backoff).",

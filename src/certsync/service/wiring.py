@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 
 import structlog
@@ -21,10 +21,12 @@ from certsync.service.admin import AdminToken, Lookups, admin_routes
 from certsync.service.daemon import Daemon
 from certsync.service.health import health_app
 from certsync.service.inbox import Inbox
+from certsync.service.leadership import Leadership
+from certsync.service.schedule import SystemClock
 from certsync.service.serve import ServerThread
 from certsync.service.webhooks import Secrets, webhook_app
 from certsync.settings import Settings, api_problems, settings_message
-from certsync.store import Store
+from certsync.store import Store, open_store
 
 log = structlog.get_logger("certsync.service.daemon")
 
@@ -57,23 +59,27 @@ def run_daemon(settings: Settings, redactor: Redactor) -> bool:
         raise ConfigError(settings_message(problems))
     stop = threading.Event()
     with ExitStack() as stack:
-        store = Store(settings.database_url)
+        store = open_store(settings)
         stack.callback(store.close)
         clients = stack.enter_context(open_clients(settings, stop=stop, redactor=redactor))
 
+        leadership = Leadership(store.leader, poll=settings.lease.standby_poll, clock=SystemClock())
+
+        def stopping() -> bool:
+            # A stop, or leadership lost (or not renewed in time): no further write.
+            return stop.is_set() or not leadership.may_write()
+
         def cycle(options: SyncOptions) -> SyncReport:
-            return run_sync(settings, store, clients, options, should_stop=stop.is_set)
+            return run_sync(settings, store, clients, options, should_stop=stopping)
 
         def decide_held(plan_id: str, verdict: str, by: str) -> SyncReport | None:
             if verdict == "approve":
-                return approve_held(
-                    settings, store, clients, plan_id, by=by, should_stop=stop.is_set
-                )
+                return approve_held(settings, store, clients, plan_id, by=by, should_stop=stopping)
             reject_held(settings, store, plan_id, by=by)
             return None
 
         def handle_webhook(delivery_id: str) -> SyncReport | None:
-            return _handle_webhook(settings, store, clients, daemon, delivery_id, stop=stop)
+            return _handle_webhook(settings, store, clients, daemon, delivery_id, stop=stopping)
 
         daemon = Daemon(
             settings,
@@ -83,7 +89,15 @@ def run_daemon(settings: Settings, redactor: Redactor) -> bool:
             redactor=redactor,
             decide_held=decide_held,
             handle_webhook=handle_webhook,
+            leadership=leadership,
         )
+
+        def pick_up_deliveries() -> None:
+            # Any replica may have received a delivery; the leader handles them all.
+            for waiting in store.deliveries.waiting():
+                daemon.webhook_received(waiting)
+
+        leadership.while_leading = pick_up_deliveries
         clients.counter.observers.append(daemon.metrics.observe_request)
         clients.counter.retry_observers.append(daemon.metrics.observe_retry)
         signal.signal(signal.SIGTERM, daemon.request_stop)
@@ -92,10 +106,12 @@ def run_daemon(settings: Settings, redactor: Redactor) -> bool:
         if server is not None:
             stack.callback(server.stop)
         receiver = _receive(settings, daemon, store, redactor, stack)
-        if receiver is not None:
-            # Deliveries recorded before a stop or a crash are handled now.
-            for waiting in store.deliveries.waiting():
-                daemon.webhook_received(waiting)
+        # Deliveries recorded before a stop or a crash, or by another replica, are
+        # picked up while this one leads.
+        leader = threading.Thread(
+            target=leadership.run, args=(stop,), name="certsync-leadership", daemon=True
+        )
+        leader.start()
         runner = threading.Thread(target=daemon.loop, name="certsync-cycles", daemon=True)
         runner.start()
         log.info(
@@ -116,6 +132,9 @@ def run_daemon(settings: Settings, redactor: Redactor) -> bool:
         finished = not runner.is_alive()
         if not finished:
             log.error("daemon.stop_timeout", bound=bound)
+        leader.join(5)
+        # After the last cycle let go of the writer lock: a standby takes over at once.
+        leadership.resign()
     log.info("daemon.stopped", clean=finished)
     return finished
 
@@ -176,9 +195,9 @@ def _handle_webhook(
     daemon: Daemon,
     delivery_id: str,
     *,
-    stop: threading.Event,
+    stop: Callable[[], bool],
 ) -> SyncReport | None:
-    report, waited = sync_registered(settings, store, clients, delivery_id, should_stop=stop.is_set)
+    report, waited = sync_registered(settings, store, clients, delivery_id, should_stop=stop)
     if waited is not None:
         daemon.metrics.webhook_latency.observe(waited)
     return report

@@ -26,6 +26,7 @@ from sqlalchemy.pool import StaticPool
 
 from certsync.errors import StoreError
 from certsync.models import Mappings, UserMapping, resolve_mappings
+from certsync.settings import Settings
 from certsync.store import schema
 from certsync.store.audit import AuditItem, AuditTrail, Pruned
 from certsync.store.db import Db, translated
@@ -54,6 +55,7 @@ __all__ = [
     "Store",
     "TemplateState",
     "no_store_yet",
+    "open_store",
     "utcnow",
 ]
 
@@ -258,6 +260,14 @@ class Store:
             self.mappings.policy(),
             self.users.by_email() if users_by_email is None else users_by_email,
         )
+
+
+def open_store(settings: Settings, url: str | None = None) -> Store:
+    """The store the settings name (or `url`), with the lease they set."""
+    return Store(
+        settings.database_url if url is None else url,
+        lock_lease_seconds=settings.lease.duration,
+    )
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
