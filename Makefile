@@ -32,10 +32,12 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	CERTSYNC_CRASH_KILLS=8 CERTSYNC_SOAK_CYCLES=100 $(BIN)/pytest -q -n 3 --dist worksteal
 
-# The reliability campaign on its own and whole (20 kills, 300 soak cycles), printing its figures.
+# The reliability campaign on its own and whole (20 kills, 300 soak cycles, 20 failover
+# points on PostgreSQL), printing its figures.
 reliability: $(STAMP)
-	CERTSYNC_CRASH_KILLS=20 CERTSYNC_SOAK_CYCLES=300 $(BIN)/pytest -q -s tests/test_faults.py tests/test_crash.py tests/test_store_faults.py \
-		tests/test_soak.py tests/test_hostile_input.py tests/test_security.py tests/test_secrets.py
+	CERTSYNC_CRASH_KILLS=20 CERTSYNC_SOAK_CYCLES=300 CERTSYNC_FAILOVER_POINTS=20 $(BIN)/pytest -q -s \
+		tests/test_faults.py tests/test_crash.py tests/test_store_faults.py tests/test_soak.py \
+		tests/test_hostile_input.py tests/test_security.py tests/test_secrets.py tests/test_failover.py
 
 # Requests, time and memory at 1,000 / 10,000 / 100,000 records (about 8 minutes).
 bench: $(STAMP)

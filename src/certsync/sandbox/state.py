@@ -12,7 +12,9 @@ import json
 import random
 import re
 import threading
+import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
@@ -92,6 +94,16 @@ class Issuance:
         return self.expires_at is not None and self.expires_at <= now
 
 
+@dataclass(frozen=True)
+class WriteSeen:
+    """One write request as the sandbox received it."""
+
+    token: str
+    kind: str  # "assign" or "reset"
+    pairs: frozenset[tuple[int, int]]  # (certificate, user); a reset of everyone has none
+    at: float
+
+
 class SandboxState:
     """Both simulated APIs' data and counters, behind one lock."""
 
@@ -134,6 +146,10 @@ class SandboxState:
         self.outbox = Outbox()  # outgoing webhooks (sandbox/webhooks.py)
         self.counts: Counter[str] = Counter()
         self.statuses: Counter[str] = Counter()
+        # When a list: every write request that reached a handler, in order, with the
+        # token that sent it (the failover tests give each replica its own) and when
+        # (time.monotonic). Off by default: the benchmark writes 100,000 pairs.
+        self.writes: list[WriteSeen] | None = None
         self.clock: Any = lambda: datetime.now(UTC)
 
     # --- set-up helpers (tests, demo, generator) -------------------------------
@@ -320,6 +336,10 @@ class SandboxState:
         if self.cache_pull:
             self._pull_cache = body
         return body
+
+    def saw_write(self, token: str, kind: str, pairs: Iterable[tuple[int, int]]) -> None:
+        if self.writes is not None:
+            self.writes.append(WriteSeen(token, kind, frozenset(pairs), time.monotonic()))
 
     def assign(self, payload: Any) -> tuple[int, dict[str, Any] | None]:
         """Validate the whole body first (Laravel-style 422), then issue; skip active holders."""

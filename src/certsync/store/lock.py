@@ -191,6 +191,10 @@ class Lease:
                 self._confirmed(started, 1 if with_epoch else 0)
                 return None
             if row.owner == self.owner and not self.lost.is_set():
+                # Still ours (a release that could not reach the database, say): renewed,
+                # and confirmed again with the epoch it already has.
+                conn.execute(update(table).where(table.c.id == self._row).values(heartbeat_at=now))
+                self._confirmed(started, int(row.epoch) if with_epoch else 0)
                 return None
             if not self._stale(row, now):
                 return (
