@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -153,15 +153,24 @@ class Cli:
         """The same command and folder with `env` on top of the environment."""
         return replace(self, env={**self.env, **env})
 
-    def popen(self, *args: str, **extra_env: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            [CERTSYNC, *args],
-            env={**self.env, **extra_env},
-            cwd=self.cwd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+    def popen(self, *args: str, log: Path | None = None, **extra_env: str) -> subprocess.Popen[str]:
+        """Start a command; its output in pipes, or in the file `log` for one that runs
+        long (nobody reads a pipe meanwhile, and a full one would block the process)."""
+        out: Any = subprocess.PIPE
+        if log is not None:
+            out = log.open("a")
+        try:
+            return subprocess.Popen(
+                [CERTSYNC, *args],
+                env={**self.env, **extra_env},
+                cwd=self.cwd,
+                stdout=out,
+                stderr=subprocess.STDOUT if log is not None else subprocess.PIPE,
+                text=True,
+            )
+        finally:
+            if log is not None:
+                out.close()
 
 
 def clean_env() -> dict[str, str]:
@@ -202,7 +211,7 @@ def wait_for(check: Callable[[], bool], timeout: float = 20.0, what: str = "cond
 def daemons(cli: Cli) -> Iterator[Callable[..., tuple[subprocess.Popen[str], str]]]:
     started: list[subprocess.Popen[str]] = []
 
-    def start(**env: str) -> tuple[subprocess.Popen[str], str]:
+    def start(log: Path | None = None, **env: str) -> tuple[subprocess.Popen[str], str]:
         port = free_port()
         defaults = {
             "CERTSYNC_SCHEDULE__INTERVAL": "1",
@@ -210,7 +219,7 @@ def daemons(cli: Cli) -> Iterator[Callable[..., tuple[subprocess.Popen[str], str
             "CERTSYNC_HTTP__PORT": str(port),
             "CERTSYNC_SYNC__LOCK_TIMEOUT": "0.5",
         }
-        proc = cli.popen("run", **{**defaults, **env})
+        proc = cli.popen("run", log=log, **{**defaults, **env})
         started.append(proc)
         base = f"http://127.0.0.1:{port}"
         wait_for(lambda: _answers(base), what="the health listener")

@@ -9,6 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pydantic import BaseModel
+
+from certsync.settings import Settings
+
 ROOT = Path(__file__).parent.parent
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 
@@ -97,3 +101,55 @@ def test_certsync_builds_without_network_or_build_isolation(tmp_path: Path) -> N
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert list(tmp_path.glob("certsync-*.whl"))
+
+
+def _setting_names(model: type[BaseModel], prefix: str = "CERTSYNC_") -> set[str]:
+    names = set()
+    for name, field in model.model_fields.items():
+        kind = field.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            names |= _setting_names(kind, f"{prefix}{name.upper()}__")
+        else:
+            names.add(f"{prefix}{name.upper()}")
+    return names
+
+
+# Read by the test suite and the benchmark, not by certsync.
+_TEST_KNOBS = {"CERTSYNC_CRASH_KILLS", "CERTSYNC_SOAK_CYCLES", "CERTSYNC_FAILOVER_POINTS"}
+
+
+def test_every_setting_the_docs_and_examples_name_exists() -> None:
+    """A variable misspelt in the README, a doc, the Dockerfile or a compose file is
+    silently ignored by certsync; here it fails."""
+    known = _setting_names(Settings) | _TEST_KNOBS
+    files = [
+        ROOT / "README.md",
+        ROOT / "Dockerfile",
+        ROOT / "docker-compose.yml",
+        ROOT / "SECURITY.md",
+    ]
+    files += sorted((ROOT / "docs").glob("*.md")) + sorted((ROOT / "deploy").rglob("*.y*ml"))
+    named = {
+        (path.name, match)
+        for path in files
+        for match in re.findall(r"CERTSYNC_[A-Z0-9_]*[A-Z0-9]", path.read_text())
+    }
+    assert len(named) > 30
+    assert sorted(n for n in named if n[1] not in known) == []
+
+
+def test_the_compose_examples_follow_the_compose_specification() -> None:
+    """The schema check-jsonschema carries, offline: no Docker engine runs here."""
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("check-jsonschema")),
+            "--builtin-schema",
+            "vendor.compose-spec",
+            str(ROOT / "docker-compose.yml"),
+            str(ROOT / "deploy" / "compose-ha.yml"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

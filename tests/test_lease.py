@@ -229,3 +229,22 @@ def test_a_lease_not_renewed_in_time_is_not_valid_for_a_write(
     clock[0] += 2
     assert not store.lock.valid()
     assert store.lock.heartbeat() is True and store.lock.valid()
+
+
+def test_a_lease_still_ours_after_a_release_that_failed_is_confirmed_again(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A release that could not reach the database leaves the row ours; taking it again
+    renews it with the same epoch, fences writes again, and is valid for writing."""
+    clock = [1000.0]
+    monkeypatch.setattr("certsync.store.lock.time.monotonic", lambda: clock[0])
+    assert store.lock.try_acquire() is None
+    epoch = store.lock.epoch
+    # No release reached the database (it was down): the row is still ours.
+    clock[0] += 500  # long past the deadline
+    assert not store.lock.valid()
+    assert store.lock.try_acquire() is None
+    assert store.lock.valid() and store.lock.epoch == epoch
+    take_over(store)
+    with pytest.raises(LeaseLostError):
+        store.journal.start_run("incremental")

@@ -139,6 +139,8 @@ class Settings(BaseSettings):
     natecosmic: NatecosmicSettings = NatecosmicSettings()
     monotree: MonotreeSettings = MonotreeSettings()
     database_url: str = "sqlite:///certsync.db"
+    # The database password from a file (a mounted Secret), never in the URL or the logs.
+    database_password_file: Path | None = None
     mappings_file: Path | None = Path("config/mappings.toml")
     secrets_dir: Path = Path("/run/secrets")
     log_format: Literal["auto", "json", "console"] = "auto"

@@ -28,13 +28,12 @@ from certsync.mappings_file import load_mapping_file
 from certsync.models import Holding, Plan, Pull
 from certsync.redaction import Redactor
 from certsync.settings import Settings, check_config
-from certsync.store import MEMORY_URL, Store, no_store_yet
+from certsync.store import MEMORY_URL, Store, no_store_yet, open_store
 
 
 def cmd_explain(args: argparse.Namespace, settings: Settings, out: TextIO, r: Redactor) -> int:
     check_config(settings)
-    url = settings.database_url
-    store = Store(MEMORY_URL if no_store_yet(url) else url)
+    store = open_store(settings, MEMORY_URL if no_store_yet(settings) else None)
     try:
         (person,) = find_people(settings, store, [args.user])
         mapping_file = (

@@ -68,9 +68,7 @@ def cmd_sync(args: argparse.Namespace, settings: Settings, out: TextIO, redactor
     dry_run = args.command == "plan" or args.dry_run
     # A dry run writes nothing, not even a new store file: with none yet, it plans
     # against an empty store in memory (nothing owned, nothing read before).
-    store = open_store(
-        settings, MEMORY_URL if dry_run and no_store_yet(settings.database_url) else None
-    )
+    store = open_store(settings, MEMORY_URL if dry_run and no_store_yet(settings) else None)
     status = None
     try:
         scope = Scope()

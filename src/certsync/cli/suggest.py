@@ -35,7 +35,7 @@ def _mapped_keys(settings: Settings) -> set[str]:
     """What is mapped already: the mapping file when one is set, else the store."""
     if settings.mappings_file is not None:
         return {t.natecosmic for t in load_mapping_file(settings.mappings_file).types}
-    if no_store_yet(settings.database_url):
+    if no_store_yet(settings):
         return set()
     store = open_store(settings)
     try:

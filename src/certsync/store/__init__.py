@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
-from certsync.errors import StoreError
+from certsync.errors import ConfigError, StoreError
 from certsync.models import Mappings, UserMapping, resolve_mappings
 from certsync.settings import Settings
 from certsync.store import schema
@@ -54,6 +54,7 @@ __all__ = [
     "RunSummary",
     "Store",
     "TemplateState",
+    "database_password",
     "no_store_yet",
     "open_store",
     "utcnow",
@@ -91,13 +92,13 @@ def _sqlite_path(url: str) -> Path | None:
     return Path(database)
 
 
-def no_store_yet(url: str) -> bool:
+def no_store_yet(settings: Settings) -> bool:
     """True when the URL names a database certsync has not written yet: an SQLite file
     that does not exist (or is empty), or a server database without certsync's schema.
 
     Looking creates nothing, so a dry run can plan against an empty store in memory.
     """
-    url = engine_url(url)
+    url = engine_url(settings.database_url)
     try:
         path = _sqlite_path(url)
     except (ArgumentError, ValueError):
@@ -106,7 +107,9 @@ def no_store_yet(url: str) -> bool:
         return not path.exists() or path.stat().st_size == 0
     if make_url(url).get_backend_name() == "sqlite":
         return False  # in memory: Store() makes it
-    engine = create_engine(url)
+    password = database_password(settings)
+    target = make_url(url) if password is None else make_url(url).set(password=password)
+    engine = create_engine(target)
     try:
         with translated("could not be read"), engine.connect() as conn:
             return schema.revision(conn) is None
@@ -172,7 +175,13 @@ def _preflight_sqlite(path: Path) -> None:
 class Store:
     """One database and its repositories. One instance per process; thread-safe."""
 
-    def __init__(self, url: str, *, lock_lease_seconds: float = DEFAULT_LEASE_SECONDS) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        lock_lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        password: str | None = None,
+    ) -> None:
         url = engine_url(url)
         try:
             path = _sqlite_path(url)
@@ -182,8 +191,9 @@ class Store:
             _preflight_sqlite(path)
         sqlite = url.startswith("sqlite")
         try:
+            target = make_url(url) if password is None else make_url(url).set(password=password)
             self._engine: Engine = create_engine(
-                url,
+                target,
                 connect_args={"check_same_thread": False} if sqlite else {"connect_timeout": 10},
                 # A server's connections may die under us (a restart, a failover): test
                 # each one before use instead of failing the next cycle's first query.
@@ -262,11 +272,30 @@ class Store:
         )
 
 
+def database_password(settings: Settings) -> str | None:
+    """The password CERTSYNC_DATABASE_PASSWORD_FILE holds, read now (a rotated Secret
+    is picked up by the next command or restart); None when the setting is unset."""
+    secret = settings.database_password_file
+    if secret is None:
+        return None
+    try:
+        password = secret.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        raise ConfigError(
+            f"CERTSYNC_DATABASE_PASSWORD_FILE: cannot read {secret}: {reason}"
+        ) from None
+    if not password:
+        raise ConfigError(f"CERTSYNC_DATABASE_PASSWORD_FILE: {secret} is empty")
+    return password
+
+
 def open_store(settings: Settings, url: str | None = None) -> Store:
-    """The store the settings name (or `url`), with the lease they set."""
+    """The store the settings name (or `url`), with the lease and password they set."""
     return Store(
         settings.database_url if url is None else url,
         lock_lease_seconds=settings.lease.duration,
+        password=database_password(settings) if url is None else None,
     )
 
 
