@@ -27,13 +27,15 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 # Three workers on two cores: the end-to-end tests wait on servers and child
-# processes as much as they compute. The crash campaign and the soak run shorter
-# here (8 kills, 100 cycles); `make reliability` runs them whole.
+# processes as much as they compute. The crash campaign, the soak and the failover
+# campaign run shorter here (8 kills, 100 cycles, 4 failovers); `make reliability`
+# runs them whole.
 # certsync's own modules are compiled first: the machine may forbid writing bytecode
 # (PYTHONDONTWRITEBYTECODE), and every command the tests start would compile them again.
 unit: $(STAMP)
 	$(BIN)/python -m compileall -q src
-	CERTSYNC_CRASH_KILLS=8 CERTSYNC_SOAK_CYCLES=100 $(BIN)/pytest -q -n 3 --dist worksteal
+	CERTSYNC_CRASH_KILLS=8 CERTSYNC_SOAK_CYCLES=100 CERTSYNC_FAILOVER_POINTS=4 \
+		$(BIN)/pytest -q -n 3 --dist worksteal
 
 # The reliability campaign on its own and whole (20 kills, 300 soak cycles, 20 failover
 # points on PostgreSQL), printing its figures.

@@ -61,13 +61,14 @@ def cmd_sandbox(
         "CERTSYNC_MAPPINGS_FILE": str(args.mappings_out),
     }.items():
         out.write(f"  export {key}={value}\n")
-    out.write("Press Ctrl-C to stop.\n")
-    out.flush()
-    # Handlers of our own: a process started in the background by a shell without job
-    # control inherits SIGINT as ignored, and Ctrl-C (or a test's SIGINT) must still stop it.
+    # Handlers of our own, before saying how to stop: a process started in the background
+    # by a shell without job control inherits SIGINT as ignored, and Ctrl-C (or a test's
+    # SIGINT right after the prompt) must still stop it.
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda _signum, _frame: stopping.set())
+    out.write("Press Ctrl-C to stop.\n")
+    out.flush()
     try:
         while sandbox.alive() and not stopping.wait(0.5):
             pass
