@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pytest
@@ -42,8 +43,8 @@ class FakeStore:
     def owned_count(self) -> int:
         return 7
 
-    def held_back_count(self) -> int:
-        return 0
+    def held_back_by_reason(self) -> Mapping[str, int]:
+        return {}
 
 
 @dataclass

@@ -149,6 +149,7 @@ def test_held_plans_are_kept_decided_once_and_superseded() -> None:
     store.held.keep(first, "mass-revoke guard: 40 > 20%", R, {"pull": "abc"})
     assert [p.run_id for p in store.held.pending()] == [first]
     assert store.held.pending_count() == 3
+    assert store.held.pending_by_reason() == {"mass-revoke": 3}
     plan = store.held.open_for_decision(first)
     assert plan.revokes == tuple(R) and plan.digests == {"pull": "abc"}
     store.held.decide(first, "approved", by="alice", outcomes={(FOOD, 501): ("revoked", None)})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 from typing import TextIO
@@ -119,5 +120,5 @@ class _NoProbe:
     def owned_count(self) -> int:
         return 0
 
-    def held_back_count(self) -> int:
-        return 0
+    def held_back_by_reason(self) -> Mapping[str, int]:
+        return {}

@@ -16,6 +16,8 @@ class RequestCounter:
         self.retries: Counter[str] = Counter()
         self.observers: list[Callable[[str, str, str], None]] = []
         self.retry_observers: list[Callable[[str], None]] = []
+        # (api, requests left in the rate-limit window, as the server last said)
+        self.budget_observers: list[Callable[[str, float], None]] = []
 
     def record(self, api: str, method: str, status: int | str) -> None:
         key = (api, method, str(status))
@@ -29,6 +31,10 @@ class RequestCounter:
             self.retries[api] += 1
         for observe in self.retry_observers:
             observe(api)
+
+    def record_budget(self, api: str, remaining: float) -> None:
+        for observe in self.budget_observers:
+            observe(api, remaining)
 
     def snapshot(self) -> dict[str, int]:
         """`{"monotree GET 200": 3, ...}`, sorted for stable output."""

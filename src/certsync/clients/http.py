@@ -212,6 +212,9 @@ class ApiHttp:
             try:
                 headers = response.headers
                 self.counter.record(self.api, method, response.status_code)
+                remaining = headers.get("x-ratelimit-remaining")
+                if remaining is not None and remaining.isdigit():
+                    self.counter.record_budget(self.api, float(remaining))
                 if 200 <= response.status_code < 300:
                     return read(response)
                 body = b"".join(self._chunks(response))

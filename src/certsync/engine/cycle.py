@@ -268,6 +268,7 @@ def _cycle(
                 decision.plan.held_back_reason or "",
                 decision.plan.held_back_revokes,
                 report.digests,
+                kind=(decision.plan.held_back_kind or HoldBack.MASS_REVOKE).value,
             )
         store.held.supersede(by_run=report.run_id, keep=report.held_plan)
     report.timings["plan_cpu_seconds"] = round(time.process_time() - plan_cpu, 4)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import FrameType
 from typing import Protocol
@@ -47,7 +47,7 @@ class StoreProbe(Protocol):
 
     def owned_count(self) -> int: ...
 
-    def held_back_count(self) -> int: ...
+    def held_back_by_reason(self) -> Mapping[str, int]: ...
 
 
 @dataclass
@@ -234,7 +234,7 @@ class Daemon:
 
     def _count_held(self) -> None:
         try:
-            self.metrics.held_back.set(self._store.held_back_count())
+            self.metrics.observe_held_back(self._store.held_back_by_reason())
         except Exception as exc:  # a store gone now shows on /readyz
             log.warning("daemon.held_back_count_failed", error=str(exc))
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import platform
+from collections.abc import Mapping
+from importlib.metadata import PackageNotFoundError, version
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from certsync.engine.cycle import SyncReport
-from certsync.models import Plan
+from certsync.models import HoldBack, Plan
 
 
 class Metrics:
@@ -52,9 +56,11 @@ class Metrics:
         )
         self.held_back = Gauge(
             "certsync_held_back_revocations",
-            "Revocations the mass-revoke guard held back, waiting for approve or reject.",
+            "Revocations the guard held back, waiting for approve or reject, by reason.",
+            ["reason"],
             registry=r,
         )
+        self.observe_held_back({})
         self.deliveries = Counter(
             "certsync_webhook_deliveries",
             "Webhook deliveries received, by outcome (accepted, duplicate, bad-signature, "
@@ -78,6 +84,24 @@ class Metrics:
             "The leader lease's epoch while this replica leads (grows with every new leader).",
             registry=r,
         )
+        self.rate_limit_remaining = Gauge(
+            "certsync_rate_limit_remaining",
+            "Requests left in the API's rate-limit window, as its last answer said.",
+            ["api"],
+            registry=r,
+        )
+        self.unmanaged = Gauge(
+            "certsync_unmanaged_holdings",
+            "Owned holdings whose mapping was removed: kept, not revoked, last run.",
+            registry=r,
+        )
+        self.build = Gauge(
+            "certsync_build_info",
+            "Always 1; the labels say which certsync and Python run.",
+            ["version", "python"],
+            registry=r,
+        )
+        self.build.labels(_version(), platform.python_version()).set(1)
         self.failures = Gauge(
             "certsync_consecutive_failures",
             "Failed runs in a row (drives the backoff).",
@@ -92,6 +116,15 @@ class Metrics:
     def observe_retry(self, api: str) -> None:
         self.retries.labels(api).inc()
 
+    def observe_held_back(self, by_reason: Mapping[str, int]) -> None:
+        # Every guard reason is always there (0 when nothing waits): an alert on "> 0"
+        # must find a series, and one that stops waiting must go back to 0.
+        for reason in {*_GUARD_REASONS, *by_reason}:
+            self.held_back.labels(reason).set(by_reason.get(reason, 0))
+
+    def observe_budget(self, api: str, remaining: float) -> None:
+        self.rate_limit_remaining.labels(api).set(remaining)
+
     def observe_run(
         self, report: SyncReport, *, owned: int | None, finished_at: float, whole: bool = True
     ) -> None:
@@ -100,6 +133,7 @@ class Metrics:
         self.runs.labels(report.outcome).inc()
         self.duration.observe(report.duration)
         self.unmapped.set(len(report.plan.unmapped))
+        self.unmanaged.set(len(report.plan.unmanaged))
         if owned is not None:
             self.owned.set(owned)
         if report.outcome.succeeded and whole:
@@ -107,6 +141,16 @@ class Metrics:
         for (kind, outcome), n in action_outcomes(report).items():
             if n:
                 self.actions.labels(kind, outcome).inc(n)
+
+
+_GUARD_REASONS = tuple(h.value for h in HoldBack if h.by_guard)
+
+
+def _version() -> str:
+    try:
+        return version("certsync")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 def action_outcomes(report: SyncReport) -> dict[tuple[str, str], int]:

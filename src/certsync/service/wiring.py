@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 
 import structlog
@@ -43,8 +43,8 @@ class _StoreProbe:
     def owned_count(self) -> int:
         return self._store.holdings.owned_count()
 
-    def held_back_count(self) -> int:
-        return self._store.held.pending_count()
+    def held_back_by_reason(self) -> Mapping[str, int]:
+        return self._store.held.pending_by_reason()
 
 
 def run_daemon(settings: Settings, redactor: Redactor) -> bool:
@@ -100,6 +100,7 @@ def run_daemon(settings: Settings, redactor: Redactor) -> bool:
         leadership.while_leading = pick_up_deliveries
         clients.counter.observers.append(daemon.metrics.observe_request)
         clients.counter.retry_observers.append(daemon.metrics.observe_retry)
+        clients.counter.budget_observers.append(daemon.metrics.observe_budget)
         signal.signal(signal.SIGTERM, daemon.request_stop)
         signal.signal(signal.SIGINT, daemon.request_stop)
         server = _serve(settings, daemon, store, redactor)

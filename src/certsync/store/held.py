@@ -43,7 +43,13 @@ class HeldPlans:
         self._db = db
 
     def keep(
-        self, run_id: str, reason: str, revokes: Iterable[Revoke], digests: Mapping[str, str]
+        self,
+        run_id: str,
+        reason: str,
+        revokes: Iterable[Revoke],
+        digests: Mapping[str, str],
+        *,
+        kind: str = "mass-revoke",
     ) -> str:
         """Keep the held-back revocations of `run_id`; the id of the plan that holds them,
         which is an earlier one still held when it has exactly these pairs."""
@@ -67,6 +73,7 @@ class HeldPlans:
                     run_id=run_id,
                     held_at=utcnow(),
                     reason=reason,
+                    kind=kind,
                     digests=json.dumps(dict(digests), sort_keys=True),
                     status="held",
                 )
@@ -90,13 +97,18 @@ class HeldPlans:
         return [p for p in (self.get(i) for i in ids) if p is not None]
 
     def pending_count(self) -> int:
+        return sum(self.pending_by_reason().values())
+
+    def pending_by_reason(self) -> dict[str, int]:
+        """Revocations waiting for a decision, by the reason they were held back."""
         query = (
-            select(func.count())
+            select(_P.c.kind, func.count())
             .select_from(_V.join(_P, _P.c.run_id == _V.c.run_id))
             .where(_P.c.status == "held")
+            .group_by(_P.c.kind)
         )
         with self._db.read() as conn:
-            return int(conn.execute(query).scalar_one())
+            return {str(reason): int(n) for reason, n in conn.execute(query)}
 
     def get(self, run_id: str) -> HeldPlan | None:
         with self._db.read() as conn:

@@ -141,6 +141,7 @@ class HeldPlanRow(SQLModel, table=True):
     run_id: str = Field(foreign_key="run.id", primary_key=True)
     held_at: datetime
     reason: str
+    kind: str = "mass-revoke"  # the guard's rule (HoldBack): the metric's label
     digests: str = "{}"
     status: str = Field(default="held", index=True)  # held, approved, rejected, superseded
     decided_by: str | None = None
