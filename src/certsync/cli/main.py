@@ -40,7 +40,7 @@ from certsync.errors import CertsyncError, ConfigError, LockBusyError
 from certsync.mappings_file import load_mapping_file
 from certsync.redaction import Redactor
 from certsync.settings import Settings, check_config, load_command_settings
-from certsync.store import MEMORY_URL, Store, no_store_yet, open_store
+from certsync.store import MEMORY_URL, Store, database_password, no_store_yet, open_store
 
 log = structlog.get_logger("certsync.cli.main")
 
@@ -177,6 +177,8 @@ def cmd_mappings(
 
 
 def cmd_db(args: argparse.Namespace, settings: Settings, out: TextIO, redactor: Redactor) -> int:
+    if args.db_command == "copy":
+        return _copy_store(args, settings, out)
     store = open_store(settings)
     try:
         with store.lock.held(timeout=settings.sync.lock_timeout, what=f"the store {store.shown}"):
@@ -188,6 +190,38 @@ def cmd_db(args: argparse.Namespace, settings: Settings, out: TextIO, redactor: 
         out.write(f"the store is at the latest schema ({now})\n")
     else:
         out.write(f"upgraded the store from {moved[0]} to {moved[1]}\n")
+    return EXIT_OK
+
+
+def _copy_store(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    password = None
+    if args.to_password_file is not None:
+        password = database_password(
+            settings.model_copy(update={"database_password_file": args.to_password_file})
+        )
+    source = open_store(settings)
+    try:
+        target = Store(args.to, lock_lease_seconds=settings.lease.duration, password=password)
+        try:
+            wait = settings.sync.lock_timeout
+            with (
+                source.lock.held(timeout=wait, what=f"the store {source.shown}"),
+                target.lock.held(timeout=wait, what=f"the store {target.shown}"),
+            ):
+                if source.upgrade() is not None:  # an older store reaches the schema first
+                    out.write("upgraded the source store to the latest schema\n")
+                copied = source.copy_to(target)
+            shown = target.shown
+        finally:
+            target.close()
+    finally:
+        source.close()
+    for table, n in copied.items():
+        out.write(f"{n:>9,}  {table}\n")
+    out.write(
+        f"copied {sum(copied.values()):,} rows to {shown}; point CERTSYNC_DATABASE_URL at it "
+        "and start certsync there\n"
+    )
     return EXIT_OK
 
 

@@ -228,6 +228,24 @@ def build_parser() -> argparse.ArgumentParser:
         "Upgrade the store at CERTSYNC_DATABASE_URL to the latest schema, under the writer "
         "lock (a sync or the daemon does the same before its first write).",
     )
+    copy = _command(
+        dsub,
+        "copy",
+        "copy the whole store into a new database",
+        "Copy every mapping, ownership record, journal entry and run from the store at "
+        "CERTSYNC_DATABASE_URL into an empty database (moving from SQLite to PostgreSQL), "
+        "under both writer locks, in one transaction. Stop the daemon first; then point "
+        "CERTSYNC_DATABASE_URL at the new store.",
+    )
+    copy.add_argument(
+        "--to", required=True, metavar="URL", help="the new store, e.g. postgresql://user@host/db"
+    )
+    copy.add_argument(
+        "--to-password-file",
+        type=Path,
+        metavar="PATH",
+        help="the new store's password, read from this file (never put it in the URL)",
+    )
 
     expl = _command(
         sub,

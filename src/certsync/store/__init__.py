@@ -29,6 +29,7 @@ from certsync.models import Mappings, UserMapping, resolve_mappings
 from certsync.settings import Settings
 from certsync.store import schema
 from certsync.store.audit import AuditItem, AuditTrail, Pruned
+from certsync.store.copy import copy_rows
 from certsync.store.db import Db, translated
 from certsync.store.deliveries import Deliveries, Delivery
 from certsync.store.held import HeldPlan, HeldPlanError, HeldPlans
@@ -255,6 +256,15 @@ class Store:
             moved = schema.upgrade(conn)
         self._db.current = True
         return moved
+
+    def copy_to(self, target: Store) -> dict[str, int]:
+        """Every row of this store into `target` (new and empty, both at the latest
+        schema), in one transaction on the target; rows per table. The caller holds both
+        writer locks."""
+        self._db.require_current()
+        target._db.require_current()
+        with self._engine.connect() as source, target._engine.begin() as into:
+            return copy_rows(source, into)
 
     def schema_revision(self) -> str | None:
         with translated("could not be read"), self._engine.connect() as conn:
