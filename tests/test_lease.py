@@ -248,3 +248,39 @@ def test_a_lease_still_ours_after_a_release_that_failed_is_confirmed_again(
     take_over(store)
     with pytest.raises(LeaseLostError):
         store.journal.start_run("incremental")
+
+
+@respx.mock
+def test_a_write_is_not_retried_once_the_lease_is_lost(tmp_path: Path) -> None:
+    """Monotree answers 503 to the assign, and meanwhile another replica takes the lease:
+    the retry is not sent (a late retry could undo what the new leader did)."""
+    settings = mocked_api_settings(
+        tmp_path,
+        '[[types]]\nnatecosmic = "food-safety"\nmonotree = 12\n'
+        '[[users]]\nnatecosmic = "nc-ann"\nmonotree = 501\n',
+        client={"concurrency": 1, "backoff_base": 0, "max_attempts": 5},
+    )
+    respx.get(f"{NATECOSMIC}/v1/certifications").mock(
+        return_value=httpx.Response(200, json={"data": [record(id="r0", user_id="nc-ann", expires_on=None)]})
+    )
+    respx.get(f"{MONOTREE}/api/open/v1/certificates").mock(
+        return_value=httpx.Response(200, json={"data": [{"id": 12, "title": "Food safety"}]})
+    )
+    respx.get(f"{MONOTREE}/api/open/v1/certificates/12/users").mock(
+        return_value=httpx.Response(200, json={"data": [], "links": {"next": None}})
+    )
+    store = Store(settings.database_url)
+
+    def refused_while_taken(_: httpx.Request) -> httpx.Response:
+        take_over(store)
+        store.lock.heartbeat()
+        return httpx.Response(503, json={"message": "Server Error"})
+
+    assign = respx.post(f"{MONOTREE}/api/open/v1/certificates/assign").mock(
+        side_effect=refused_while_taken
+    )
+    with open_clients(settings) as clients:
+        report = run_sync(settings, store, clients, SyncOptions())
+    store.close()
+    assert assign.call_count == 1
+    assert for_report(report) == EXIT_FAILED

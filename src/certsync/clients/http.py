@@ -28,6 +28,7 @@ from certsync.errors import (
     NotFoundError,
     RejectedError,
     ResponseFormatError,
+    StopRequested,
 )
 from certsync.settings import ClientSettings
 
@@ -80,6 +81,9 @@ class ApiHttp:
         self.timing = timing or Timing()
         self.counter = counter if counter is not None else RequestCounter()
         self.pacer = pacer if pacer is not None else Pacer(sleep=self.timing.sleep)
+        # Asked right before every attempt of a write (a first try or a retry): a
+        # cycle whose writer lease is no longer sure sends nothing more.
+        self.may_write: Callable[[], bool] = lambda: True
 
     def __repr__(self) -> str:
         return f"ApiHttp(api={self.api!r}, base_url={self._safe_base!r})"
@@ -185,6 +189,9 @@ class ApiHttp:
     def _attempt(self, call: _Call, read: Callable[[httpx.Response], T]) -> T:
         method, url = call.method, call.url
         self.pacer.acquire()
+        if method != "GET" and not self.may_write():
+            self.pacer.release(None)
+            raise StopRequested("the writer lease is no longer sure: no write request is sent")
         headers: Mapping[str, str] | None = None
         try:
             request = self._client.build_request(

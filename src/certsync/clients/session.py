@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Literal
@@ -31,6 +31,19 @@ class Clients:
     monotree: MonotreeClient
     counter: RequestCounter
     credentials: tuple[Credential, ...] = ()
+    sessions: tuple[ApiHttp, ...] = ()
+
+    @contextmanager
+    def writes_only_while(self, may_write: Callable[[], bool]) -> Iterator[None]:
+        """Within the block, every attempt of a write request (retries included) first
+        asks `may_write`; a no stops it unsent (StopRequested)."""
+        for http in self.sessions:
+            http.may_write = may_write
+        try:
+            yield
+        finally:
+            for http in self.sessions:
+                http.may_write = lambda: True
 
     def reload_credentials(self) -> None:
         """Read every token source again: a rotated Secret is used from this cycle on."""
@@ -72,5 +85,9 @@ def open_clients(
 
         natecosmic, monotree = session("natecosmic"), session("monotree")
         yield Clients(
-            NatecosmicClient(natecosmic), MonotreeClient(monotree), counter, tuple(credentials)
+            NatecosmicClient(natecosmic),
+            MonotreeClient(monotree),
+            counter,
+            tuple(credentials),
+            (natecosmic, monotree),
         )

@@ -118,17 +118,19 @@ def run_sync(
                 # does: by then another replica may have taken over.
                 return should_stop() or (not dry and not lease.valid())
 
-            _cycle(
-                settings=settings,
-                store=store,
-                clients=clients,
-                options=options,
-                report=report,
-                mapping_file=mapping_file,
-                now=now,
-                say=say,
-                should_stop=stopping,
-            )
+            # Also asked before every retry of a write: a retry must not outlive the lease.
+            with clients.writes_only_while(lambda: not stopping()):
+                _cycle(
+                    settings=settings,
+                    store=store,
+                    clients=clients,
+                    options=options,
+                    report=report,
+                    mapping_file=mapping_file,
+                    now=now,
+                    say=say,
+                    should_stop=stopping,
+                )
             if not dry and not lease.valid():
                 raise LeaseLostError(
                     "the store's writer lease was lost during this cycle (taken by another "
