@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 import respx
+from alembic import command
 from sqlalchemy import text
 
 from certsync.cli.exit_codes import EXIT_FAILED, for_report
@@ -18,7 +20,7 @@ from certsync.clients.session import open_clients
 from certsync.engine.cycle import run_sync
 from certsync.engine.report import SyncOptions
 from certsync.errors import LeaseLostError, StopRequested
-from certsync.store import Store
+from certsync.store import Store, schema
 from tests.conftest import MONOTREE, NATECOSMIC, mocked_api_settings
 from tests.test_natecosmic import record
 
@@ -224,9 +226,9 @@ def test_a_lease_not_renewed_in_time_is_not_valid_for_a_write(
     clock = [1000.0]
     monkeypatch.setattr("certsync.store.lock.time.monotonic", lambda: clock[0])
     assert store.lock.try_acquire() is None and store.lock.valid()
-    clock[0] += 120 - 40 - 1  # a lease of 120 s, renewed every 40 s: one beat missed
+    clock[0] += 55  # a lease of 120 s: sure for 56 s (half, less a tenth of a beat) ...
     assert store.lock.valid()
-    clock[0] += 2
+    clock[0] += 2  # ... and no longer: the quickest takeover rule waits 60 s
     assert not store.lock.valid()
     assert store.lock.heartbeat() is True and store.lock.valid()
 
@@ -261,7 +263,9 @@ def test_a_write_is_not_retried_once_the_lease_is_lost(tmp_path: Path) -> None:
         client={"concurrency": 1, "backoff_base": 0, "max_attempts": 5},
     )
     respx.get(f"{NATECOSMIC}/v1/certifications").mock(
-        return_value=httpx.Response(200, json={"data": [record(id="r0", user_id="nc-ann", expires_on=None)]})
+        return_value=httpx.Response(
+            200, json={"data": [record(id="r0", user_id="nc-ann", expires_on=None)]}
+        )
     )
     respx.get(f"{MONOTREE}/api/open/v1/certificates").mock(
         return_value=httpx.Response(200, json={"data": [{"id": 12, "title": "Food safety"}]})
@@ -284,3 +288,43 @@ def test_a_write_is_not_retried_once_the_lease_is_lost(tmp_path: Path) -> None:
     store.close()
     assert assign.call_count == 1
     assert for_report(report) == EXIT_FAILED
+
+
+def test_a_fenced_sqlite_transaction_holds_the_lease_until_it_commits(tmp_path: Path) -> None:
+    """SQLite: the fence takes the database's write lock, so no takeover can slip in
+    between the check and the transaction's own writes."""
+    path = tmp_path / "fence.db"
+    store = Store(f"sqlite:///{path}")
+    assert store.lock.try_acquire() is None
+    other = sqlite3.connect(path, timeout=0.2)
+    try:
+        with store._db.write() as conn:  # a fenced transaction, still open
+            assert conn is not None
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("UPDATE writer_lock SET owner = 'replica-b', epoch = epoch + 1")
+    finally:
+        other.close()
+        store.close()
+
+
+def test_a_store_behind_this_certsync_keeps_its_epochs_through_the_upgrade(
+    store_url: str,
+) -> None:
+    """A store at 0010 (epochs exist) but older than head: the lease taken before the
+    upgrade keeps fencing and renewing with the row's real epoch after it."""
+    first = Store(store_url)
+    with first.lock.held(timeout=1):
+        pass
+    with first.lock.held(timeout=1):  # epoch 2 now
+        pass
+    with first.engine.begin() as conn:  # as a release before 0011 left it
+        command.downgrade(schema._config(conn), "0010")
+    first.close()
+    behind = Store(store_url)
+    assert not behind.is_current
+    with behind.lock.held(timeout=1):
+        assert behind.lock.epoch == 3
+        assert behind.upgrade() is not None
+        behind.journal.start_run("incremental")  # fenced with epoch 3: passes
+        assert behind.lock.heartbeat() is True
+    behind.close()

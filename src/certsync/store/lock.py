@@ -13,14 +13,14 @@ Taking a lease is a compare-and-swap on the row as it was read (owner and
 epoch, the row locked while it is decided), so two contenders cannot both win.
 The holder renews every third of the lease and notices when a renewal changes
 no row: the lease is `lost`.
-It also keeps a deadline on its own monotonic clock, a third of the lease short
-of the earliest moment another process could take over: past it (a process
-paused by SIGSTOP, a heartbeat that could not reach the database) `valid()` is
-false and no write request may be sent.
+It also keeps a deadline on its own monotonic clock: half a lease after the
+start of its last renewal, short of the earliest moment another process could
+take over. Past it (a process paused by SIGSTOP, a heartbeat that could not
+reach the database) `valid()` is false and no write request may be sent.
 
 While the writer lease is held, every store transaction of this process is
-fenced: it first reads the lease row (FOR SHARE on PostgreSQL, so a takeover
-waits for the transaction) and fails unless this owner and epoch still hold it.
+fenced: it first locks the lease row (see `_fence`) and fails unless this
+owner and epoch still hold it.
 A writer that lost its lease cannot write a row, whatever its clock says.
 """
 
@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, inspect, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
@@ -114,6 +114,7 @@ class Lease:
         self._valid_until = 0.0
         self._depth = 0
         self._guard = threading.Lock()
+        self._has_epoch = False
 
     @property
     def beat_seconds(self) -> float:
@@ -133,13 +134,18 @@ class Lease:
                 return True
         return bool(age > self._lease)
 
-    def _with_epoch(self) -> bool:
+    def _with_epoch(self, conn: Connection) -> bool:
         # A store older than revision 0010 has no epoch yet; its lease still works, so
         # that `db upgrade` can run under it, and the epoch starts at 0 once it exists.
-        return self._db.current
+        # Asked of the table itself, not of "the schema is current": a store at 0010 or
+        # later but behind this certsync has epochs already.
+        if not self._has_epoch:
+            columns = {c["name"] for c in inspect(conn).get_columns("writer_lock")}
+            self._has_epoch = "epoch" in columns
+        return self._has_epoch
 
     def _read(self, conn: Connection, *, locking: bool = False) -> Row[tuple[object, ...]] | None:
-        columns = [c for c in _LEASES.c if c.name != "epoch" or self._with_epoch()]
+        columns = [c for c in _LEASES.c if c.name != "epoch" or self._with_epoch(conn)]
         query = select(*columns).where(_LEASES.c.id == self._row)
         if locking:
             # PostgreSQL: a holder's heartbeat waits for this transaction, then finds the
@@ -148,9 +154,14 @@ class Lease:
             query = query.with_for_update()
         return conn.execute(query).first()
 
+    def _deadline(self, since: float) -> float:
+        # Earlier than any takeover: the shortest rule (this host and PID, another owner)
+        # takes a lease half a lease after its last heartbeat, which came after `since`.
+        return since + self.seconds / 2 - self.beat_seconds / 10
+
     def _confirmed(self, since: float, epoch: int) -> None:
         self.epoch = epoch
-        self._valid_until = since + self.seconds - self.beat_seconds
+        self._valid_until = self._deadline(since)
         self.lost.clear()
         if self._fences:
             self._db.fence = self._fence
@@ -160,10 +171,11 @@ class Lease:
         with translated("lease could not be read"), self._engine.connect() as conn:
             now = db_now(conn)
             row = self._read(conn)
+            with_epoch = self._with_epoch(conn)
         if row is None or self._stale(row, now):
             return None
         age = (now - _aware(row.heartbeat_at)).total_seconds()
-        epoch = int(row.epoch) if self._with_epoch() else 0
+        epoch = int(row.epoch) if with_epoch else 0
         return Holder(row.owner, int(row.pid), row.host, epoch, _aware(row.acquired_at), age)
 
     def try_acquire(self) -> str | None:
@@ -179,7 +191,7 @@ class Lease:
                 "heartbeat_at": now,
             }
             table = _LEASES
-            with_epoch = self._with_epoch()
+            with_epoch = self._with_epoch(conn)
             row = self._read(conn, locking=True)
             if row is None:
                 first = {"epoch": 1} if with_epoch else {}
@@ -228,9 +240,9 @@ class Lease:
         """Renew the lease; False (and `lost` set) when another process holds it now."""
         started = time.monotonic()
         mine = [_LEASES.c.id == self._row, _LEASES.c.owner == self.owner]
-        if self._with_epoch():
-            mine.append(_LEASES.c.epoch == self.epoch)
         with translated("lock could not be used"), self._engine.begin() as conn:
+            if self._with_epoch(conn):
+                mine.append(_LEASES.c.epoch == self.epoch)
             renewed = conn.execute(
                 update(_LEASES).where(*mine).values(heartbeat_at=db_now(conn))
             ).rowcount
@@ -238,7 +250,7 @@ class Lease:
             self.lost.set()
             log.error("store.lock_lost", lease=self._row, owner=self.owner)
             return False
-        self._valid_until = started + self.seconds - self.beat_seconds
+        self._valid_until = self._deadline(started)
         return True
 
     def valid(self) -> bool:
@@ -246,17 +258,30 @@ class Lease:
         return not self.lost.is_set() and time.monotonic() < self._valid_until
 
     def _fence(self, conn: Connection) -> None:
-        """Inside a store transaction: fail it unless this owner and epoch hold the lease."""
-        found = conn.execute(
-            select(_LEASES.c.epoch)
-            .where(
-                _LEASES.c.id == self._row,
-                _LEASES.c.owner == self.owner,
-                _LEASES.c.epoch == self.epoch,
+        """Inside a store transaction: fail it unless this owner and epoch hold the lease.
+
+        PostgreSQL: the row is read FOR KEY SHARE, so a takeover (FOR UPDATE) waits for
+        this transaction, while this process's own heartbeat (an update of a non-key
+        column) does not. SQLite: a no-op UPDATE of the row, which takes the database's
+        write lock there and then, so nothing can change the lease before this
+        transaction commits (a plain SELECT would be a check before the act).
+        """
+        mine = (
+            _LEASES.c.id == self._row,
+            _LEASES.c.owner == self.owner,
+            _LEASES.c.epoch == self.epoch,
+        )
+        if conn.dialect.name == "sqlite":
+            held = conn.execute(update(_LEASES).where(*mine).values(epoch=_LEASES.c.epoch))
+            found = held.rowcount == 1
+        else:
+            found = (
+                conn.execute(
+                    select(_LEASES.c.epoch).where(*mine).with_for_update(read=True, key_share=True)
+                ).first()
+                is not None
             )
-            .with_for_update(read=True)
-        ).first()
-        if found is None:
+        if not found:
             self.lost.set()
             raise LeaseLostError(
                 "the store's writer lease was taken by another certsync: this write was "
@@ -266,6 +291,7 @@ class Lease:
     def release(self) -> None:
         if self._db.fence == self._fence:
             self._db.fence = None
+        self._valid_until = 0.0
         with translated("lock could not be used"), self._engine.begin() as conn:
             conn.execute(
                 update(_LEASES)
@@ -310,7 +336,7 @@ class Lease:
             yield
         finally:
             stop.set()
-            thread.join(timeout=5)
+            thread.join(timeout=15)  # longer than a renewal can block (connect timeout 10 s)
             with self._guard:
                 self._depth -= 1
             try:
@@ -342,9 +368,13 @@ class Lease:
 
     def _beat_until(self, stop: threading.Event) -> None:
         every = max(0.2, self.beat_seconds)
-        while not stop.wait(every):
+        wait = every
+        while not stop.wait(wait):
             try:
                 if not self.heartbeat():
                     return
+                wait = every
             except StoreError as exc:
+                # Soon again: one failed renewal must not let the deadline pass unrenewed.
                 log.warning("store.lock_heartbeat_failed", error=str(exc))
+                wait = every / 4
