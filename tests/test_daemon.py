@@ -106,9 +106,10 @@ def test_a_second_daemon_stands_by_while_the_first_leads(
     sends no write; only the leader shows certsync_leader 1."""
     # Long enough for the second daemon to start and look even on a loaded machine.
     sandbox_state.script(Fault("POST /certificates/assign", "delay-after", delay=10))
-    first, first_base = daemons()
+    admin = {"CERTSYNC_HTTP__ADMIN_TOKEN": "admin-token-for-the-standby-test-5d1e"}
+    first, first_base = daemons(**admin)
     wait_for(lambda: bool(sandbox_state.active_pairs()), what="the first daemon's assign")
-    second, second_base = daemons()
+    second, second_base = daemons(**admin)
     wait_for(
         lambda: "standing by" in httpx.get(f"{second_base}/readyz").json()["reason"],
         what="the second daemon standing by",
@@ -118,6 +119,13 @@ def test_a_second_daemon_stands_by_while_the_first_leads(
     assert f"the leader is certsync pid {first.pid}" in ready.json()["reason"]
     assert metric_sum(httpx.get(f"{first_base}/metrics").text, "certsync_leader") == 1
     assert metric_sum(httpx.get(f"{second_base}/metrics").text, "certsync_leader") == 0
+    asked = httpx.post(
+        f"{second_base}/runs",
+        headers={"Authorization": "Bearer admin-token-for-the-standby-test-5d1e"},
+        json={},
+    )
+    assert asked.status_code == 503  # queued on a standby, it would wait until it leads
+    assert asked.json()["leader"].startswith(f"certsync pid {first.pid} on ")
     assert sandbox_state.count("monotree", "POST") == 1
     status = cli("status").stdout.splitlines()
     assert status[0].startswith(f"leader: certsync pid {first.pid} on ")

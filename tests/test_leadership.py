@@ -51,6 +51,11 @@ class FakeLease:
         self.released += 1
 
 
+def leader_metric(daemon: Daemon) -> float | None:
+    """certsync_leader as a scrape would read it."""
+    return daemon.metrics.registry.get_sample_value("certsync_leader")
+
+
 def replica(lease: FakeLease) -> tuple[Daemon, Leadership, FakeClock, ScriptedCycle]:
     clock, cycle = FakeClock(), ScriptedCycle([])
     leadership = Leadership(lease, poll=1.0, clock=clock)
@@ -66,7 +71,7 @@ def test_a_standby_runs_no_cycle_and_is_ready_while_it_sees_the_leader() -> None
     assert daemon.run_pending() is None and cycle.seen == []
     ready, reason = daemon.readiness()
     assert ready and reason == "standing by; the leader is certsync pid 7 on replica-a"
-    assert daemon.metrics.leader._value.get() == 0
+    assert leader_metric(daemon) == 0
     clock.t += 31  # no fresh view of the lease for longer than the lease itself
     ready, reason = daemon.readiness()
     assert not ready and "last read 31s ago" in reason
@@ -80,8 +85,8 @@ def test_a_standby_takes_over_a_free_lease_and_starts_with_a_full_cycle() -> Non
     clock.t += 5
     lease.holder = None  # the leader released it (SIGTERM) or it ran out
     leadership.step()
-    assert leadership.leading and daemon.metrics.leader._value.get() == 1
-    assert daemon.metrics.lease_epoch._value.get() == 1
+    assert leadership.leading and leader_metric(daemon) == 1
+    assert daemon.metrics.registry.get_sample_value("certsync_lease_epoch") == 1
     report = daemon.run_pending()
     assert report is not None and cycle.seen[0].force_full
 
@@ -97,19 +102,20 @@ def test_the_leader_renews_every_third_of_the_lease_and_steps_down_when_taken() 
     lease.renewable = False  # another replica holds it now
     clock.t += 10
     leadership.step()
-    assert not leadership.leading and daemon.metrics.leader._value.get() == 0
+    assert not leadership.leading and leader_metric(daemon) == 0
     assert daemon.run_pending() is None
 
 
 def test_a_leader_out_of_reach_of_its_database_leads_only_while_its_lease_is_sure() -> None:
     lease = FakeLease(holder=None)
-    _, leadership, clock, _ = replica(lease)
+    daemon, leadership, clock, _ = replica(lease)
     leadership.step()
     lease.reachable = False
     clock.t += 10
     leadership.step()
     assert leadership.leading and leadership.may_write()  # one renewal missed: still sure
     lease.fresh = False  # past the point where another replica could take over
+    assert leader_metric(daemon) == 0  # a scrape sees it at once, even before the next step
     clock.t += 10
     leadership.step()
     assert not leadership.leading and not leadership.may_write()
@@ -138,3 +144,19 @@ def test_a_graceful_stop_releases_the_lease_once() -> None:
     leadership.resign()
     leadership.resign()
     assert lease.released == 1 and not leadership.leading
+
+
+def test_a_replica_that_steps_down_stops_reporting_the_leaders_figures() -> None:
+    """Held-back revocations, rate-limit headroom and failures are the leader's to report:
+    a former leader that kept them would keep alerts firing after the new one cleared them."""
+    lease = FakeLease(holder=None)
+    daemon, leadership, clock, _ = replica(lease)
+    leadership.step()
+    daemon.metrics.observe_held_back({"mass-revoke": 40})
+    daemon.metrics.observe_budget("monotree", 0)
+    lease.renewable = False
+    clock.t += 10
+    leadership.step()
+    sample = daemon.metrics.registry.get_sample_value
+    assert sample("certsync_held_back_revocations", {"reason": "mass-revoke"}) == 0
+    assert sample("certsync_rate_limit_remaining", {"api": "monotree"}) is None

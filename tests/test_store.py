@@ -149,6 +149,17 @@ def test_a_store_of_the_release_before_alembic_upgrades_without_losing_a_row(
     assert structural == []
 
 
+def test_an_older_store_still_answers_a_ping(tmp_path: Path) -> None:
+    """A new replica's readiness on a store the old leader has not upgraded yet: reachable,
+    so it stands by, ready, instead of stalling a rolling update."""
+    path = tmp_path / "v2.db"
+    load_fixture(path, "store_v2.sql")
+    s = Store(f"sqlite:///{path}")
+    assert not s.is_current
+    s.ping()
+    s.close()
+
+
 def test_a_store_of_the_release_before_the_audit_trail_upgrades_with_its_journal(
     tmp_path: Path,
 ) -> None:

@@ -23,6 +23,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -126,6 +127,17 @@ class LeaseSettings(_Section):
     # How often a standby looks at the leader lease (and the leader at webhook deliveries
     # another replica received).
     standby_poll: float = Field(default=1.0, gt=0, le=60.0)
+
+    @model_validator(mode="after")
+    def _renewed_in_time(self) -> LeaseSettings:
+        # The leader renews on its polls: they must come at least every third of a lease.
+        if self.standby_poll > self.duration / 3:
+            raise ValueError(
+                f"the standby poll (CERTSYNC_LEASE__STANDBY_POLL, {self.standby_poll:g} s) "
+                "must be at most a third of the lease (CERTSYNC_LEASE__DURATION, "
+                f"{self.duration:g} s): the leader renews its lease on each poll"
+            )
+        return self
 
 
 class Settings(BaseSettings):

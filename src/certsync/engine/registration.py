@@ -51,7 +51,11 @@ def sync_registered(
         ),
         should_stop=should_stop,
     )
-    ok = report.error is None and not report.result.failures and not report.result.stopped
+    if report.result.stopped or should_stop():
+        # Stopped (SIGTERM, or this replica no longer leads): left waiting, so the next
+        # leader (or this one after a restart) handles it.
+        return report, None
+    ok = report.error is None and not report.result.failures
     store.deliveries.handled(delivery_id, "applied" if ok else "failed", report.run_id)
     if not ok or not report.requests:
         return report, None

@@ -134,10 +134,28 @@ def _decider(raw: bytes) -> str | None:
     return by if isinstance(by, str) and 0 < len(by) <= 200 else None
 
 
+def _standing_by(daemon: Daemon) -> Response | None:
+    """A standby runs nothing: a request queued here would wait until it leads. Refused,
+    naming the leader, so the caller (or a retrying client) goes there."""
+    if daemon.leading:
+        return None
+    leader = daemon.leadership.leader if daemon.leadership is not None else None
+    return JSONResponse(
+        {
+            "error": "this replica stands by and runs nothing; send it to the leader",
+            "leader": leader,
+        },
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )
+
+
 def admin_routes(daemon: Daemon, token: AdminToken, lookups: Lookups) -> list[Route]:
     async def create_run(request: Request) -> Response:
         if not token.accepts(request.headers.get("authorization")):
             return _refused()
+        if (refusal := _standing_by(daemon)) is not None:
+            return refusal
         raw = await request.body()
         if len(raw) > MAX_BODY:
             return JSONResponse({"error": "the body is over 64 KiB"}, status_code=413)
@@ -180,6 +198,8 @@ def admin_routes(daemon: Daemon, token: AdminToken, lookups: Lookups) -> list[Ro
         async def decide_plan(request: Request) -> Response:
             if not token.accepts(request.headers.get("authorization")):
                 return _refused()
+            if (refusal := _standing_by(daemon)) is not None:
+                return refusal
             by = _decider((await request.body())[: MAX_BODY + 1])
             if by is None:
                 return JSONResponse(

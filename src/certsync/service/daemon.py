@@ -100,15 +100,25 @@ class Daemon:
         self.leadership = leadership
         if leadership is not None:
             leadership.on_change = self._leadership_changed
+        # Read at each scrape, not when leadership last changed: a leader whose renewals
+        # hang (a database out of reach) shows 0 once its lease is no longer sure.
+        self.metrics.leader.set_function(lambda: 1.0 if self._sure_leader() else 0.0)
+
+    def _sure_leader(self) -> bool:
+        return self.leadership is None or self.leadership.may_write()
 
     @property
     def leading(self) -> bool:
         return self.leadership is None or self.leadership.leading
 
     def _leadership_changed(self, leading: bool) -> None:
-        self.metrics.leader.set(1 if leading else 0)
         if not leading:
+            # What the leader reported is the new leader's to report now: a standby
+            # that kept it would keep alerts firing after the new leader cleared them.
             self.metrics.lease_epoch.set(0)
+            self.metrics.observe_held_back({})
+            self.metrics.rate_limit_remaining.clear()
+            self.metrics.failures.set(0)
             return
         assert self.leadership is not None
         self.metrics.lease_epoch.set(self.leadership.epoch or 0)

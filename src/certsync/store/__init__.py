@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Engine, create_engine, event, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
@@ -63,6 +63,10 @@ __all__ = [
 
 MEMORY_URL = "sqlite://"
 DEFAULT_LEASE_SECONDS = 30.0
+# psycopg 3 connection options: give up on an unreachable server after 10 s, and no
+# server-side prepared statements, which PgBouncer in transaction mode would break.
+_SERVER_ARGS = {"connect_timeout": 10, "prepare_threshold": None}
+_CREATE_KEY = 0x63657274  # "cert": the advisory lock that guards creating the schema
 
 
 def engine_url(url: str) -> str:
@@ -195,7 +199,7 @@ class Store:
             target = make_url(url) if password is None else make_url(url).set(password=password)
             self._engine: Engine = create_engine(
                 target,
-                connect_args={"check_same_thread": False} if sqlite else {"connect_timeout": 10},
+                connect_args={"check_same_thread": False} if sqlite else _SERVER_ARGS,
                 # A server's connections may die under us (a restart, a failover): test
                 # each one before use instead of failing the next cycle's first query.
                 pool_pre_ping=not sqlite,
@@ -221,6 +225,11 @@ class Store:
         # A new, empty database is created at the latest schema at once; an older one
         # is upgraded only by upgrade(), under the writer lock, once per process.
         with translated("could not be opened"), self._engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Two replicas started together on an empty database: one creates the
+                # schema, the other waits here and then finds it. A lock of this
+                # transaction only, so it also works behind PgBouncer.
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CREATE_KEY})
             if schema.revision(conn) is None:  # no certsync schema yet, whatever else is there
                 schema.upgrade(conn)
             self._db.current = schema.is_current(conn)
@@ -239,8 +248,10 @@ class Store:
         self._engine.dispose()
 
     def ping(self) -> None:
-        """Raise StoreError unless the database answers (the daemon's readiness)."""
-        with self._db.read() as conn:
+        """Raise StoreError unless the database answers (the daemon's readiness). An older
+        schema answers too: a new replica stands by, ready, until the leader stops and it
+        upgrades the store itself."""
+        with translated("could not be reached"), self._engine.connect() as conn:
             conn.execute(select(1))
 
     @property

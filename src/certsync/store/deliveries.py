@@ -111,9 +111,11 @@ class Deliveries:
             return [r for (r,) in rows]
 
     def handled(self, delivery_id: str, state: str, run_id: str | None = None) -> None:
+        """Say how a waiting delivery was handled; one handled already keeps its state (a
+        replica that no longer leads cannot turn another's "applied" into "failed")."""
         with self._db.write() as conn:
             conn.execute(
                 update(_D)
-                .where(_D.c.id == delivery_id)
+                .where(_D.c.id == delivery_id, _D.c.state == "received")
                 .values(state=state, handled_at=utcnow(), run_id=run_id)
             )
