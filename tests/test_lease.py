@@ -109,6 +109,20 @@ def test_a_lost_lease_is_noticed_by_the_next_heartbeat(store: Store) -> None:
     assert store.lock.lost.is_set()
 
 
+def template_12_without_holders(*users: str) -> None:
+    """Natecosmic: one food-safety record per user; Monotree: template 12, held by none."""
+    records = [record(id=f"r{i}", user_id=u, expires_on=None) for i, u in enumerate(users)]
+    respx.get(f"{NATECOSMIC}/v1/certifications").mock(
+        return_value=httpx.Response(200, json={"data": records})
+    )
+    respx.get(f"{MONOTREE}/api/open/v1/certificates").mock(
+        return_value=httpx.Response(200, json={"data": [{"id": 12, "title": "Food safety"}]})
+    )
+    respx.get(f"{MONOTREE}/api/open/v1/certificates/12/users").mock(
+        return_value=httpx.Response(200, json={"data": [], "links": {"next": None}})
+    )
+
+
 @respx.mock
 def test_a_cycle_that_loses_its_lease_stops_before_its_next_write(tmp_path: Path) -> None:
     """Two assign bodies (chunk size 1); the lease is taken while the first is sent."""
@@ -120,19 +134,7 @@ def test_a_cycle_that_loses_its_lease_stops_before_its_next_write(tmp_path: Path
         sync={"chunk_size": 1},
         client={"concurrency": 1},
     )
-    records = [
-        record(id=f"r{i}", user_id=user, expires_on=None)
-        for i, user in enumerate(["nc-ann", "nc-bob"])
-    ]
-    respx.get(f"{NATECOSMIC}/v1/certifications").mock(
-        return_value=httpx.Response(200, json={"data": records})
-    )
-    respx.get(f"{MONOTREE}/api/open/v1/certificates").mock(
-        return_value=httpx.Response(200, json={"data": [{"id": 12, "title": "Food safety"}]})
-    )
-    respx.get(f"{MONOTREE}/api/open/v1/certificates/12/users").mock(
-        return_value=httpx.Response(200, json={"data": [], "links": {"next": None}})
-    )
+    template_12_without_holders("nc-ann", "nc-bob")
     store = Store(settings.database_url)
 
     def taken_meanwhile(_: httpx.Request) -> httpx.Response:
@@ -262,17 +264,7 @@ def test_a_write_is_not_retried_once_the_lease_is_lost(tmp_path: Path) -> None:
         '[[users]]\nnatecosmic = "nc-ann"\nmonotree = 501\n',
         client={"concurrency": 1, "backoff_base": 0, "max_attempts": 5},
     )
-    respx.get(f"{NATECOSMIC}/v1/certifications").mock(
-        return_value=httpx.Response(
-            200, json={"data": [record(id="r0", user_id="nc-ann", expires_on=None)]}
-        )
-    )
-    respx.get(f"{MONOTREE}/api/open/v1/certificates").mock(
-        return_value=httpx.Response(200, json={"data": [{"id": 12, "title": "Food safety"}]})
-    )
-    respx.get(f"{MONOTREE}/api/open/v1/certificates/12/users").mock(
-        return_value=httpx.Response(200, json={"data": [], "links": {"next": None}})
-    )
+    template_12_without_holders("nc-ann")
     store = Store(settings.database_url)
 
     def refused_while_taken(_: httpx.Request) -> httpx.Response:
