@@ -63,9 +63,18 @@ __all__ = [
 
 MEMORY_URL = "sqlite://"
 DEFAULT_LEASE_SECONDS = 30.0
-# psycopg 3 connection options: give up on an unreachable server after 10 s, and no
-# server-side prepared statements, which PgBouncer in transaction mode would break.
-_SERVER_ARGS = {"connect_timeout": 10, "prepare_threshold": None}
+# psycopg 3 connection options: give up on an unreachable server after 10 s; notice a
+# dead connection within about 25 s (TCP keepalives), so a renewal cannot hang on a
+# partition; and no server-side prepared statements, which PgBouncer in transaction
+# mode would break.
+_SERVER_ARGS = {
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "prepare_threshold": None,
+}
 _CREATE_KEY = 0x63657274  # "cert": the advisory lock that guards creating the schema
 
 
