@@ -135,6 +135,7 @@ def test_a_second_daemon_stands_by_while_the_first_leads(
         assert proc.wait(timeout=30) == 0
     _, err = second.communicate()
     events = [json.loads(line)["event"] for line in err.splitlines() if line.startswith("{")]
+    assert "leader.standing_by" in events
     assert "leader.elected" not in events and "sync.finished" not in events
 
 

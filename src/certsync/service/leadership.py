@@ -93,6 +93,8 @@ class Leadership:
                 return
             holder = self.lease.try_acquire()
             self.seen_at = now
+            if holder is not None and holder != self.leader:
+                log.info("leader.standing_by", leader=holder)  # once per leader seen
             self.leader = holder
             if holder is None:
                 self._renew_at = now + self.lease.beat_seconds
