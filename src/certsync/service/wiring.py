@@ -134,7 +134,8 @@ def run_daemon(settings: Settings, redactor: Redactor) -> bool:
         if not finished:
             log.error("daemon.stop_timeout", bound=bound)
         leader.join(5)
-        # After the last cycle let go of the writer lock: a standby takes over at once.
+        # After the last cycle (which released the writer lock), the leader lease: a
+        # standby takes over at its next look.
         leadership.resign()
     log.info("daemon.stopped", clean=finished)
     return finished
