@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -309,3 +311,42 @@ def test_the_demo_ends_with_a_new_hire_synced_by_webhook(tmp_path: Path) -> None
     assert done.returncode == 0, done.stderr[-2000:]
     assert "=== 4. a new hire accepts the Monotree invite ===" in done.stdout
     assert "demo: converged" in done.stdout
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def test_the_receiver_answers_from_a_process_of_its_own_and_its_death_stops_the_daemon(
+    daemons: Callable[..., tuple[Any, str]], world_free: None
+) -> None:
+    """A cycle's interpreter lock must not hold up the answers: the receiver is a child
+    process. Should it die, deliveries would be refused unseen, so the daemon stops,
+    non-zero, for its supervisor to start both again."""
+    port = free_port()
+    proc, _ = daemons(
+        CERTSYNC_SCHEDULE__INTERVAL="3600",
+        CERTSYNC_WEBHOOK__PORT=str(port),
+        CERTSYNC_WEBHOOK__SECRETS=SECRET,
+    )
+    body = envelope(event="monotree.post.created")
+    url = f"http://127.0.0.1:{port}/webhooks/monotree"
+
+    def answered() -> bool:
+        try:
+            return (
+                httpx.post(url, content=body, headers=signed(body, SECRET, time.time())).status_code
+                == 202
+            )
+        except httpx.ConnectError:
+            return False
+
+    wait_for(answered, what="the receiver answering")
+    (child,) = _children(proc.pid)
+    os.kill(child, signal.SIGKILL)
+    assert proc.wait(timeout=30) == 1
+    _, stderr = proc.communicate(timeout=10)
+    assert "webhook.receiver_died" in stderr and "Traceback" not in stderr

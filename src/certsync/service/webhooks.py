@@ -66,9 +66,9 @@ class Secrets:
         return found
 
 
-def _answer(status: int, outcome: str, metrics: Metrics | None) -> Response:
-    if metrics is not None:
-        metrics.deliveries.labels(outcome).inc()
+def _answer(status: int, outcome: str, count: Callable[[str], None] | None) -> Response:
+    if count is not None:
+        count(outcome)
     if status == 401:
         return Response(status_code=401)  # why is for the operator (metrics, log), not the sender
     return JSONResponse({"status": outcome}, status_code=status)
@@ -79,34 +79,42 @@ def webhook_app(
     inbox: Inbox,
     *,
     metrics: Metrics | None = None,
+    count: Callable[[str], None] | None = None,
     clock: Callable[[], float] = time.time,
 ) -> Starlette:
-    """`inbox` keeps each delivery in the store and hands a new one to the cycle runner."""
+    """`inbox` keeps each delivery in the store and hands a new one to the cycle runner.
+    Each answer is counted by outcome: in `metrics`, or by `count` (the receiver in a
+    process of its own tells its parent)."""
+    if count is None and metrics is not None:
+        deliveries = metrics.deliveries
+
+        def count(outcome: str) -> None:
+            deliveries.labels(outcome).inc()
 
     async def receive(request: Request) -> Response:
         length = request.headers.get("content-length", "")
         if length.isdigit() and int(length) > MAX_BODY:
-            return _answer(413, "too-large", metrics)
+            return _answer(413, "too-large", count)
         body = b""
         async for chunk in request.stream():
             body += chunk
             if len(body) > MAX_BODY:
-                return _answer(413, "too-large", metrics)
+                return _answer(413, "too-large", count)
         verdict = check(request.headers, body, secrets.current(), now=clock())
         if verdict is not Check.OK:
             log.warning("webhook.refused", reason=verdict.value)
-            return _answer(401, verdict.value, metrics)
+            return _answer(401, verdict.value, count)
         try:
             envelope = parse(body)
         except Malformed as exc:
             log.warning("webhook.malformed", reason=str(exc))
-            return _answer(400, "malformed", metrics)
+            return _answer(400, "malformed", count)
         if envelope.event != REGISTERED:
-            return _answer(202, "ignored", metrics)
+            return _answer(202, "ignored", count)
         kept = inbox.submit((envelope.id, envelope.event, envelope.user_id, envelope.email))
         if not await asyncio.wrap_future(kept):
-            return _answer(200, "duplicate", metrics)
+            return _answer(200, "duplicate", count)
         log.info("webhook.accepted", delivery=envelope.id, user=envelope.user_id)
-        return _answer(202, "accepted", metrics)
+        return _answer(202, "accepted", count)
 
     return Starlette(routes=[Route("/webhooks/monotree", receive, methods=["POST"])])

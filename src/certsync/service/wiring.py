@@ -20,11 +20,11 @@ from certsync.redaction import Redactor
 from certsync.service.admin import AdminToken, Lookups, admin_routes
 from certsync.service.daemon import Daemon
 from certsync.service.health import health_app
-from certsync.service.inbox import Inbox
 from certsync.service.leadership import Leadership
+from certsync.service.receiver import ReceiverProcess
 from certsync.service.schedule import SystemClock
 from certsync.service.serve import ServerThread
-from certsync.service.webhooks import Secrets, webhook_app
+from certsync.service.webhooks import Secrets
 from certsync.settings import Settings, api_problems, settings_message
 from certsync.store import Store, open_store
 
@@ -106,7 +106,7 @@ def run_daemon(settings: Settings, redactor: Redactor) -> bool:
         server = _serve(settings, daemon, store, redactor)
         if server is not None:
             stack.callback(server.stop)
-        receiver = _receive(settings, daemon, store, redactor, stack)
+        receiver = _receive(settings, daemon, redactor, stack)
         # Deliveries recorded before a stop or a crash, or by another replica, are
         # picked up while this one leads.
         leader = threading.Thread(
@@ -137,8 +137,9 @@ def run_daemon(settings: Settings, redactor: Redactor) -> bool:
         # After the last cycle (which released the writer lock), the leader lease: a
         # standby takes over at its next look.
         leadership.resign()
-    log.info("daemon.stopped", clean=finished)
-    return finished
+    clean = finished and not (receiver is not None and receiver.died)
+    log.info("daemon.stopped", clean=clean)
+    return clean
 
 
 def _serve(
@@ -167,27 +168,26 @@ def _serve(
 
 
 def _receive(
-    settings: Settings, daemon: Daemon, store: Store, redactor: Redactor, stack: ExitStack
-) -> ServerThread | None:
+    settings: Settings, daemon: Daemon, redactor: Redactor, stack: ExitStack
+) -> ReceiverProcess | None:
     listener = settings.webhook
     if not listener.port:
         return None
-    secrets = Secrets(listener, redactor)
-    if not secrets.configured:
+    if not Secrets(listener, redactor).configured:
         raise ConfigError(
             "CERTSYNC_WEBHOOK__PORT is set but no secret is: set CERTSYNC_WEBHOOK__SECRETS "
             "or CERTSYNC_WEBHOOK__SECRETS_FILE (the secret Monotree signs deliveries with)"
         )
-    inbox = Inbox(store.deliveries.record_many, daemon.webhook_received)
-    stack.callback(inbox.close)
-    app = webhook_app(secrets, inbox, metrics=daemon.metrics)
-    server = ServerThread([(app, listener.port)], host=listener.host)
-    try:
-        server.start()
-    except RuntimeError as exc:
-        raise ConfigError(f"webhook listener on {listener.host}:{listener.port}: {exc}") from None
-    stack.callback(server.stop)  # closed before the inbox: no request is left waiting
-    return server
+    # A process of its own: a cycle holding this interpreter's lock must not hold up
+    # the answers (service/receiver.py).
+    deliveries = daemon.metrics.deliveries
+    receiver = ReceiverProcess(
+        on_delivery=daemon.webhook_received,
+        on_outcome=lambda outcome: deliveries.labels(outcome).inc(),
+        on_death=daemon.request_stop,
+    )
+    stack.callback(receiver.stop)
+    return receiver
 
 
 def _handle_webhook(
