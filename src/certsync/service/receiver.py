@@ -12,6 +12,8 @@ and tells its parent on stdout, one line each:
     error <message>       it could not start
 
 It stops when its stdin closes (the parent stopped, or died) or on SIGTERM.
+A request may be answered before "ready" is written; the parent takes the
+lines in order either way.
 """
 
 from __future__ import annotations
@@ -115,33 +117,52 @@ class ReceiverProcess:
         self.died = False
         self._port = 0
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "certsync.service.receiver"],
+            # Not `-m`: this package is imported already when its module would run as
+            # __main__, and runpy warns that it runs twice.
+            [
+                sys.executable,
+                "-c",
+                "import sys; from certsync.service.receiver import main; sys.exit(main())",
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
             bufsize=1,
         )
         assert self._proc.stdout is not None
-        first = self._proc.stdout.readline().strip()
-        kind, _, value = first.partition(" ")
-        if kind != "ready":
-            self._proc.wait(timeout=10)
-            raise ConfigError(value or "the webhook receiver did not start")
-        self._port = int(value)
+        while True:  # a request may be answered before "ready" is written: dispatched
+            kind, value = self._next()
+            if kind == "ready":
+                self._port = int(value)
+                break
+            if kind in ("error", ""):
+                self._proc.wait(timeout=10)
+                raise ConfigError(value or "the webhook receiver did not start")
+            self._dispatch(kind, value)
         self._reader = threading.Thread(target=self._read, name="certsync-receiver", daemon=True)
         self._reader.start()
 
     def port(self) -> int:
         return self._port
 
-    def _read(self) -> None:
+    def _next(self) -> tuple[str, str]:
+        """The receiver's next line as (kind, value); ("", "") once it has exited."""
         assert self._proc.stdout is not None
-        for line in self._proc.stdout:
-            kind, _, value = line.strip().partition(" ")
-            if kind == "delivery":
-                self._on_delivery(value)
-            elif kind == "outcome":
-                self._on_outcome(value)
+        raw = self._proc.stdout.readline()
+        if not raw:
+            return "", ""
+        kind, _, value = raw.strip().partition(" ")
+        return kind or "blank", value
+
+    def _dispatch(self, kind: str, value: str) -> None:
+        if kind == "delivery":
+            self._on_delivery(value)
+        elif kind == "outcome":
+            self._on_outcome(value)
+
+    def _read(self) -> None:
+        while (line := self._next()) != ("", ""):
+            self._dispatch(*line)
         if not self._stopping:
             # Deliveries would be refused from now on: the daemon stops, non-zero, and its
             # supervisor starts both again (Monotree retries what was refused meanwhile).
