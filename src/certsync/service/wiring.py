@@ -103,10 +103,11 @@ def run_daemon(settings: Settings, redactor: Redactor) -> bool:
         clients.counter.budget_observers.append(daemon.metrics.observe_budget)
         signal.signal(signal.SIGTERM, daemon.request_stop)
         signal.signal(signal.SIGINT, daemon.request_stop)
+        # The receiver first: /healthz answers once every part of the daemon is up.
+        receiver = _receive(settings, daemon, redactor, stack)
         server = _serve(settings, daemon, store, redactor)
         if server is not None:
             stack.callback(server.stop)
-        receiver = _receive(settings, daemon, redactor, stack)
         # Deliveries recorded before a stop or a crash, or by another replica, are
         # picked up while this one leads.
         leader = threading.Thread(
