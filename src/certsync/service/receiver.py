@@ -11,7 +11,8 @@ and tells its parent on stdout, one line each:
     outcome <name>        one answer, by outcome (the parent counts it in /metrics)
     error <message>       it could not start
 
-It stops when its stdin closes (the parent stopped, or died) or on SIGTERM.
+It stops when its stdin closes (the parent stopped, or died); it ignores SIGTERM
+and SIGINT, which a group-wide stop would send it before the parent is done.
 A request may be answered before "ready" is written; the parent takes the
 lines in order either way.
 """
@@ -25,7 +26,6 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
-from types import FrameType
 from typing import TextIO
 
 import structlog
@@ -69,12 +69,10 @@ def main() -> int:
         parent.tell("error", str(exc).replace("\n", " "))
         return 2
     stop = threading.Event()
-
-    def on_signal(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when a Ctrl-C stops
+    # The parent decides when this stops (it closes the pipe after its last cycle): a
+    # Ctrl-C, or a SIGTERM sent to the whole group (systemd does), reaches it too.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     listener = settings.webhook
     inbox = Inbox(store.deliveries.record_many, lambda delivery: parent.tell("delivery", delivery))
     app = webhook_app(
