@@ -21,6 +21,7 @@ from certsync.clients.pagination import PER_PAGE
 from certsync.sandbox.gate import PREFIX, Gate
 from certsync.sandbox.state import SandboxState, Template, iso
 from certsync.sandbox.webhooks import webhook_routes
+from certsync.sandbox.writelog import assigned_pairs, reset_pairs
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -79,26 +80,6 @@ async def _json_body(request: Request) -> Any:
 
 def _token(request: Request) -> str:
     return request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-
-
-def _assigned_pairs(body: Any) -> list[tuple[int, int]]:
-    """(certificate, user) pairs of an assign body, as far as it is well-formed."""
-    out: list[tuple[int, int]] = []
-    for a in body.get("assignments", []) if isinstance(body, dict) else []:
-        cert = a.get("certificate_id") if isinstance(a, dict) else None
-        users = a.get("users") if isinstance(a, dict) else None
-        if not isinstance(cert, int) or not isinstance(users, list):
-            continue
-        for u in users:
-            user = u.get("user_id") if isinstance(u, dict) else None
-            if isinstance(user, int):
-                out.append((cert, user))
-    return out
-
-
-def _reset_pairs(cert: int, body: Any) -> list[tuple[int, int]]:
-    users = body.get("user_ids") if isinstance(body, dict) else None
-    return [(cert, u) for u in users if isinstance(u, int)] if isinstance(users, list) else []
 
 
 def monotree_app(state: SandboxState) -> ASGIApp:
@@ -202,7 +183,7 @@ def monotree_app(state: SandboxState) -> ASGIApp:
     async def assign(request: Request) -> Response:
         body = await _json_body(request)
         with state.lock:
-            state.saw_write(_token(request), "assign", _assigned_pairs(body))
+            state.saw_write(_token(request), "assign", assigned_pairs(body))
             status, answer = state.assign(body)
         return Response(status_code=204) if answer is None else JSONResponse(answer, status)
 
@@ -210,7 +191,7 @@ def monotree_app(state: SandboxState) -> ASGIApp:
         body = await _json_body(request)
         cert = _id(request)
         with state.lock:
-            state.saw_write(_token(request), "reset", _reset_pairs(cert, body))
+            state.saw_write(_token(request), "reset", reset_pairs(cert, body))
             status, answer = state.reset(cert, body)
         return Response(status_code=204) if answer is None else JSONResponse(answer, status)
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from certsync.sandbox.faults import Fault, FaultConfig, RateLimiter
 from certsync.sandbox.webhooks import Outbox
+from certsync.sandbox.writelog import WriteSeen
 
 MONOTREE_SCOPES = frozenset({"read:certificates", "write:certificates", "read:users"})
 NATECOSMIC_SCOPES = frozenset({"certification_records:read"})
@@ -92,16 +93,6 @@ class Issuance:
 
     def is_expired(self, now: datetime) -> bool:
         return self.expires_at is not None and self.expires_at <= now
-
-
-@dataclass(frozen=True)
-class WriteSeen:
-    """One write request as the sandbox received it."""
-
-    token: str
-    kind: str  # "assign" or "reset"
-    pairs: frozenset[tuple[int, int]]  # (certificate, user); a reset of everyone has none
-    at: float
 
 
 class SandboxState:

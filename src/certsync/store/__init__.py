@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
@@ -87,6 +87,12 @@ def engine_url(url: str) -> str:
     return url
 
 
+def _with_password(url: str, password: str | None) -> URL:
+    """The URL to connect with: the password from its file, if any, put in (never shown)."""
+    parsed = make_url(url)
+    return parsed if password is None else parsed.set(password=password)
+
+
 def _url_problem(url: str) -> str:
     """What is wrong with a URL SQLAlchemy refused, without repeating it: it may hold a
     password."""
@@ -122,7 +128,7 @@ def no_store_yet(settings: Settings) -> bool:
     if make_url(url).get_backend_name() == "sqlite":
         return False  # in memory: Store() makes it
     password = database_password(settings)
-    target = make_url(url) if password is None else make_url(url).set(password=password)
+    target = _with_password(url, password)
     engine = create_engine(target)
     try:
         with translated("could not be read"), engine.connect() as conn:
@@ -205,7 +211,7 @@ class Store:
             _preflight_sqlite(path)
         sqlite = url.startswith("sqlite")
         try:
-            target = make_url(url) if password is None else make_url(url).set(password=password)
+            target = _with_password(url, password)
             self._engine: Engine = create_engine(
                 target,
                 connect_args={"check_same_thread": False} if sqlite else _SERVER_ARGS,
