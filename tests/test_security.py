@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import ssl
 from datetime import date
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import httpx
 import pytest
 
 from certsync.clients import session as sync_module
-from certsync.clients.http import build_client
+from certsync.clients.http import build_client, tls_context
 from certsync.sandbox import SandboxState, generate
 from certsync.settings import ClientSettings, load_settings
 from tests.conftest import Cli, free_port, wait_for
@@ -23,9 +24,9 @@ def test_tls_verification_is_on_by_default_and_off_only_when_asked(
     """Both clients verify TLS unless CERTSYNC_<API>__VERIFY_TLS=false."""
     seen: list[bool] = []
 
-    def record(settings: ClientSettings, *, verify: bool = True) -> httpx.Client:
+    def record(settings: ClientSettings, base_url: str, *, verify: bool = True) -> httpx.Client:
         seen.append(verify)
-        return build_client(settings, verify=verify)
+        return build_client(settings, base_url, verify=verify)
 
     monkeypatch.setattr(sync_module, "build_client", record)
     base = {
@@ -40,6 +41,20 @@ def test_tls_verification_is_on_by_default_and_off_only_when_asked(
     with sync_module.open_clients(load_settings(**off)):
         pass
     assert seen == [True, False]
+
+
+def test_an_https_api_trusts_the_ca_bundle_and_a_plain_http_one_trusts_no_root() -> None:
+    """The CA bundle is loaded once for every HTTPS client; plain HTTP never needs it, and
+    its context would refuse any certificate; `verify=False` alone turns checks off."""
+    https = tls_context("https://api.monotree.example")
+    assert https.verify_mode is ssl.CERT_REQUIRED and https.check_hostname
+    assert https.cert_store_stats()["x509_ca"] > 0
+    assert tls_context("https://other.example") is https  # loaded once per process
+    plain = tls_context("http://127.0.0.1:8080")
+    assert plain.verify_mode is ssl.CERT_REQUIRED and plain.check_hostname
+    assert plain.cert_store_stats()["x509_ca"] == 0
+    off = tls_context("https://api.monotree.example", verify=False)
+    assert off.verify_mode is ssl.CERT_NONE
 
 
 @pytest.mark.e2e

@@ -76,7 +76,9 @@ def open_clients(
                 api=name,
                 base_url=base_url,
                 credential=credential,
-                client=stack.enter_context(build_client(settings.client, verify=api.verify_tls)),
+                client=stack.enter_context(
+                    build_client(settings.client, base_url, verify=api.verify_tls)
+                ),
                 settings=settings.client,
                 counter=counter,
                 pacer=Pacer(max_per_minute=api.max_requests_per_minute, stop=stop),
