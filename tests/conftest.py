@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import socket
 import subprocess
@@ -24,6 +25,7 @@ from certsync.clients.retry import Timing
 from certsync.redaction import Redactor
 from certsync.sandbox import Sandbox, SandboxState, World
 from certsync.settings import ClientSettings, Settings, load_settings
+from tests.zygote import Zygote
 
 if TYPE_CHECKING:
     from tests.postgres import Postgres
@@ -139,6 +141,9 @@ class Cli:
     def __call__(
         self, *args: str, timeout: float = 60, **extra_env: str
     ) -> subprocess.CompletedProcess[str]:
+        zygote = _zygote()
+        if zygote is not None:
+            return zygote.run(args, env={**self.env, **extra_env}, cwd=self.cwd, timeout=timeout)
         return subprocess.run(
             [CERTSYNC, *args],
             env={**self.env, **extra_env},
@@ -171,6 +176,20 @@ class Cli:
         finally:
             if log is not None:
                 out.close()
+
+
+_ZYGOTES: list[Zygote] = []
+
+
+def _zygote() -> Zygote | None:
+    """This worker's zygote (tests/zygote.py), started at the first command; None when
+    CERTSYNC_TEST_FORK=0 asks for the installed script every time."""
+    if os.environ.get("CERTSYNC_TEST_FORK", "1") == "0":
+        return None
+    if not _ZYGOTES:
+        _ZYGOTES.append(Zygote())
+        atexit.register(_ZYGOTES[0].close)
+    return _ZYGOTES[0]
 
 
 def clean_env() -> dict[str, str]:
