@@ -16,6 +16,7 @@ from certsync.engine.report import SyncReport
 from certsync.errors import AuthError, RetriableError
 from certsync.models import HoldBack, Plan, Revoke
 from tests.conftest import CERTSYNC, clean_env
+from tests.zygote import Zygote
 
 ROOT = Path(__file__).parent.parent
 
@@ -182,3 +183,40 @@ def test_the_command_line_maps_each_outcome_to_its_documented_exit_code(
 ) -> None:
     """docs/cli.md's table: the guard is 3, what the operator must fix is 2, a failure 1."""
     assert for_report(report) == code
+
+
+@pytest.mark.e2e
+def test_a_command_forked_by_the_tests_answers_as_the_installed_script_does(
+    tmp_path: Path,
+) -> None:
+    """The suite's one-shot commands are forked from a warm interpreter (tests/zygote.py):
+    for a success, a refused setting and a usage error, the same exit code and output."""
+    zygote = Zygote()
+    codes = []
+    try:
+        store = f"sqlite:///{tmp_path / 'c.db'}"
+        for args, env in [
+            (["status", "--format", "json"], {"CERTSYNC_DATABASE_URL": store}),
+            (["status"], {"CERTSYNC_DATABASE_URL": "mysql://nope"}),
+            (["sync", "--no-such-option"], {}),
+            (["mappings", "list"], {"CERTSYNC_DATABASE_URL": store}),
+        ]:
+            full_env = {**clean_env(), **env}
+            script = subprocess.run(
+                [CERTSYNC, *args],
+                env=full_env,
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            forked = zygote.run(args, env=full_env, cwd=tmp_path, timeout=60)
+            assert (forked.returncode, forked.stdout, forked.stderr) == (
+                script.returncode,
+                script.stdout,
+                script.stderr,
+            ), args
+            codes.append(forked.returncode)
+        assert codes == [0, 2, 2, 0]
+    finally:
+        zygote.close()
