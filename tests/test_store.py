@@ -11,6 +11,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import zlib
 from collections.abc import Iterator
@@ -35,6 +36,7 @@ from certsync.models import (
     UserMapping,
 )
 from certsync.store import Store, schema
+from certsync.store.db import Db
 from certsync.store.snapshot import _legacy_digest
 from certsync.store.tables import metadata
 from certsync.writes import AssignItem, AssignRequest, ResetRequest
@@ -48,6 +50,41 @@ FIXTURES = Path(__file__).parent / "fixtures"
 def store(store_url: str) -> Iterator[Store]:
     s = Store(store_url)
     yield s
+    s.close()
+
+
+def test_a_delivery_is_recorded_as_soon_as_another_writer_lets_go(tmp_path: Path) -> None:
+    """SQLite: the receiver asks for the write lock every millisecond (SQLite's own busy
+    handler sleeps up to 25 ms a try), gives up with a StoreError past its wait, and the
+    connection goes back to the pool with its usual busy timeout."""
+    path = tmp_path / "c.db"
+    s = Store(f"sqlite:///{path}")
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    released: list[float] = []
+
+    def release() -> None:
+        time.sleep(0.3)
+        released.append(time.monotonic())
+        other.execute("COMMIT")
+
+    holder = threading.Thread(target=release)
+    holder.start()
+    assert s.deliveries.record_many([("d-1", "monotree.user.registered", 7, None)]) == [True]
+    written = time.monotonic()
+    holder.join()
+    assert released and written >= released[0]  # it waited for the lock, then wrote
+    assert s.deliveries.get("d-1") is not None
+
+    other.execute("BEGIN IMMEDIATE")
+    db = Db(s.engine)
+    db.current = True
+    with pytest.raises(StoreError, match="could not be written"), db.write_promptly(wait=0.2):
+        pass
+    other.execute("ROLLBACK")
+    with s.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 10000
+    other.close()
     s.close()
 
 

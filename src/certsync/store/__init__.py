@@ -30,7 +30,7 @@ from certsync.settings import Settings
 from certsync.store import schema
 from certsync.store.audit import AuditItem, AuditTrail, Pruned
 from certsync.store.copy import copy_rows
-from certsync.store.db import Db, translated
+from certsync.store.db import BUSY_TIMEOUT_MS, Db, translated
 from certsync.store.deliveries import Deliveries, Delivery
 from certsync.store.held import HeldPlan, HeldPlanError, HeldPlans
 from certsync.store.holdings import HoldingStore, TemplateState
@@ -338,7 +338,7 @@ def open_store(settings: Settings, url: str | None = None) -> Store:
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor = dbapi_conn.cursor()
     try:
-        cursor.execute("PRAGMA busy_timeout = 10000")
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")

@@ -6,12 +6,13 @@ whose message names what failed but never the URL, which may hold a password.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, Table, delete
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlmodel import SQLModel
 
 from certsync.batches import batches
@@ -65,7 +66,43 @@ class Db:
                 fence(conn)
             yield conn
 
+    @contextmanager
+    def write_promptly(self, wait: float = 10.0) -> Iterator[Connection]:
+        """An unfenced transaction that starts as soon as SQLite's write lock is free.
 
+        SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25 ms between tries: a
+        writer behind a lock held 11 ms waits 18 ms, behind one held 20 ms, 33 ms. The
+        webhook receiver answers only once its delivery is committed, so here the lock
+        is asked for every millisecond, for up to `wait` seconds. Other databases have
+        no such lock: a plain transaction.
+        """
+        if self.engine.dialect.name != "sqlite":
+            with self.write(fenced=False) as conn:
+                yield conn
+            return
+        self.require_current()
+        with translated("could not be written"), self.engine.connect() as conn:
+            give_up = time.monotonic() + wait
+            conn.exec_driver_sql("PRAGMA busy_timeout = 0")
+            try:
+                while True:
+                    try:
+                        conn.exec_driver_sql("BEGIN IMMEDIATE")
+                        break
+                    except OperationalError as exc:
+                        conn.rollback()
+                        if "locked" not in str(exc.orig) or time.monotonic() > give_up:
+                            raise
+                        time.sleep(0.001)
+                yield conn
+                conn.commit()
+            finally:
+                conn.rollback()
+                conn.exec_driver_sql(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                conn.commit()
+
+
+BUSY_TIMEOUT_MS = 10_000
 CHUNK = 500  # keys per IN (...) clause, well under SQLite's variable limit
 
 

@@ -67,9 +67,8 @@ class Deliveries:
         arrive together); for each, False when its id was already seen (a redelivery)."""
         now = utcnow()
         ids = sorted({i[0] for i in items})
-        self._db.require_current()
         try:
-            with translated("could not be written"), self._db.engine.begin() as conn:
+            with self._db.write_promptly() as conn:
                 conn.execute(_forget(now))
                 seen = {r for (r,) in conn.execute(select(_D.c.id).where(_D.c.id.in_(ids)))}
                 fresh, rows = [], []
