@@ -21,17 +21,16 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 from sqlalchemy import create_engine, text
 
 from certsync.service.signature import sign
+from http_load import Request, post, send_all
 
 SECRET = "whsec_bench_secret"  # noqa: S105 - the benchmark's own sandbox
 RATE, SECONDS, BURST = 200, 10, 50
@@ -123,7 +122,6 @@ def main() -> None:
         daemon = subprocess.Popen(
             [sys.executable, "-m", "certsync", "run"], env=env, stderr=subprocess.DEVNULL
         )
-        url = f"http://127.0.0.1:{hook}/webhooks/monotree"
         try:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
@@ -133,37 +131,23 @@ def main() -> None:
                 except httpx.HTTPError:
                     pass
                 time.sleep(0.2)
-            latencies: list[float] = []
-            statuses: Counter[int] = Counter()
-            lock = threading.Lock()
-
-            def send(body: bytes, client: httpx.Client) -> None:
-                stamp = str(int(time.time()))
-                headers = {"Timestamp": stamp, "Signature": sign(SECRET, stamp, body)}
-                started = time.perf_counter()
-                status = client.post(url, content=body, headers=headers).status_code
-                with lock:
-                    latencies.append(time.perf_counter() - started)
-                    statuses[status] += 1
-
             # Users no mapping names (ids past the world): recorded and handled, no sync each.
             bodies = [delivery(u) for u in range(500_000, 500_000 + RATE * SECONDS)]
-            # A client that writes each request at once (TCP_NODELAY), as a sender would.
-            nodelay = httpx.HTTPTransport(
-                socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
-            )
+            burst = delivery(mapped_user, "burst-1")
+
+            def signed(body: bytes) -> Request:
+                def make() -> bytes:
+                    stamp = str(int(time.time()))
+                    headers = {"Timestamp": stamp, "Signature": sign(SECRET, stamp, body)}
+                    return post("127.0.0.1", hook, "/webhooks/monotree", body, headers)
+
+                return make
+
+            timed = [(tick / RATE, signed(body)) for tick, body in enumerate(bodies)]
+            timed += [(SECONDS, signed(burst))] * BURST
             runs_before = httpx.get(f"http://127.0.0.1:{health}/healthz").json()["runs"]
-            with (
-                httpx.Client(timeout=10, transport=nodelay) as client,
-                ThreadPoolExecutor(max_workers=16) as senders,
-            ):
-                began = time.monotonic()
-                for tick, body in enumerate(bodies):
-                    time.sleep(max(0.0, began + tick / RATE - time.monotonic()))
-                    senders.submit(send, body, client)
-                burst = delivery(mapped_user, "burst-1")
-                for _ in range(BURST):
-                    senders.submit(send, burst, client)
+            results = send_all("127.0.0.1", hook, timed)
+            latencies, statuses = results.latencies, Counter(results.statuses)
             runs_during = (
                 httpx.get(f"http://127.0.0.1:{health}/healthz").json()["runs"] - runs_before
             )
