@@ -183,8 +183,8 @@ _ZYGOTES: list[Zygote] = []
 
 def _zygote() -> Zygote | None:
     """This worker's zygote (tests/zygote.py), started at the first command; None when
-    CERTSYNC_TEST_FORK=0 asks for the installed script every time."""
-    if os.environ.get("CERTSYNC_TEST_FORK", "1") == "0":
+    TESTS_NO_FORK=1 asks for the installed script every time."""
+    if os.environ.get("TESTS_NO_FORK") == "1":
         return None
     if not _ZYGOTES:
         _ZYGOTES.append(Zygote())

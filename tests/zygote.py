@@ -11,7 +11,7 @@ its own exit code, files and sockets, minus the import.
 
 What is about the process itself (signals, kills, failover, the daemon, the
 terminal) still starts the installed `certsync` script, and so does every
-command when `CERTSYNC_TEST_FORK=0`.
+command when `TESTS_NO_FORK=1`.
 
 The protocol, on a Unix SOCK_SEQPACKET socket, one connection per command: the
 test sends a JSON request (argv, env, cwd) with three file descriptors (stdin,
