@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -179,6 +180,7 @@ class Cli:
 
 
 _ZYGOTES: list[Zygote] = []
+_ZYGOTE_STARTING = threading.Lock()
 
 
 def _zygote() -> Zygote | None:
@@ -186,10 +188,11 @@ def _zygote() -> Zygote | None:
     TESTS_NO_FORK=1 asks for the installed script every time."""
     if os.environ.get("TESTS_NO_FORK") == "1":
         return None
-    if not _ZYGOTES:
-        _ZYGOTES.append(Zygote())
-        atexit.register(_ZYGOTES[0].close)
-    return _ZYGOTES[0]
+    with _ZYGOTE_STARTING:
+        if not _ZYGOTES:
+            _ZYGOTES.append(Zygote())
+            atexit.register(_ZYGOTES[0].close)
+        return _ZYGOTES[0]
 
 
 def clean_env() -> dict[str, str]:

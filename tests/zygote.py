@@ -7,7 +7,9 @@ one *zygote*: a single-threaded Python that imports `certsync.cli` and waits.
 For each command it forks a child, which takes the test's environment, folder
 and output files, sets `sys.argv` as the `certsync` script would, and calls
 `certsync.cli.main`: a real process running the command line's own code, with
-its own exit code, files and sockets, minus the import.
+its own exit code, files and sockets, minus the import. What a fresh
+interpreter would read from its environment at start (PYTHONHASHSEED, the
+locale) is the zygote's: certsync reads nothing there.
 
 What is about the process itself (signals, kills, failover, the daemon, the
 terminal) still starts the installed `certsync` script, and so does every
@@ -71,8 +73,12 @@ def _serve(path: str) -> None:
                 os.read(wake_r, 4096)
             else:
                 conn, _ = listener.accept()
-                message, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
-                request = json.loads(message)
+                try:
+                    message, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
+                    request = json.loads(message)
+                except (OSError, ValueError):
+                    conn.close()  # a test that went away, or a garbled request: not ours to die of
+                    continue
                 pid = os.fork()
                 if pid == 0:
                     sel.close()
@@ -87,16 +93,18 @@ def _serve(path: str) -> None:
                     _become(request, fds)  # never returns
                 for fd in fds:
                     os.close(fd)
-                conn.send(f"pid {pid}".encode())
                 children[pid] = conn
+                with contextlib.suppress(OSError):
+                    conn.send(f"pid {pid}".encode())
             while children:
                 done, status = os.waitpid(-1, os.WNOHANG)
                 if done == 0:
                     break
-                conn = children.pop(done)
-                with contextlib.suppress(OSError):
-                    conn.send(f"exit {os.waitstatus_to_exitcode(status)}".encode())
-                conn.close()
+                waiting = children.pop(done, None)
+                if waiting is not None:
+                    with contextlib.suppress(OSError):
+                        waiting.send(f"exit {os.waitstatus_to_exitcode(status)}".encode())
+                    waiting.close()
 
 
 def _become(request: Mapping[str, object], fds: Sequence[int]) -> None:
@@ -139,6 +147,9 @@ class Zygote:
         )
         assert self._proc.stdout is not None
         if self._proc.stdout.readline().strip() != "ready":
+            self._proc.kill()
+            self._proc.wait()
+            self._folder.cleanup()
             raise RuntimeError("the test zygote did not start")
 
     def run(
@@ -158,12 +169,17 @@ class Zygote:
             conn.settimeout(timeout)
             try:
                 code = _number(conn, "exit")
-            except TimeoutError:
+            except BaseException as exc:
+                # A timeout, pytest-timeout's signal, Ctrl-C: as subprocess.run does, the
+                # child is killed, never left holding its store and ports for later tests.
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                conn.settimeout(None)
-                conn.recv(64)
-                raise subprocess.TimeoutExpired([CERTSYNC, *argv], timeout) from None
+                if isinstance(exc, TimeoutError):
+                    conn.settimeout(10)
+                    with contextlib.suppress(OSError):
+                        conn.recv(64)
+                    raise subprocess.TimeoutExpired([CERTSYNC, *argv], timeout) from None
+                raise
             return subprocess.CompletedProcess([CERTSYNC, *argv], code, _text(out), _text(err))
 
     def close(self) -> None:
@@ -185,6 +201,7 @@ def _number(conn: socket.socket, word: str) -> int:
 
 
 def _text(file: IO[bytes]) -> str:
-    """What `subprocess.run(text=True)` makes of the bytes: UTF-8, universal newlines."""
+    """What `subprocess.run(text=True)` makes of the bytes: UTF-8, strictly, and universal
+    newlines."""
     file.seek(0)
-    return file.read().decode("utf-8", "replace").replace("\r\n", "\n").replace("\r", "\n")
+    return file.read().decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
