@@ -97,9 +97,14 @@ class Db:
                 yield conn
                 conn.commit()
             finally:
-                conn.rollback()
-                conn.exec_driver_sql(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-                conn.commit()
+                try:
+                    conn.rollback()
+                    conn.exec_driver_sql(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                    conn.commit()
+                except SQLAlchemyError:
+                    # Not back in the pool with a busy timeout of 0: closed instead.
+                    conn.invalidate()
+                    raise
 
 
 BUSY_TIMEOUT_MS = 10_000
