@@ -19,13 +19,23 @@ from dataclasses import dataclass, field
 Request = Callable[[], bytes]  # made when sent: a signature over a timestamp of that moment
 
 
+TIMEOUT = 10.0  # an answer slower than this is a failure (status 0), as httpx's default was
+WARM = 32  # connections opened before the clock starts
+
+
 @dataclass
 class Results:
     latencies: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
+    # How late each request left against its schedule: the sender's own lag, which a
+    # latency figure must not hide.
+    lags: list[float] = field(default_factory=list)
+    scheduled: list[float] = field(default_factory=list)  # each request's offset, in order
 
-    def add(self, status: int, seconds: float) -> None:
+    def add(self, status: int, seconds: float, lag: float, at: float) -> None:
         self.latencies.append(seconds)
+        self.lags.append(lag)
+        self.scheduled.append(at)
         self.statuses[status] = self.statuses.get(status, 0) + 1
 
 
@@ -37,52 +47,72 @@ def post(host: str, port: int, path: str, body: bytes, headers: dict[str, str]) 
 
 
 class _Closed(Exception):
-    """The server closed a kept-alive connection that sat idle past its timeout."""
+    """The server closed a kept-alive connection (idle past its timeout, or told to)."""
 
 
-async def _answer(reader: asyncio.StreamReader) -> int:
+async def _answer(reader: asyncio.StreamReader) -> tuple[int, bool]:
+    """The status, and whether the connection may be used again."""
     first = await reader.readline()
     if not first:
         raise _Closed
     status = int(first.split()[1])
-    length = 0
+    length, reusable = 0, True
     while (line := await reader.readline()) not in (b"\r\n", b""):
         name, _, value = line.decode().partition(":")
-        if name.strip().lower() == "content-length":
+        name = name.strip().lower()
+        if name == "content-length":
             length = int(value)
+        elif name == "transfer-encoding":
+            raise ValueError("a chunked answer: this sender reads Content-Length bodies only")
+        elif name == "connection" and value.strip().lower() == "close":
+            reusable = False
     await reader.readexactly(length)
-    return status
+    return status, reusable
+
+
+Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+_LOST = (_Closed, ConnectionError, asyncio.IncompleteReadError)
 
 
 async def _run(host: str, port: int, timed: Sequence[tuple[float, Request]]) -> Results:
     results = Results()
-    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
-    began = time.perf_counter()
+    idle: list[Connection] = [await asyncio.open_connection(host, port) for _ in range(WARM)]
 
-    async def send(request: Request) -> None:
-        reader, writer = idle.pop() if idle else await asyncio.open_connection(host, port)
+    async def exchange(conn: Connection, payload: bytes) -> tuple[int, bool]:
+        reader, writer = conn
+        writer.write(payload)
+        await writer.drain()
+        return await asyncio.wait_for(_answer(reader), TIMEOUT)
+
+    async def send(at: float, request: Request) -> None:
+        conn = idle.pop() if idle else await asyncio.open_connection(host, port)
         payload = request()
         started = time.perf_counter()
         try:
-            writer.write(payload)
-            await writer.drain()
-            status = await _answer(reader)
-        except (_Closed, ConnectionResetError):
+            status, reusable = await exchange(conn, payload)
+        except _LOST:
             # As any client does with a kept-alive connection the server has closed: a new
             # one, the request again, and the clock started again.
-            writer.close()
-            reader, writer = await asyncio.open_connection(host, port)
+            conn[1].close()
+            conn = await asyncio.open_connection(host, port)
             started = time.perf_counter()
-            writer.write(payload)
-            await writer.drain()
-            status = await _answer(reader)
-        results.add(status, time.perf_counter() - started)
-        idle.append((reader, writer))
+            try:
+                status, reusable = await exchange(conn, payload)
+            except (*_LOST, TimeoutError):
+                status, reusable = 0, False
+        except TimeoutError:
+            status, reusable = 0, False
+        results.add(status, time.perf_counter() - started, started - (began + at), at)
+        if reusable:
+            idle.append(conn)
+        else:
+            conn[1].close()
 
+    began = time.perf_counter()
     tasks = []
     for at, request in timed:
         await asyncio.sleep(max(0.0, began + at - time.perf_counter()))
-        tasks.append(asyncio.create_task(send(request)))
+        tasks.append(asyncio.create_task(send(at, request)))
     await asyncio.gather(*tasks)
     for _, writer in idle:
         writer.close()
@@ -90,6 +120,7 @@ async def _run(host: str, port: int, timed: Sequence[tuple[float, Request]]) -> 
 
 
 def send_all(host: str, port: int, timed: Sequence[tuple[float, Request]]) -> Results:
-    """Send each request at its offset in seconds from now; a connection is reused once
-    its answer is in, and one more is opened when none is free."""
+    """Send each request at its offset in seconds from now, on connections opened
+    beforehand (one more is opened when none is free); an answer that does not come
+    within TIMEOUT, or a connection lost twice, counts as status 0."""
     return asyncio.run(_run(host, port, timed))
