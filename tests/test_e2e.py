@@ -173,6 +173,48 @@ def test_unmapped_and_rejected_records_are_reported(
     assert "issued_on" in doc["plan"]["rejected"][0]["reason"]
 
 
+def test_an_unchanged_pull_is_a_304_planned_from_the_kept_snapshot(
+    cli: Cli, sandbox_state: SandboxState, world: World
+) -> None:
+    """The pull's ETag is kept with its snapshot: an unchanged list costs a 304 and no body
+    and plans as the body did, rejected records included; a changed list is pulled whole;
+    a server without ETags is pulled whole every time. The requests are the same."""
+    with sandbox_state.lock:
+        sandbox_state.records.append(
+            {"id": "broken", "user_id": world.user_ids[0], "issued_on": "2026-02-30"}
+        )
+    first = sync(cli)
+    sandbox_state.reset_counts()
+    second = sync(cli)
+    assert sandbox_state.statuses["natecosmic 304"] == 1
+    assert second["requests_by_api"] == {"monotree": 1, "natecosmic": 1}
+    assert second["outcome"] == "converged" and second["write_requests"] == []
+    assert second["pull"]["records"] == first["pull"]["records"]
+    assert second["pull"]["since_last"] == {"added": 0, "removed": 0, "changed": 0}
+    assert [r["record_id"] for r in second["plan"]["rejected"]] == ["broken"]
+
+    with sandbox_state.lock:  # one mapped record revoked upstream: a new body, a new ETag
+        sandbox_state.records = [r for r in sandbox_state.records if r["id"] != "broken"]
+        gone = next(
+            i
+            for i, r in enumerate(sandbox_state.records)
+            if r.get("lifecycle_status") == "active"
+            and r["user_id"] not in world.unmapped_users
+            and r.get("certification_type_id") in world.type_ids
+        )
+        sandbox_state.records[gone] = {**sandbox_state.records[gone], "lifecycle_status": "revoked"}
+    sandbox_state.reset_counts()
+    third = sync(cli)
+    assert sandbox_state.statuses["natecosmic 200"] == 1 and third["counts"]["revoke"] >= 1
+    assert sandbox_state.active_pairs() == desired_pairs(sandbox_state, world)
+
+    sandbox_state.etags = False
+    sandbox_state.reset_counts()
+    sync(cli)
+    assert sandbox_state.statuses["natecosmic 200"] == 1
+    assert sandbox_state.statuses["natecosmic 304"] == 0
+
+
 def test_dry_run_makes_no_write_and_prints_the_plan(
     cli: Cli, sandbox_state: SandboxState, world: World
 ) -> None:

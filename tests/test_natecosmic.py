@@ -11,7 +11,7 @@ import respx
 
 from certsync.clients.http import ApiHttp
 from certsync.clients.natecosmic import NatecosmicClient, parse_certifications
-from certsync.errors import ResponseFormatError
+from certsync.errors import CertsyncError, ResponseFormatError
 from certsync.models import CertificationRecord
 from tests.conftest import NATECOSMIC
 
@@ -130,3 +130,29 @@ def test_truncated_json_fails_the_pull(make_http: Callable[..., ApiHttp]) -> Non
     respx.get(URL).mock(return_value=httpx.Response(200, content=b'{"data": [{"id": "a"'))
     with pytest.raises(ResponseFormatError):
         NatecosmicClient(make_http("natecosmic", NATECOSMIC)).list_certifications()
+
+
+@respx.mock
+def test_an_unchanged_pull_is_a_304_that_costs_no_body(make_http: Callable[..., ApiHttp]) -> None:
+    """With the ETag of the last body, the pull asks If-None-Match; a 304 is "unchanged",
+    never an empty list; without a validator, no header is sent and the ETag is returned."""
+    client = NatecosmicClient(make_http("natecosmic", NATECOSMIC))
+    route = respx.get(URL).mock(
+        return_value=httpx.Response(200, json={"data": [record()]}, headers={"ETag": '"v1"'})
+    )
+    fetched = client.fetch_certifications(None)
+    assert fetched.pull is not None and len(fetched.pull.records) == 1
+    assert fetched.etag == '"v1"'
+    assert "if-none-match" not in route.calls.last.request.headers
+
+    route.mock(return_value=httpx.Response(304, headers={"ETag": '"v1"'}))
+    unchanged = client.fetch_certifications('"v1"')
+    assert (unchanged.pull, unchanged.etag) == (None, '"v1"')
+    assert route.calls.last.request.headers["if-none-match"] == '"v1"'
+
+
+@respx.mock
+def test_a_304_nobody_asked_for_fails_the_pull(make_http: Callable[..., ApiHttp]) -> None:
+    respx.get(URL).mock(return_value=httpx.Response(304))
+    with pytest.raises(CertsyncError):
+        NatecosmicClient(make_http("natecosmic", NATECOSMIC)).fetch_certifications(None)

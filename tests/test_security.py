@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from certsync.clients import session as sync_module
-from certsync.clients.http import build_client, tls_context
+from certsync.clients.session import build_client, tls_context
 from certsync.sandbox import SandboxState, generate
 from certsync.settings import ClientSettings, load_settings
 from tests.conftest import Cli, free_port, wait_for

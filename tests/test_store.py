@@ -32,6 +32,7 @@ from certsync.models import (
     CertificationType,
     Holding,
     Policy,
+    RejectedRecord,
     TypeMapping,
     UserMapping,
 )
@@ -51,6 +52,27 @@ def store(store_url: str) -> Iterator[Store]:
     s = Store(store_url)
     yield s
     s.close()
+
+
+def test_the_kept_pull_carries_its_etag_and_its_rejected_records(store: Store) -> None:
+    """The snapshot stands for the body its ETag names: saved in the same transaction,
+    with the records the body had rejected; a body without an ETag clears it."""
+    record = CertificationRecord(
+        id="r1",
+        user_id="u1",
+        issued_on=date(2026, 1, 2),
+        lifecycle_status="active",
+        validity_status="valid",
+        certification_type_id="t1",
+    )
+    refused = RejectedRecord(3, "broken", "issued_on: not a date")
+    store.snapshots.save([record], [refused], etag='"v1"')
+    assert store.snapshots.etag() == '"v1"'
+    kept = store.snapshots.load()
+    assert kept is not None and kept.rejected == (refused,)
+    assert [r.id for r in kept.records] == ["r1"]
+    store.snapshots.save([record])
+    assert store.snapshots.etag() is None
 
 
 def test_a_delivery_is_recorded_as_soon_as_another_writer_lets_go(tmp_path: Path) -> None:

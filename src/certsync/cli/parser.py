@@ -324,6 +324,11 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument(
         "--rate-limit", type=int, default=60, help="Monotree requests a minute; 0 turns it off"
     )
+    sandbox.add_argument(
+        "--no-etags",
+        action="store_true",
+        help="serve the certifications without an ETag (no 304 Not Modified answers)",
+    )
     sandbox.add_argument("--latency", type=float, default=0.0, help="seconds added to each answer")
     sandbox.add_argument(
         "--error-rate", type=float, default=0.0, help="share of answers that are 429, 500 or 503"

@@ -37,6 +37,7 @@ def cmd_sandbox(
             seed=args.seed,
         ),
     )
+    state.etags = not args.no_etags
     world = generate(state, users=args.users, types=args.types, seed=args.seed)
     args.mappings_out.write_text(world.mapping_toml, encoding="utf-8")
     sandbox = Sandbox(

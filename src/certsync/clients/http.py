@@ -7,9 +7,7 @@ an error from `certsync.errors`.
 
 from __future__ import annotations
 
-import functools
 import json
-import ssl
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
@@ -51,6 +49,7 @@ class _Call:
     params: Mapping[str, str | int] | None = None
     json_body: JsonBody = None
     idempotent: bool = True
+    if_none_match: str | None = None  # a validator: a 304 answer is then a result, not an error
 
     @property
     def what(self) -> str:
@@ -147,6 +146,27 @@ class ApiHttp:
         connection lost mid-body is retried."""
         return self._call(_Call(method, url, scope), endpoint, lambda r: consume(self._chunks(r)))
 
+    def stream_if_changed(
+        self,
+        url: str,
+        *,
+        scope: str,
+        consume: Callable[[Iterator[bytes]], T],
+        etag: str | None,
+        endpoint: bool = False,
+    ) -> tuple[T | None, str | None]:
+        """A GET like `stream`, sent with `If-None-Match: etag` when there is one. Returns
+        (None, etag) when the server answers 304 Not Modified, else (what `consume` made
+        of the body, the answer's ETag or None)."""
+
+        def read(response: httpx.Response) -> tuple[T | None, str | None]:
+            tag = response.headers.get("etag")
+            if response.status_code == 304:
+                return None, tag or etag
+            return consume(self._chunks(response)), tag
+
+        return self._call(_Call("GET", url, scope, if_none_match=etag), endpoint, read)
+
     def _call(self, call: _Call, endpoint: bool, read: Callable[[httpx.Response], T]) -> T:
         what = call.what
         reloaded = False
@@ -201,7 +221,10 @@ class ApiHttp:
                 url,
                 params=call.params,
                 json=call.json_body,
-                headers={"Authorization": f"Bearer {self.credential.token}"},
+                headers={
+                    "Authorization": f"Bearer {self.credential.token}",
+                    **({"If-None-Match": call.if_none_match} if call.if_none_match else {}),
+                },
             )
             try:
                 response = self._client.send(request, stream=True)
@@ -224,7 +247,9 @@ class ApiHttp:
                 remaining = headers.get("x-ratelimit-remaining")
                 if remaining is not None and remaining.isdigit():
                     self.counter.record_budget(self.api, float(remaining))
-                if 200 <= response.status_code < 300:
+                if 200 <= response.status_code < 300 or (
+                    response.status_code == 304 and call.if_none_match
+                ):
                     return read(response)
                 body = b"".join(self._chunks(response))
             except httpx.TransportError as exc:
@@ -353,38 +378,3 @@ def _server_message(body: bytes, redact: Redact) -> str:
         if parts:
             return redact(" | ".join(parts)[:500])
     return redact(str(decoded)[:200])
-
-
-@functools.cache
-def _trusted_roots() -> ssl.SSLContext:
-    """The CA bundle httpx would load (SSL_CERT_FILE and SSL_CERT_DIR honoured), once per
-    process: loading it costs about 50 ms of CPU, and a daemon opens clients every cycle."""
-    return httpx.create_ssl_context()
-
-
-def tls_context(base_url: str, *, verify: bool = True) -> ssl.SSLContext:
-    """The TLS context for an API at `base_url`."""
-    if not verify:
-        return httpx.create_ssl_context(verify=False)
-    if urlsplit(base_url).scheme != "https":
-        # Links are followed only within the base URL's origin (`check_same_origin`), so
-        # an API on plain HTTP never starts TLS: a context that trusts no root, unloaded.
-        return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    return _trusted_roots()
-
-
-def build_client(settings: ClientSettings, base_url: str, *, verify: bool = True) -> httpx.Client:
-    """An httpx client with every timeout set; redirects off so a token never follows one."""
-    timeout = httpx.Timeout(
-        connect=settings.connect_timeout,
-        read=settings.read_timeout,
-        write=settings.write_timeout,
-        pool=settings.pool_timeout,
-    )
-    limits = httpx.Limits(max_connections=settings.concurrency + 2)
-    return httpx.Client(
-        timeout=timeout,
-        limits=limits,
-        verify=tls_context(base_url, verify=verify),
-        follow_redirects=False,
-    )

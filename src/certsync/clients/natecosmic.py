@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -120,11 +121,31 @@ def _collect(items: Iterable[Any]) -> Pull:
     return Pull(tuple(records), tuple(rejected))
 
 
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """A pull as Natecosmic answered it: `pull` is None when the body has not changed
+    since the one `etag` named (304 Not Modified). `etag` names this body, if given."""
+
+    pull: Pull | None
+    etag: str | None
+
+
 class NatecosmicClient:
     """Reads certifications from Natecosmic through the shared HTTP layer."""
 
     def __init__(self, http: ApiHttp) -> None:
         self._http = http
+
+    def fetch_certifications(self, etag: str | None) -> Fetched:
+        """The list, unless it is unchanged since the body `etag` named (`If-None-Match`)."""
+        pull, tag = self._http.stream_if_changed(
+            self._http.url("/v1/certifications"),
+            scope=SCOPE_READ,
+            consume=parse_certifications_stream,
+            etag=etag,
+            endpoint=True,
+        )
+        return Fetched(pull, tag)
 
     def list_certifications(self) -> Pull:
         return self._http.stream(

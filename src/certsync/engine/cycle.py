@@ -14,7 +14,7 @@ import structlog
 from certsync.clients.session import Clients, open_clients
 from certsync.engine.apply import apply_requests
 from certsync.engine.decide import decide
-from certsync.engine.gather import gather, gather_users
+from certsync.engine.gather import Pulled, gather, gather_users
 from certsync.engine.observation import Observation
 from certsync.engine.report import Kind, SyncOptions, SyncReport, type_keys
 from certsync.engine.review import digests, reviewed_decision
@@ -22,7 +22,7 @@ from certsync.errors import CertsyncError, LeaseLostError, StopRequested
 from certsync.mappings_file import MappingFile, load_mapping_file
 from certsync.models import HoldBack, Plan, Pull, User
 from certsync.settings import Settings
-from certsync.store import Store, utcnow
+from certsync.store import PullDelta, Store, utcnow
 
 log = structlog.get_logger("certsync.engine.cycle")
 
@@ -196,11 +196,16 @@ def _cycle(
     dry = options.dry_run
     clock = _PhaseClock(report.timings)
 
-    def keep_pull(pull: Pull) -> None:
-        # The snapshot only feeds the report ("since the last pull"), so it is
-        # kept as soon as the pull is in, while the reads still wait on Monotree.
-        if not dry:
-            report.pull_delta = store.snapshots.save(pull.records)
+    def keep_pull(pulled: Pulled) -> None:
+        # The snapshot feeds the report ("since the last pull") and stands for the body
+        # its ETag names, so it is kept as soon as the pull is in, while the reads still
+        # wait on Monotree. An unchanged body (304) is the snapshot already.
+        if pulled.unchanged:
+            log.info("sync.pull_not_modified", records=len(pulled.pull.records))
+            report.pull_delta = PullDelta(0, 0, 0)
+        elif not dry:
+            pull = pulled.pull
+            report.pull_delta = store.snapshots.save(pull.records, pull.rejected, etag=pulled.etag)
             clock.lap("snapshot_seconds")
 
     if options.scope.users is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 
 from certsync.clients.holders import read_holders
@@ -31,6 +32,29 @@ from certsync.store import Store
 
 Say = Callable[[str], None]
 Lap = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Pulled:
+    """The pull, and how it came: `unchanged` when Natecosmic answered 304 Not Modified
+    to the ETag of the kept snapshot, which then stands for the body, decoding nothing."""
+
+    pull: Pull
+    etag: str | None = None
+    unchanged: bool = False
+
+
+def pull_certifications(store: Store, clients: Clients) -> Pulled:
+    """Natecosmic's list, asked for with the ETag of the body the store keeps, if any."""
+    etag = store.snapshots.etag()
+    fetched = clients.natecosmic.fetch_certifications(etag)
+    if fetched.pull is not None:
+        return Pulled(fetched.pull, fetched.etag)
+    kept = store.snapshots.load()
+    if kept is None:
+        # A 304 must never read as an empty pull: without the snapshot, ask again, whole.
+        return Pulled(clients.natecosmic.list_certifications())
+    return Pulled(Pull(kept.records, kept.rejected), fetched.etag, unchanged=True)
 
 
 def _mappings(
@@ -73,7 +97,7 @@ def gather(
     also_read: frozenset[int] = frozenset(),
     say: Say,
     lap: Lap,
-    on_pull: Callable[[Pull], None] = lambda _pull: None,
+    on_pull: Callable[[Pulled], None] = lambda _pulled: None,
     file_imported: bool = True,
 ) -> Observation:
     """Read both APIs and the store. `on_pull` runs as soon as the pull is in, while
@@ -132,10 +156,11 @@ def gather(
         reading = background.submit(read_monotree)
         try:
             try:
-                pull = clients.natecosmic.list_certifications()
+                pulled = pull_certifications(store, clients)
             finally:
                 lap("pull_seconds")
-            on_pull(pull)
+            on_pull(pulled)
+            pull = pulled.pull
         except BaseException:
             abandon.set()
             raise
@@ -174,7 +199,7 @@ def gather_users(
     now: datetime,
     say: Say,
     lap: Lap,
-    on_pull: Callable[[Pull], None] = lambda _pull: None,
+    on_pull: Callable[[Pulled], None] = lambda _pulled: None,
     file_imported: bool = True,
     pull: Pull | None = None,
 ) -> Observation:
@@ -193,9 +218,10 @@ def gather_users(
     lap("load_seconds")
     if pull is None:
         say("pulling certifications")
-        pull = clients.natecosmic.list_certifications()
+        pulled = pull_certifications(store, clients)
         lap("pull_seconds")
-        on_pull(pull)
+        on_pull(pulled)
+        pull = pulled.pull
     holdings: dict[int, dict[int, Holding]] = {c: {} for c in mappings.template_ids()}
     for cert, user in owned:
         if user in user_ids:

@@ -5,6 +5,7 @@ Handlers only apply the rules in `state.py`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Awaitable, Callable
@@ -273,7 +274,7 @@ def monotree_app(state: SandboxState) -> ASGIApp:
 
 
 def natecosmic_app(state: SandboxState) -> ASGIApp:
-    async def certifications(_: Request) -> Response:
+    async def certifications(request: Request) -> Response:
         with state.lock:
             raw = state.natecosmic_body
             if raw is not None and len(raw) > 1_000_000:
@@ -283,7 +284,14 @@ def natecosmic_app(state: SandboxState) -> ASGIApp:
             if raw is not None:
                 return Response(raw, media_type="text/html")
             body = state.pull_body()
-        return Response(body, media_type="application/json")
+            etags = state.etags
+        if not etags:
+            return Response(body, media_type="application/json")
+        tag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+        asked = {t.strip() for t in request.headers.get("if-none-match", "").split(",")}
+        if tag in asked:
+            return Response(status_code=304, headers={"ETag": tag})
+        return Response(body, media_type="application/json", headers={"ETag": tag})
 
     async def counts(_: Request) -> Response:
         with state.lock:

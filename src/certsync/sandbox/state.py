@@ -115,6 +115,7 @@ class SandboxState:
         self.monotree_token = monotree_token
         self.records: list[dict[str, Any]] = []
         self.natecosmic_body: bytes | None = None  # a raw body to serve instead (HTML, truncated)
+        self.etags = True  # the pull carries an ETag and answers If-None-Match with a 304
         self.users: dict[int, MonotreeUser] = {}
         self.templates: dict[int, Template] = {}
         self.issuances: dict[tuple[int, int], Issuance] = {}

@@ -19,13 +19,17 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select
 
-from certsync.models import CertificationRecord, CertificationType
+from certsync.models import CertificationRecord, CertificationType, RejectedRecord
 from certsync.store.db import Db, table_of
 from certsync.store.lock import utcnow
 from certsync.store.tables import PullSnapshotRow
+from certsync.store.values import get_value, set_value
 
 _P = table_of(PullSnapshotRow)
 _FORMAT = 2
+# The ETag Natecosmic gave the body this snapshot was made from, kept in the same
+# transaction as the snapshot: a 304 to it means the snapshot *is* that body.
+_ETAG = "pull_etag"
 
 # user, lifecycle_status, type (an index into the types), issued_on and expires_on
 # (ordinals, 0 for none), validity_status, verification_status
@@ -46,6 +50,7 @@ class PullDelta:
 class KeptPull:
     pulled_at: datetime
     records: tuple[CertificationRecord, ...]
+    rejected: tuple[RejectedRecord, ...] = ()
 
 
 def _legacy_digest(record: CertificationRecord) -> str:
@@ -92,17 +97,26 @@ class PullSnapshots:
     def __init__(self, db: Db) -> None:
         self._db = db
 
-    def save(self, records: Iterable[CertificationRecord]) -> PullDelta:
-        """Keep this pull; say what changed since the last one."""
+    def save(
+        self,
+        records: Iterable[CertificationRecord],
+        rejected: Iterable[RejectedRecord] = (),
+        *,
+        etag: str | None = None,
+    ) -> PullDelta:
+        """Keep this pull (and the ETag of its body, if Natecosmic gave one); say what
+        changed since the last one."""
         records = tuple(records)
         types, rows = _compact(records)
-        body = _encode({"format": _FORMAT, "types": types, "rows": rows})
+        refused = [[r.index, r.record_id, r.reason] for r in rejected]
+        body = _encode({"format": _FORMAT, "types": types, "rows": rows, "rejected": refused})
         with self._db.write() as conn:
             prev = conn.execute(select(_P.c.body).where(_P.c.id == 1)).scalar()
             conn.execute(delete(_P))
             conn.execute(
                 insert(_P).values(id=1, pulled_at=utcnow(), record_count=len(rows), body=body)
             )
+            set_value(conn, _ETAG, etag or "")
         if prev is None:
             return PullDelta(None, None, None)
         before = _decode(prev)
@@ -131,6 +145,11 @@ class PullSnapshots:
         added = sum(1 for k in rows if k not in old)
         removed = sum(1 for k in old if k not in rows)
         return PullDelta(added, removed, changed)
+
+    def etag(self) -> str | None:
+        """The ETag of the body the kept snapshot was made from; None when there is none."""
+        with self._db.read() as conn:
+            return get_value(conn, _ETAG) or None
 
     def load(self) -> KeptPull | None:
         """The last pull kept, as records (the fields a decision reads); None before the
@@ -169,4 +188,8 @@ class PullSnapshots:
                     verification_status=verification,
                 )
             )
-        return KeptPull(row.pulled_at, tuple(records))
+        rejected = tuple(
+            RejectedRecord(index, record_id, reason)
+            for index, record_id, reason in document.get("rejected", [])
+        )
+        return KeptPull(row.pulled_at, tuple(records), rejected)
