@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -10,10 +11,13 @@ import pytest
 import respx
 
 from certsync.clients.http import ApiHttp
-from certsync.clients.natecosmic import NatecosmicClient, parse_certifications
+from certsync.clients.natecosmic import NatecosmicClient, parse_certifications, parse_record
+from certsync.clients.session import open_clients
+from certsync.engine.gather import pull_certifications
 from certsync.errors import CertsyncError, ResponseFormatError
 from certsync.models import CertificationRecord
-from tests.conftest import NATECOSMIC
+from certsync.store import Store
+from tests.conftest import NATECOSMIC, mocked_api_settings
 
 URL = f"{NATECOSMIC}/v1/certifications"
 
@@ -156,3 +160,27 @@ def test_a_304_nobody_asked_for_fails_the_pull(make_http: Callable[..., ApiHttp]
     respx.get(URL).mock(return_value=httpx.Response(304))
     with pytest.raises(CertsyncError):
         NatecosmicClient(make_http("natecosmic", NATECOSMIC)).fetch_certifications(None)
+
+
+@respx.mock
+def test_a_304_to_an_etag_the_snapshot_no_longer_carries_pulls_whole(tmp_path: Path) -> None:
+    """A release before ETags rewrites the snapshot and leaves the stored ETag stale: a
+    304 to that ETag must not be answered from a snapshot of another body."""
+    settings = mocked_api_settings(tmp_path, '[[types]]\nnatecosmic = "x"\nmonotree = 1\n')
+    store = Store(settings.database_url)
+    store.upgrade()
+    older = parse_record(0, record(id="older"))
+    assert isinstance(older, CertificationRecord)
+    store.snapshots.save([older], etag='"v1"')
+    store.snapshots.save([older])  # as a release before ETags would
+    store.values.set("pull_etag", '"v1"')  # ... leaving this behind
+    route = respx.get(URL)
+    route.side_effect = [
+        httpx.Response(304, headers={"ETag": '"v1"'}),
+        httpx.Response(200, json={"data": [record(id="now")]}),
+    ]
+    with open_clients(settings) as clients:
+        pulled = pull_certifications(store, clients)
+    store.close()
+    assert [r.id for r in pulled.pull.records] == ["now"] and not pulled.unchanged
+    assert [c.request.headers.get("if-none-match") for c in route.calls] == ['"v1"', None]

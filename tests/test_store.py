@@ -69,10 +69,12 @@ def test_the_kept_pull_carries_its_etag_and_its_rejected_records(store: Store) -
     store.snapshots.save([record], [refused], etag='"v1"')
     assert store.snapshots.etag() == '"v1"'
     kept = store.snapshots.load()
-    assert kept is not None and kept.rejected == (refused,)
+    assert kept is not None and kept.rejected == (refused,) and kept.etag == '"v1"'
     assert [r.id for r in kept.records] == ["r1"]
     store.snapshots.save([record])
     assert store.snapshots.etag() is None
+    kept = store.snapshots.load()
+    assert kept is not None and kept.etag is None
 
 
 def test_a_delivery_is_recorded_as_soon_as_another_writer_lets_go(tmp_path: Path) -> None:

@@ -51,8 +51,9 @@ def pull_certifications(store: Store, clients: Clients) -> Pulled:
     if fetched.pull is not None:
         return Pulled(fetched.pull, fetched.etag)
     kept = store.snapshots.load()
-    if kept is None:
-        # A 304 must never read as an empty pull: without the snapshot, ask again, whole.
+    if kept is None or kept.etag != etag:
+        # A 304 must never read as an empty pull, nor as another body's snapshot (one an
+        # older release rewrote): ask again, whole.
         return Pulled(clients.natecosmic.list_certifications())
     return Pulled(Pull(kept.records, kept.rejected), fetched.etag, unchanged=True)
 

@@ -51,6 +51,7 @@ class KeptPull:
     pulled_at: datetime
     records: tuple[CertificationRecord, ...]
     rejected: tuple[RejectedRecord, ...] = ()
+    etag: str | None = None  # of the body it was made from, as the snapshot itself says
 
 
 def _legacy_digest(record: CertificationRecord) -> str:
@@ -109,7 +110,12 @@ class PullSnapshots:
         records = tuple(records)
         types, rows = _compact(records)
         refused = [[r.index, r.record_id, r.reason] for r in rejected]
-        body = _encode({"format": _FORMAT, "types": types, "rows": rows, "rejected": refused})
+        # The ETag is in the document too: a release before ETags rewrites the document
+        # without it and leaves the stored value stale, and a 304 must never be answered
+        # from a snapshot of another body.
+        body = _encode(
+            {"format": _FORMAT, "types": types, "rows": rows, "rejected": refused, "etag": etag}
+        )
         with self._db.write() as conn:
             prev = conn.execute(select(_P.c.body).where(_P.c.id == 1)).scalar()
             conn.execute(delete(_P))
@@ -192,4 +198,5 @@ class PullSnapshots:
             RejectedRecord(index, record_id, reason)
             for index, record_id, reason in document.get("rejected", [])
         )
-        return KeptPull(row.pulled_at, tuple(records), rejected)
+        etag = document.get("etag")
+        return KeptPull(row.pulled_at, tuple(records), rejected, etag if etag else None)
