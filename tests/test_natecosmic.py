@@ -16,7 +16,7 @@ from certsync.clients.session import open_clients
 from certsync.engine.gather import pull_certifications
 from certsync.errors import CertsyncError, ResponseFormatError
 from certsync.models import CertificationRecord
-from certsync.store import Store
+from certsync.store import Store, validator
 from tests.conftest import NATECOSMIC, mocked_api_settings
 
 URL = f"{NATECOSMIC}/v1/certifications"
@@ -171,9 +171,9 @@ def test_a_304_to_an_etag_the_snapshot_no_longer_carries_pulls_whole(tmp_path: P
     store.upgrade()
     older = parse_record(0, record(id="older"))
     assert isinstance(older, CertificationRecord)
-    store.snapshots.save([older], etag='"v1"')
+    store.snapshots.save([older], made_from=validator('"v1"', NATECOSMIC))
     store.snapshots.save([older])  # as a release before ETags would
-    store.values.set("pull_etag", '"v1"')  # ... leaving this behind
+    store.values.set("pull_etag", validator('"v1"', NATECOSMIC))  # ... leaving this behind
     route = respx.get(URL)
     route.side_effect = [
         httpx.Response(304, headers={"ETag": '"v1"'}),
@@ -184,3 +184,18 @@ def test_a_304_to_an_etag_the_snapshot_no_longer_carries_pulls_whole(tmp_path: P
     store.close()
     assert [r.id for r in pulled.pull.records] == ["now"] and not pulled.unchanged
     assert [c.request.headers.get("if-none-match") for c in route.calls] == ['"v1"', None]
+
+
+@respx.mock
+def test_a_weak_etag_is_not_kept(tmp_path: Path) -> None:
+    """W/ promises an equivalent body, not the same bytes: the next pull asks for it whole."""
+    settings = mocked_api_settings(tmp_path, '[[types]]\nnatecosmic = "x"\nmonotree = 1\n')
+    store = Store(settings.database_url)
+    store.upgrade()
+    respx.get(URL).mock(
+        return_value=httpx.Response(200, json={"data": [record()]}, headers={"ETag": 'W/"v1"'})
+    )
+    with open_clients(settings) as clients:
+        pulled = pull_certifications(store, clients)
+    store.close()
+    assert pulled.validator is None and len(pulled.pull.records) == 1

@@ -36,7 +36,7 @@ from certsync.models import (
     TypeMapping,
     UserMapping,
 )
-from certsync.store import Store, schema
+from certsync.store import Store, schema, validator
 from certsync.store.db import Db
 from certsync.store.snapshot import _legacy_digest
 from certsync.store.tables import metadata
@@ -66,15 +66,21 @@ def test_the_kept_pull_carries_its_etag_and_its_rejected_records(store: Store) -
         certification_type_id="t1",
     )
     refused = RejectedRecord(3, "broken", "issued_on: not a date")
-    store.snapshots.save([record], [refused], etag='"v1"')
-    assert store.snapshots.etag() == '"v1"'
+    source = "https://api.natecosmic.com"
+    store.snapshots.save([record], [refused], made_from=validator('"v1"', source))
+    assert store.snapshots.etag(source) == '"v1"'
+    assert store.snapshots.etag("https://another.natecosmic.example") is None
     kept = store.snapshots.load()
-    assert kept is not None and kept.rejected == (refused,) and kept.etag == '"v1"'
+    assert kept is not None and kept.rejected == (refused,)
+    assert kept.validator == validator('"v1"', source)
     assert [r.id for r in kept.records] == ["r1"]
+    # Made by another release: its parse may differ, so its ETag is not asked with.
+    store.values.set("pull_etag", json.dumps([source, "0.0.1", '"v1"']))
+    assert store.snapshots.etag(source) is None
     store.snapshots.save([record])
-    assert store.snapshots.etag() is None
+    assert store.snapshots.etag(source) is None
     kept = store.snapshots.load()
-    assert kept is not None and kept.etag is None
+    assert kept is not None and kept.validator is None
 
 
 def test_a_delivery_is_recorded_as_soon_as_another_writer_lets_go(tmp_path: Path) -> None:

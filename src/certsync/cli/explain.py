@@ -59,7 +59,7 @@ def cmd_explain(args: argparse.Namespace, settings: Settings, out: TextIO, r: Re
                 say=lambda _text: None,
                 lap=lambda _name: None,
                 file_imported=False,
-                pull=None if kept is None else Pull(kept.records),
+                pull=None if kept is None else Pull(kept.records, kept.rejected),
             )
             seen = _with_templates(seen, clients)
         ownership = (

@@ -136,6 +136,10 @@ class NatecosmicClient:
     def __init__(self, http: ApiHttp) -> None:
         self._http = http
 
+    @property
+    def base_url(self) -> str:
+        return self._http.base_url
+
     def fetch_certifications(self, etag: str | None) -> Fetched:
         """The list, unless it is unchanged since the body `etag` named (`If-None-Match`)."""
         pull, tag = self._http.stream_if_changed(

@@ -200,13 +200,18 @@ def _cycle(
         # The snapshot feeds the report ("since the last pull") and stands for the body
         # its ETag names, so it is kept as soon as the pull is in, while the reads still
         # wait on Monotree. An unchanged body (304) is the snapshot already.
+        if dry:
+            return
         if pulled.unchanged:
             log.info("sync.pull_not_modified", records=len(pulled.pull.records))
+            store.snapshots.touch()  # as recent as a pull (a webhook's sync reuses it)
             report.pull_delta = PullDelta(0, 0, 0)
-        elif not dry:
+        else:
             pull = pulled.pull
-            report.pull_delta = store.snapshots.save(pull.records, pull.rejected, etag=pulled.etag)
-            clock.lap("snapshot_seconds")
+            report.pull_delta = store.snapshots.save(
+                pull.records, pull.rejected, made_from=pulled.validator
+            )
+        clock.lap("snapshot_seconds")
 
     if options.scope.users is not None:
         kept = _kept_pull(store, options.kept_pull_max_age)
@@ -314,7 +319,7 @@ def _kept_pull(store: Store, max_age: float | None) -> Pull | None:
     kept = store.snapshots.load()
     if kept is None or (utcnow() - kept.pulled_at).total_seconds() > max_age:
         return None
-    return Pull(kept.records)
+    return Pull(kept.records, kept.rejected)
 
 
 def _describe_observation(report: SyncReport, seen: Observation) -> None:

@@ -17,7 +17,7 @@ from certsync.clients.holders import read_holders
 from certsync.clients.monotree import user_holding
 from certsync.clients.session import Clients
 from certsync.engine.observation import Observation
-from certsync.errors import NotFoundError
+from certsync.errors import NotFoundError, ResponseFormatError
 from certsync.mappings_file import MappingFile
 from certsync.models import (
     Holding,
@@ -28,7 +28,7 @@ from certsync.models import (
     UserMapping,
     resolve_mappings,
 )
-from certsync.store import Store
+from certsync.store import Store, validator
 
 Say = Callable[[str], None]
 Lap = Callable[[str], None]
@@ -37,25 +37,31 @@ Lap = Callable[[str], None]
 @dataclass(frozen=True, slots=True)
 class Pulled:
     """The pull, and how it came: `unchanged` when Natecosmic answered 304 Not Modified
-    to the ETag of the kept snapshot, which then stands for the body, decoding nothing."""
+    to the ETag of the kept snapshot, which then stands for the body (nothing crossed
+    the network; the snapshot's records are rebuilt). `validator` names a new body."""
 
     pull: Pull
-    etag: str | None = None
+    validator: str | None = None
     unchanged: bool = False
 
 
 def pull_certifications(store: Store, clients: Clients) -> Pulled:
     """Natecosmic's list, asked for with the ETag of the body the store keeps, if any."""
-    etag = store.snapshots.etag()
+    source = clients.natecosmic.base_url
+    etag = store.snapshots.etag(source)
     fetched = clients.natecosmic.fetch_certifications(etag)
-    if fetched.pull is not None:
-        return Pulled(fetched.pull, fetched.etag)
-    kept = store.snapshots.load()
-    if kept is None or kept.etag != etag:
-        # A 304 must never read as an empty pull, nor as another body's snapshot (one an
-        # older release rewrote): ask again, whole.
-        return Pulled(clients.natecosmic.list_certifications())
-    return Pulled(Pull(kept.records, kept.rejected), fetched.etag, unchanged=True)
+    if fetched.pull is None and etag is not None:
+        kept = store.snapshots.load()
+        if kept is not None and kept.validator == validator(etag, source):
+            return Pulled(Pull(kept.records, kept.rejected), unchanged=True)
+        # A 304 must never read as an empty pull, nor as another body's snapshot (one
+        # an older release rewrote): asked again, whole, at one more request.
+        fetched = clients.natecosmic.fetch_certifications(None)
+    if fetched.pull is None:
+        raise ResponseFormatError("natecosmic", "a 304 answer to a pull that asked for a body")
+    # A weak ETag promises an equivalent body, not the same bytes: not kept.
+    strong = fetched.etag if fetched.etag and not fetched.etag.startswith("W/") else None
+    return Pulled(fetched.pull, None if strong is None else validator(strong, source))
 
 
 def _mappings(

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, update
 
+from certsync import __version__
 from certsync.models import CertificationRecord, CertificationType, RejectedRecord
 from certsync.store.db import Db, table_of
 from certsync.store.lock import utcnow
@@ -27,9 +28,17 @@ from certsync.store.values import get_value, set_value
 
 _P = table_of(PullSnapshotRow)
 _FORMAT = 2
-# The ETag Natecosmic gave the body this snapshot was made from, kept in the same
-# transaction as the snapshot: a 304 to it means the snapshot *is* that body.
+# Which body the snapshot was made from (`validator`), kept in the same transaction as
+# the snapshot: a 304 to its ETag means the snapshot *is* that body.
 _ETAG = "pull_etag"
+
+
+def validator(etag: str, source: str) -> str:
+    """What a snapshot must say of itself for a 304 to `etag` from `source` (Natecosmic's
+    base URL) to stand for it: the origin and this release too, since another Natecosmic
+    or a release that parses differently may have made it."""
+    return json.dumps([source, __version__, etag])
+
 
 # user, lifecycle_status, type (an index into the types), issued_on and expires_on
 # (ordinals, 0 for none), validity_status, verification_status
@@ -51,7 +60,7 @@ class KeptPull:
     pulled_at: datetime
     records: tuple[CertificationRecord, ...]
     rejected: tuple[RejectedRecord, ...] = ()
-    etag: str | None = None  # of the body it was made from, as the snapshot itself says
+    validator: str | None = None  # of the body it was made from, as the snapshot itself says
 
 
 def _legacy_digest(record: CertificationRecord) -> str:
@@ -103,18 +112,24 @@ class PullSnapshots:
         records: Iterable[CertificationRecord],
         rejected: Iterable[RejectedRecord] = (),
         *,
-        etag: str | None = None,
+        made_from: str | None = None,
     ) -> PullDelta:
-        """Keep this pull (and the ETag of its body, if Natecosmic gave one); say what
-        changed since the last one."""
+        """Keep this pull (and `made_from`, the `validator` of its body when Natecosmic
+        gave it an ETag); say what changed since the last one."""
         records = tuple(records)
         types, rows = _compact(records)
         refused = [[r.index, r.record_id, r.reason] for r in rejected]
-        # The ETag is in the document too: a release before ETags rewrites the document
-        # without it and leaves the stored value stale, and a 304 must never be answered
-        # from a snapshot of another body.
+        # The validator is in the document too: a release before ETags rewrites the
+        # document without it and leaves the stored value stale, and a 304 must never be
+        # answered from a snapshot of another body.
         body = _encode(
-            {"format": _FORMAT, "types": types, "rows": rows, "rejected": refused, "etag": etag}
+            {
+                "format": _FORMAT,
+                "types": types,
+                "rows": rows,
+                "rejected": refused,
+                "validator": made_from,
+            }
         )
         with self._db.write() as conn:
             prev = conn.execute(select(_P.c.body).where(_P.c.id == 1)).scalar()
@@ -122,7 +137,7 @@ class PullSnapshots:
             conn.execute(
                 insert(_P).values(id=1, pulled_at=utcnow(), record_count=len(rows), body=body)
             )
-            set_value(conn, _ETAG, etag or "")
+            set_value(conn, _ETAG, made_from or "")
         if prev is None:
             return PullDelta(None, None, None)
         before = _decode(prev)
@@ -152,10 +167,23 @@ class PullSnapshots:
         removed = sum(1 for k in old if k not in rows)
         return PullDelta(added, removed, changed)
 
-    def etag(self) -> str | None:
-        """The ETag of the body the kept snapshot was made from; None when there is none."""
+    def etag(self, source: str) -> str | None:
+        """The ETag to ask `source` with: that of the body the kept snapshot was made from,
+        when this release made it from that source; None otherwise."""
         with self._db.read() as conn:
-            return get_value(conn, _ETAG) or None
+            stored = get_value(conn, _ETAG)
+        try:
+            made = json.loads(stored or "null")
+        except ValueError:
+            return None
+        if isinstance(made, list) and len(made) == 3 and made[:2] == [source, __version__]:
+            return str(made[2])
+        return None
+
+    def touch(self) -> None:
+        """The kept pull is still the latest (Natecosmic answered 304): it is fresh again."""
+        with self._db.write() as conn:
+            conn.execute(update(_P).where(_P.c.id == 1).values(pulled_at=utcnow()))
 
     def load(self) -> KeptPull | None:
         """The last pull kept, as records (the fields a decision reads); None before the
@@ -198,5 +226,5 @@ class PullSnapshots:
             RejectedRecord(index, record_id, reason)
             for index, record_id, reason in document.get("rejected", [])
         )
-        etag = document.get("etag")
-        return KeptPull(row.pulled_at, tuple(records), rejected, etag if etag else None)
+        made_from = document.get("validator")
+        return KeptPull(row.pulled_at, tuple(records), rejected, made_from or None)
