@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import atexit
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -66,15 +68,20 @@ def fake_time() -> FakeTime:
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
+def postgres() -> Iterator[Postgres]:
     """A real PostgreSQL, started on first use and always stopped (see tests/postgres.py)."""
     from tests.postgres import Postgres
 
-    server = Postgres(tmp_path_factory.mktemp("postgres"))
+    # Not under pytest's temporary folder: as root, pgserver runs PostgreSQL as a user
+    # of its own and opens the folders above the data to it, and any pytest session
+    # started meanwhile closes /tmp/pytest-of-root again (0700): initdb failed mid-way.
+    root = Path(tempfile.mkdtemp(prefix="certsync-postgres-"))
+    server = Postgres(root)
     try:
         yield server
     finally:
         server.close()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
