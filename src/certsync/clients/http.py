@@ -134,30 +134,18 @@ class ApiHttp:
 
     def stream(
         self,
-        method: str,
         url: str,
         *,
         scope: str,
         consume: Callable[[Iterator[bytes]], T],
-        endpoint: bool = False,
-    ) -> T:
-        """Like `request`, but a successful body is handed to `consume` as it arrives,
-        chunk by chunk: a large list is parsed without ever being held whole. A
-        connection lost mid-body is retried."""
-        return self._call(_Call(method, url, scope), endpoint, lambda r: consume(self._chunks(r)))
-
-    def stream_if_changed(
-        self,
-        url: str,
-        *,
-        scope: str,
-        consume: Callable[[Iterator[bytes]], T],
-        etag: str | None,
+        etag: str | None = None,
         endpoint: bool = False,
     ) -> tuple[T | None, str | None]:
-        """A GET like `stream`, sent with `If-None-Match: etag` when there is one. Returns
-        (None, etag) when the server answers 304 Not Modified, else (what `consume` made
-        of the body, the answer's ETag or None)."""
+        """A GET like `request`, but a successful body is handed to `consume` as it
+        arrives, chunk by chunk: a large list is parsed without ever being held whole. A
+        connection lost mid-body is retried. With `etag`, sent as `If-None-Match`: (None,
+        etag) when the server answers 304 Not Modified. Else (what `consume` made of the
+        body, the answer's ETag or None); a 304 nobody asked for is an error."""
 
         def read(response: httpx.Response) -> tuple[T | None, str | None]:
             tag = response.headers.get("etag")
