@@ -222,6 +222,16 @@ def cli(sandbox: Sandbox, tmp_path: Path) -> Cli:
     return Cli(env, tmp_path)
 
 
+def venv_tool(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """A checker installed beside this Python (yamllint, check-jsonschema), its output kept."""
+    return subprocess.run(
+        [str(Path(sys.executable).with_name(name)), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from certsync.settings import Settings
+from tests.conftest import venv_tool
 
 ROOT = Path(__file__).parent.parent
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
@@ -140,16 +141,11 @@ def test_every_setting_the_docs_and_examples_name_exists() -> None:
 
 def test_the_compose_examples_follow_the_compose_specification() -> None:
     """The schema check-jsonschema carries, offline: no Docker engine runs here."""
-    result = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("check-jsonschema")),
-            "--builtin-schema",
-            "vendor.compose-spec",
-            str(ROOT / "docker-compose.yml"),
-            str(ROOT / "deploy" / "compose-ha.yml"),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+    result = venv_tool(
+        "check-jsonschema",
+        "--builtin-schema",
+        "vendor.compose-spec",
+        str(ROOT / "docker-compose.yml"),
+        str(ROOT / "deploy" / "compose-ha.yml"),
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -7,7 +7,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
@@ -21,7 +20,7 @@ import yaml
 
 from certsync.sandbox import SandboxState, World, generate
 from tests import kustomize
-from tests.conftest import Cli, metric_sum, wait_for
+from tests.conftest import Cli, metric_sum, venv_tool, wait_for
 
 ROOT = Path(__file__).parent.parent
 DEPLOY = ROOT / "deploy"
@@ -213,18 +212,13 @@ def test_without_kubectl_the_overlays_render_the_same(monkeypatch: pytest.Monkey
 
 
 def test_yaml_and_json_lint_clean() -> None:
-    result = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("yamllint")),
-            "--strict",
-            "-c",
-            str(ROOT / ".yamllint.yaml"),
-            str(DEPLOY),
-            str(ROOT / "docker-compose.yml"),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+    result = venv_tool(
+        "yamllint",
+        "--strict",
+        "-c",
+        str(ROOT / ".yamllint.yaml"),
+        str(DEPLOY),
+        str(ROOT / "docker-compose.yml"),
     )
     assert result.returncode == 0, result.stdout + result.stderr
     for path in DEPLOY.rglob("*.json"):
