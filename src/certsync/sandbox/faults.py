@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import random
+import re
 import time
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -69,3 +71,36 @@ class RateLimiter:
             "X-RateLimit-Reset": str(math.ceil(reset)),
         }
         return allowed, headers, reset - now
+
+
+def pick(
+    config: FaultConfig,
+    scripted: list[Fault],
+    rng: random.Random,
+    *,
+    api: str,
+    method: str,
+    path: str,
+) -> Fault | None:
+    """The fault for one request: a scripted one first (used up as it fires), then a
+    random one drawn from the seeded generator, or None."""
+    for fault in scripted:
+        pattern_method, _, pattern = fault.match.partition(" ")
+        if pattern_method in (method, "*") and re.search(pattern, path):
+            fault.times -= 1
+            if fault.times <= 0:
+                scripted.remove(fault)
+            return fault
+    if api not in config.apis:
+        return None
+    roll = rng.random()
+    if roll < config.error_rate:
+        status = rng.choice(config.error_statuses)
+        return Fault("", "status", status=status, retry_after=config.retry_after)
+    roll -= config.error_rate
+    if roll < config.drop_rate:
+        return Fault("", "drop")
+    roll -= config.drop_rate
+    if roll < config.slow_rate:
+        return Fault("", "delay", delay=config.slow_seconds)
+    return None

@@ -10,7 +10,6 @@ from __future__ import annotations
 import calendar
 import json
 import random
-import re
 import threading
 import time
 from collections import Counter
@@ -19,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
-from certsync.sandbox.faults import Fault, FaultConfig, RateLimiter
+from certsync.sandbox.faults import Fault, FaultConfig, RateLimiter, pick
 from certsync.sandbox.webhooks import Outbox
 from certsync.sandbox.writelog import WriteSeen
 
@@ -230,29 +229,8 @@ class SandboxState:
     # --- faults -------------------------------------------------------------------
 
     def pick_fault(self, api: str, method: str, path: str) -> Fault | None:
-        """A scripted fault first, then a random one drawn from the seeded generator."""
         with self.lock:
-            for fault in self.scripted:
-                pattern_method, _, pattern = fault.match.partition(" ")
-                if pattern_method in (method, "*") and re.search(pattern, path):
-                    fault.times -= 1
-                    if fault.times <= 0:
-                        self.scripted.remove(fault)
-                    return fault
-            cfg = self.faults
-            if api not in cfg.apis:
-                return None
-            roll = self.rng.random()
-            if roll < cfg.error_rate:
-                status = self.rng.choice(cfg.error_statuses)
-                return Fault("", "status", status=status, retry_after=cfg.retry_after)
-            roll -= cfg.error_rate
-            if roll < cfg.drop_rate:
-                return Fault("", "drop")
-            roll -= cfg.drop_rate
-            if roll < cfg.slow_rate:
-                return Fault("", "delay", delay=cfg.slow_seconds)
-            return None
+            return pick(self.faults, self.scripted, self.rng, api=api, method=method, path=path)
 
     # --- Monotree rules -------------------------------------------------------------
 
