@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -9,17 +11,26 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from sqlalchemy import text
 
+from certsync.clients.conditional import Validators
 from certsync.clients.http import ApiHttp
-from certsync.clients.natecosmic import NatecosmicClient, parse_certifications, parse_record
+from certsync.clients.natecosmic import (
+    NatecosmicClient,
+    parse_certifications,
+    parse_certifications_stream,
+    parse_record,
+)
 from certsync.clients.session import open_clients
 from certsync.engine.gather import pull_certifications
 from certsync.errors import CertsyncError, ResponseFormatError
 from certsync.models import CertificationRecord
-from certsync.store import Store, validator
+from certsync.store import MadeFrom, Store
+from certsync.store.snapshot import _encode
 from tests.conftest import NATECOSMIC, mocked_api_settings
 
 URL = f"{NATECOSMIC}/v1/certifications"
+HTTP_NOW = "Mon, 30 Nov 2026 09:00:00 GMT"
 
 
 def record(**overrides: Any) -> dict[str, Any]:
@@ -138,21 +149,48 @@ def test_truncated_json_fails_the_pull(make_http: Callable[..., ApiHttp]) -> Non
 
 @respx.mock
 def test_an_unchanged_pull_is_a_304_that_costs_no_body(make_http: Callable[..., ApiHttp]) -> None:
-    """With the ETag of the last body, the pull asks If-None-Match; a 304 is "unchanged",
-    never an empty list; without a validator, no header is sent and the ETag is returned."""
+    """With the validators of the last body, the pull asks If-None-Match and
+    If-Modified-Since; a 304 is "unchanged", never an empty list. Without them no header
+    is sent, and the body comes back hashed, with its validators."""
     client = NatecosmicClient(make_http("natecosmic", NATECOSMIC))
+    dated = {"Last-Modified": "Mon, 30 Nov 2026 08:00:00 GMT", "Date": HTTP_NOW}
+    content = json.dumps({"data": [record()]}).encode()
     route = respx.get(URL).mock(
-        return_value=httpx.Response(200, json={"data": [record()]}, headers={"ETag": '"v1"'})
+        return_value=httpx.Response(200, content=content, headers={"ETag": '"v1"', **dated})
     )
-    fetched = client.fetch_certifications(None)
-    assert fetched.pull is not None and len(fetched.pull.records) == 1
-    assert fetched.etag == '"v1"'
-    assert "if-none-match" not in route.calls.last.request.headers
+    fetched = client.fetch_certifications()
+    assert fetched.body is not None and fetched.body.digest == hashlib.sha256(content).hexdigest()
+    with fetched.body as body:
+        assert len(parse_certifications_stream(body.chunks()).records) == 1
+    assert fetched.validators == Validators('"v1"', dated["Last-Modified"])
+    assert not {"if-none-match", "if-modified-since"} & set(route.calls.last.request.headers)
 
     route.mock(return_value=httpx.Response(304, headers={"ETag": '"v1"'}))
-    unchanged = client.fetch_certifications('"v1"')
-    assert (unchanged.pull, unchanged.etag) == (None, '"v1"')
-    assert route.calls.last.request.headers["if-none-match"] == '"v1"'
+    unchanged = client.fetch_certifications(fetched.validators)
+    assert (unchanged.body, unchanged.validators) == (None, fetched.validators)
+    sent = route.calls.last.request.headers
+    assert (sent["if-none-match"], sent["if-modified-since"]) == ('"v1"', dated["Last-Modified"])
+
+
+@pytest.mark.parametrize(
+    ("headers", "kept"),
+    [
+        ({"ETag": 'W/"v1"'}, Validators()),  # equivalent, not the same bytes
+        ({"ETag": '"v1"'}, Validators('"v1"')),
+        # A body changed twice in one second keeps its date: only an older one validates.
+        ({"Last-Modified": HTTP_NOW, "Date": HTTP_NOW}, Validators()),
+        ({"Last-Modified": "Mon, 30 Nov 2026 08:59:59 GMT"}, Validators()),  # no Date
+        ({"Last-Modified": "yesterday", "Date": HTTP_NOW}, Validators()),
+        (
+            {"Last-Modified": "Mon, 30 Nov 2026 08:59:59 GMT", "Date": HTTP_NOW},
+            Validators(None, "Mon, 30 Nov 2026 08:59:59 GMT"),
+        ),
+    ],
+)
+def test_only_validators_that_tell_bodies_apart_are_kept(
+    headers: dict[str, str], kept: Validators
+) -> None:
+    assert Validators.of(httpx.Headers(headers)) == kept
 
 
 @respx.mock
@@ -163,39 +201,44 @@ def test_a_304_nobody_asked_for_fails_the_pull(make_http: Callable[..., ApiHttp]
 
 
 @respx.mock
-def test_a_304_to_an_etag_the_snapshot_no_longer_carries_pulls_whole(tmp_path: Path) -> None:
-    """A release before ETags rewrites the snapshot and leaves the stored ETag stale: a
-    304 to that ETag must not be answered from a snapshot of another body."""
+def test_the_same_bytes_again_are_unchanged_without_any_validator(tmp_path: Path) -> None:
+    """A Natecosmic that gives no validator: the body's SHA-256 tells the same bytes, which
+    are then not decoded unless the cycle needs them; other bytes are a new pull."""
+    settings = mocked_api_settings(tmp_path, '[[types]]\nnatecosmic = "x"\nmonotree = 1\n')
+    store = Store(settings.database_url)
+    store.upgrade()
+    route = respx.get(URL).mock(return_value=httpx.Response(200, json={"data": [record()]}))
+    with open_clients(settings) as clients:
+        first = pull_certifications(store, clients)
+        assert not first.unchanged and len(first.pull.records) == 1
+        store.snapshots.save(first.pull.records, made_from=first.made_from)
+        again = pull_certifications(store, clients)
+        assert again.unchanged and again.made_from == first.made_from
+        again.close()
+        route.mock(return_value=httpx.Response(200, json={"data": [record(id="other")]}))
+        other = pull_certifications(store, clients)
+    store.close()
+    assert not other.unchanged and [r.id for r in other.pull.records] == ["other"]
+    assert all("if-none-match" not in c.request.headers for c in route.calls)
+
+
+@respx.mock
+def test_a_snapshot_another_release_rewrote_is_not_asked_for_by_its_validators(
+    tmp_path: Path,
+) -> None:
+    """A release before `MadeFrom` rewrites the snapshot and leaves the stored validators
+    stale: they are not sent (a 304 would stand for a snapshot of another body)."""
     settings = mocked_api_settings(tmp_path, '[[types]]\nnatecosmic = "x"\nmonotree = 1\n')
     store = Store(settings.database_url)
     store.upgrade()
     older = parse_record(0, record(id="older"))
     assert isinstance(older, CertificationRecord)
-    store.snapshots.save([older], made_from=validator('"v1"', NATECOSMIC))
-    store.snapshots.save([older])  # as a release before ETags would
-    store.values.set("pull_etag", validator('"v1"', NATECOSMIC))  # ... leaving this behind
-    route = respx.get(URL)
-    route.side_effect = [
-        httpx.Response(304, headers={"ETag": '"v1"'}),
-        httpx.Response(200, json={"data": [record(id="now")]}),
-    ]
+    store.snapshots.save([older], made_from=MadeFrom(NATECOSMIC, "00" * 32, '"v1"'))
+    with store.engine.begin() as conn:  # rewritten as a release before it would
+        conn.execute(text("UPDATE pull_snapshot SET body = :b"), {"b": _encode(["older"])})
+    route = respx.get(URL).mock(return_value=httpx.Response(200, json={"data": [record(id="now")]}))
     with open_clients(settings) as clients:
         pulled = pull_certifications(store, clients)
     store.close()
     assert [r.id for r in pulled.pull.records] == ["now"] and not pulled.unchanged
-    assert [c.request.headers.get("if-none-match") for c in route.calls] == ['"v1"', None]
-
-
-@respx.mock
-def test_a_weak_etag_is_not_kept(tmp_path: Path) -> None:
-    """W/ promises an equivalent body, not the same bytes: the next pull asks for it whole."""
-    settings = mocked_api_settings(tmp_path, '[[types]]\nnatecosmic = "x"\nmonotree = 1\n')
-    store = Store(settings.database_url)
-    store.upgrade()
-    respx.get(URL).mock(
-        return_value=httpx.Response(200, json={"data": [record()]}, headers={"ETag": 'W/"v1"'})
-    )
-    with open_clients(settings) as clients:
-        pulled = pull_certifications(store, clients)
-    store.close()
-    assert pulled.validator is None and len(pulled.pull.records) == 1
+    assert "if-none-match" not in route.calls.last.request.headers

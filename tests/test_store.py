@@ -23,7 +23,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, inspect, text
 
 from certsync.errors import LockBusyError, StoreError
 from certsync.mappings_file import MappingFile
@@ -36,9 +36,9 @@ from certsync.models import (
     TypeMapping,
     UserMapping,
 )
-from certsync.store import Store, schema, validator
+from certsync.store import MadeFrom, Store, schema
 from certsync.store.db import Db
-from certsync.store.snapshot import _legacy_digest
+from certsync.store.snapshot import _encode, _legacy_digest
 from certsync.store.tables import metadata
 from certsync.writes import AssignItem, AssignRequest, ResetRequest
 from tests.conftest import CERTSYNC, clean_env
@@ -54,9 +54,12 @@ def store(store_url: str) -> Iterator[Store]:
     s.close()
 
 
-def test_the_kept_pull_carries_its_etag_and_its_rejected_records(store: Store) -> None:
-    """The snapshot stands for the body its ETag names: saved in the same transaction,
-    with the records the body had rejected; a body without an ETag clears it."""
+def test_the_kept_pull_carries_what_it_was_made_from_and_its_rejected_records(
+    store: Store,
+) -> None:
+    """The snapshot stands for the body it was made from (origin, release, digest and
+    validators), saved in the same transaction, with the records that body rejected. A
+    snapshot rewritten by a release that does not know this is no longer vouched for."""
     record = CertificationRecord(
         id="r1",
         user_id="u1",
@@ -67,20 +70,26 @@ def test_the_kept_pull_carries_its_etag_and_its_rejected_records(store: Store) -
     )
     refused = RejectedRecord(3, "broken", "issued_on: not a date")
     source = "https://127.0.0.1:8001"
-    store.snapshots.save([record], [refused], made_from=validator('"v1"', source))
-    assert store.snapshots.etag(source) == '"v1"'
-    assert store.snapshots.etag("https://127.0.0.2:8001") is None
+    made = MadeFrom(source, "ab" * 32, '"v1"', "Tue, 01 Dec 2026 08:00:00 GMT")
+    store.snapshots.save([record], [refused], made_from=made)
+    assert store.snapshots.made_from() == made
+    assert made.same_parser(source) and not made.same_parser("https://127.0.0.2:8001")
     kept = store.snapshots.load()
-    assert kept is not None and kept.rejected == (refused,)
-    assert kept.validator == validator('"v1"', source)
+    assert kept is not None and kept.rejected == (refused,) and kept.made_from == made
     assert [r.id for r in kept.records] == ["r1"]
-    # Made by another release: its parse may differ, so its ETag is not asked with.
-    store.values.set("pull_etag", json.dumps([source, "0.0.1", '"v1"']))
-    assert store.snapshots.etag(source) is None
+    # Made by another release: its parse may differ, so it stands for no body of ours.
+    assert not replace(made, version="0.0.1").same_parser(source)
+    # An older release rewrites the document and leaves the stored value behind.
+    with store.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE pull_snapshot SET body = :b"),
+            {"b": _encode({"format": 2, "types": [], "rows": {}})},
+        )
+    assert store.snapshots.made_from() is None
     store.snapshots.save([record])
-    assert store.snapshots.etag(source) is None
+    assert store.snapshots.made_from() is None
     kept = store.snapshots.load()
-    assert kept is not None and kept.validator is None
+    assert kept is not None and kept.made_from is None
 
 
 def test_a_delivery_is_recorded_as_soon_as_another_writer_lets_go(tmp_path: Path) -> None:

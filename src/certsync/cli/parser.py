@@ -327,7 +327,12 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument(
         "--no-etags",
         action="store_true",
-        help="serve the certifications without an ETag (no 304 Not Modified answers)",
+        help="serve the certifications without an ETag (no If-None-Match)",
+    )
+    sandbox.add_argument(
+        "--no-last-modified",
+        action="store_true",
+        help="serve the certifications without a Last-Modified (no If-Modified-Since)",
     )
     sandbox.add_argument("--latency", type=float, default=0.0, help="seconds added to each answer")
     sandbox.add_argument(

@@ -32,6 +32,7 @@ def to_json(report: SyncReport) -> dict[str, Any]:
         "duration_seconds": round(report.duration, 3),
         "timings": report.timings,
         "counts": report.counts(),
+        "unchanged_since": report.unchanged_since,
         "pull": {
             "records": report.pull_records,
             "since_last": None if report.pull_delta is None else asdict(report.pull_delta),
@@ -125,6 +126,11 @@ def render_table(report: SyncReport) -> str:
     lines = [f"certsync {what} {report.run_id}: {report.outcome}{mode}"]
     if report.error:
         lines.append(f"error: {report.error}")
+    if report.unchanged_since is not None:
+        lines.append(
+            f"unchanged since run {report.unchanged_since}: the same pull, mappings, templates "
+            "and day, so no plan was made (its counts below)"
+        )
     counts = {k: v for k, v in report.counts().items() if v}
     lines.append("")
     if counts:

@@ -38,6 +38,7 @@ def cmd_sandbox(
         ),
     )
     state.etags = not args.no_etags
+    state.last_modified = not args.no_last_modified
     world = generate(state, users=args.users, types=args.types, seed=args.seed)
     args.mappings_out.write_text(world.mapping_toml, encoding="utf-8")
     sandbox = Sandbox(

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 import structlog
 
+from certsync.clients.conditional import Validators
 from certsync.clients.counting import RequestCounter
 from certsync.clients.credentials import Credential
 from certsync.clients.pacing import Pacer
@@ -49,7 +50,8 @@ class _Call:
     params: Mapping[str, str | int] | None = None
     json_body: JsonBody = None
     idempotent: bool = True
-    if_none_match: str | None = None  # a validator: a 304 answer is then a result, not an error
+    # Sent as If-None-Match / If-Modified-Since: a 304 answer is then a result, not an error.
+    validators: Validators | None = None
 
     @property
     def what(self) -> str:
@@ -138,22 +140,23 @@ class ApiHttp:
         *,
         scope: str,
         consume: Callable[[Iterator[bytes]], T],
-        etag: str | None = None,
+        validators: Validators | None = None,
         endpoint: bool = False,
-    ) -> tuple[T | None, str | None]:
+    ) -> tuple[T | None, Validators]:
         """A GET like `request`, but a successful body is handed to `consume` as it
         arrives, chunk by chunk: a large list is parsed without ever being held whole. A
-        connection lost mid-body is retried. With `etag`, sent as `If-None-Match`: (None,
-        etag) when the server answers 304 Not Modified. Else (what `consume` made of the
-        body, the answer's ETag or None); a 304 nobody asked for is an error."""
+        connection lost mid-body is retried. With `validators`, a conditional GET: (None,
+        validators) when the server answers 304 Not Modified. Else (what `consume` made
+        of the body, the answer's validators); a 304 nobody asked for is an error."""
 
-        def read(response: httpx.Response) -> tuple[T | None, str | None]:
-            tag = response.headers.get("etag")
+        def read(response: httpx.Response) -> tuple[T | None, Validators]:
             if response.status_code == 304:
-                return None, tag or etag
-            return consume(self._chunks(response)), tag
+                assert validators is not None  # `_attempt` refuses a 304 unasked
+                return None, validators
+            return consume(self._chunks(response)), Validators.of(response.headers)
 
-        return self._call(_Call("GET", url, scope, if_none_match=etag), endpoint, read)
+        call = _Call("GET", url, scope, validators=validators or None)
+        return self._call(call, endpoint, read)
 
     def _call(self, call: _Call, endpoint: bool, read: Callable[[httpx.Response], T]) -> T:
         what = call.what
@@ -211,7 +214,7 @@ class ApiHttp:
                 json=call.json_body,
                 headers={
                     "Authorization": f"Bearer {self.credential.token}",
-                    **({"If-None-Match": call.if_none_match} if call.if_none_match else {}),
+                    **(call.validators.headers() if call.validators else {}),
                 },
             )
             try:
@@ -236,7 +239,7 @@ class ApiHttp:
                 if remaining is not None and remaining.isdigit():
                     self.counter.record_budget(self.api, float(remaining))
                 if 200 <= response.status_code < 300 or (
-                    response.status_code == 304 and call.if_none_match
+                    response.status_code == 304 and call.validators
                 ):
                     return read(response)
                 body = b"".join(self._chunks(response))

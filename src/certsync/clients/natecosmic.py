@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from certsync.clients.conditional import Body, Validators
 from certsync.clients.http import ApiHttp
 from certsync.clients.jsonstream import iter_data_items
 from certsync.errors import ResponseFormatError
@@ -123,11 +124,11 @@ def _collect(items: Iterable[Any]) -> Pull:
 
 @dataclass(frozen=True, slots=True)
 class Fetched:
-    """A pull as Natecosmic answered it: `pull` is None when the body has not changed
-    since the one `etag` named (304 Not Modified). `etag` names this body, if given."""
+    """A pull as Natecosmic answered it: `body` is None when it has not changed since the
+    one the validators sent named (304 Not Modified); `validators` name this body."""
 
-    pull: Pull | None
-    etag: str | None
+    body: Body | None
+    validators: Validators
 
 
 class NatecosmicClient:
@@ -140,20 +141,23 @@ class NatecosmicClient:
     def base_url(self) -> str:
         return self._http.base_url
 
-    def fetch_certifications(self, etag: str | None) -> Fetched:
-        """The list, unless it is unchanged since the body `etag` named (`If-None-Match`)."""
-        pull, tag = self._http.stream(
+    def fetch_certifications(self, validators: Validators | None = None) -> Fetched:
+        """The list's body, kept aside and hashed, unless it is unchanged since the body
+        `validators` named. The caller closes the body (`parse_certifications_stream`
+        reads it)."""
+        body, answered = self._http.stream(
             self._http.url("/v1/certifications"),
             scope=SCOPE_READ,
-            consume=parse_certifications_stream,
-            etag=etag,
+            consume=Body.read,
+            validators=validators,
             endpoint=True,
         )
-        return Fetched(pull, tag)
+        return Fetched(body, answered)
 
     def list_certifications(self) -> Pull:
         """The whole list, asked for without a validator."""
-        pull = self.fetch_certifications(None).pull
-        if pull is None:  # the HTTP layer refuses a 304 to a request without one
+        body = self.fetch_certifications().body
+        if body is None:  # the HTTP layer refuses a 304 to a request without one
             raise ResponseFormatError(API, "GET /v1/certifications answered 304 unasked")
-        return pull
+        with body:
+            return parse_certifications_stream(body.chunks())

@@ -6,6 +6,7 @@ import time
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,13 +15,15 @@ import structlog
 from certsync.clients.session import Clients, open_clients
 from certsync.engine.apply import apply_requests
 from certsync.engine.decide import decide
+from certsync.engine.describe import describe_observation, describe_unchanged, user_labels
 from certsync.engine.gather import Pulled, gather, gather_users
 from certsync.engine.observation import Observation
-from certsync.engine.report import Kind, SyncOptions, SyncReport, type_keys
+from certsync.engine.quiet import QUIET_KEY, QuietCheck, QuietRecord, Unchanged, last_quiet
+from certsync.engine.report import Kind, Outcome, SyncOptions, SyncReport
 from certsync.engine.review import digests, reviewed_decision
 from certsync.errors import CertsyncError, LeaseLostError, StopRequested
 from certsync.mappings_file import MappingFile, load_mapping_file
-from certsync.models import HoldBack, Plan, Pull, User
+from certsync.models import HoldBack, Pull
 from certsync.settings import Settings
 from certsync.store import PullDelta, Store, utcnow
 
@@ -195,6 +198,7 @@ def _cycle(
 ) -> None:
     dry = options.dry_run
     clock = _PhaseClock(report.timings)
+    today = options.today or now.date()
 
     def keep_pull(pulled: Pulled) -> None:
         # The snapshot feeds the report ("since the last pull") and stands for the body
@@ -209,10 +213,11 @@ def _cycle(
         else:
             pull = pulled.pull
             report.pull_delta = store.snapshots.save(
-                pull.records, pull.rejected, made_from=pulled.validator
+                pull.records, pull.rejected, made_from=pulled.made_from
             )
         clock.lap("snapshot_seconds")
 
+    seen: Observation | Unchanged
     if options.scope.users is not None:
         kept = _kept_pull(store, options.kept_pull_max_age)
         seen = gather_users(
@@ -228,6 +233,10 @@ def _cycle(
             pull=kept,
         )
     else:
+        # A dry run shows its plan, and a full or reviewed one reads: they always decide.
+        may_skip = not dry and options.review is None and options.scope.is_everything
+        may_skip = may_skip and report.kind == "incremental"
+        quiet = last_quiet(store, report.run_id) if may_skip else None
         seen = gather(
             store=store,
             clients=clients,
@@ -240,8 +249,16 @@ def _cycle(
             lap=clock.lap,
             on_pull=keep_pull,
             file_imported=not dry,
+            quiet=QuietCheck(today, settings.sync.chunk_size, quiet.inputs if quiet else None)
+            if may_skip
+            else None,
         )
-    _describe_observation(report, seen)
+        if isinstance(seen, Unchanged):
+            assert quiet is not None
+            describe_unchanged(report, seen, quiet)
+            store.values.set(QUIET_KEY, replace(quiet, run=report.run_id).dumps())
+            return
+    describe_observation(report, seen)
     if not dry:
         if seen.listed_users:
             store.users.replace((u.id, u.email, u.name) for u in seen.listed_users)
@@ -254,7 +271,7 @@ def _cycle(
     decision = decide(
         seen,
         options.scope,
-        options.today or now.date(),
+        today,
         chunk_size=settings.sync.chunk_size,
         # A person reviewed what a reviewed run sends: they are the guard.
         allow_mass_revoke=options.allow_mass_revoke or options.review is not None,
@@ -285,7 +302,7 @@ def _cycle(
         store.held.supersede(by_run=report.run_id, keep=report.held_plan)
     report.timings["plan_cpu_seconds"] = round(time.process_time() - plan_cpu, 4)
     clock.lap("plan_seconds")
-    report.user_labels = _user_labels(store, decision.plan, seen.listed_users)
+    report.user_labels = user_labels(store, decision.plan, seen.listed_users)
     log.debug("sync.planned", requests=len(report.requests), **report.counts())
     if decision.plan.held_back_revokes and decision.plan.held_back_reason:
         log.warning(
@@ -306,6 +323,10 @@ def _cycle(
             concurrency=settings.client.concurrency,
         )
         clock.lap("apply_seconds")
+    if seen.inputs is not None and not report.requests and report.outcome is Outcome.CONVERGED:
+        # Nothing to do: a next cycle on the same inputs decides nothing either.
+        done = QuietRecord(report.run_id, seen.inputs, len(seen.pull.records), report.counts())
+        store.values.set(QUIET_KEY, done.dumps())
     if seen.full and not dry:
         # A missing template does not make every later cycle full: it is asked for
         # again (one request) and reported on each cycle until its mapping is fixed.
@@ -320,51 +341,6 @@ def _kept_pull(store: Store, max_age: float | None) -> Pull | None:
     if kept is None or (utcnow() - kept.pulled_at).total_seconds() > max_age:
         return None
     return Pull(kept.records, kept.rejected)
-
-
-def _describe_observation(report: SyncReport, seen: Observation) -> None:
-    """What the report shows of the reads, and the warnings they deserve."""
-    mapped = set(seen.mappings.template_ids())
-    report.pull_records = len(seen.pull.records)
-    log.info("sync.pulled", records=len(seen.pull.records), rejected=len(seen.pull.rejected))
-    report.unresolved_emails = list(seen.unresolved_emails)
-    report.templates_read = sorted(seen.read)
-    report.type_keys = type_keys(seen.mappings)
-    report.missing_templates = list(seen.missing_templates)
-    report.unpublished_templates = list(seen.unpublished_templates)
-    report.template_titles = {
-        c: t.title for c, t in seen.templates.items() if c in mapped | set(seen.unmapped_owned)
-    }
-    for cert in report.missing_templates:
-        log.warning(
-            "sync.template_missing", certificate_id=cert, mapped_from=report.type_keys.get(cert, [])
-        )
-    for cert in report.unpublished_templates:
-        log.warning(
-            "sync.template_unpublished", certificate_id=cert, title=seen.templates[cert].title
-        )
-
-
-def _user_labels(store: Store, the_plan: Plan, listed: tuple[User, ...]) -> dict[int, str]:
-    """Emails or names of the users a plan shows, from this cycle's list or the user cache."""
-    ids = {
-        item.user_id
-        for items in (
-            the_plan.assigns,
-            the_plan.renewals,
-            the_plan.revokes,
-            the_plan.held_back_revokes,
-            the_plan.unmanaged,
-            the_plan.missing_users,
-            the_plan.drift,
-        )
-        for item in items
-    }
-    labels = store.users.labels(ids)
-    labels.update(
-        {u.id: u.email or u.name or "" for u in listed if u.id in ids and (u.email or u.name)}
-    )
-    return labels
 
 
 class _PhaseClock:

@@ -10,13 +10,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime
 
+from certsync.clients.conditional import Validators
 from certsync.clients.holders import read_holders
 from certsync.clients.monotree import user_holding
+from certsync.clients.natecosmic import parse_certifications_stream
 from certsync.clients.session import Clients
 from certsync.engine.observation import Observation
+from certsync.engine.quiet import QuietCheck, Unchanged, inputs_digest
 from certsync.errors import NotFoundError, ResponseFormatError
 from certsync.mappings_file import MappingFile
 from certsync.models import (
@@ -28,40 +30,74 @@ from certsync.models import (
     UserMapping,
     resolve_mappings,
 )
-from certsync.store import Store, validator
+from certsync.store import MadeFrom, Store
 
 Say = Callable[[str], None]
 Lap = Callable[[str], None]
 
 
-@dataclass(frozen=True, slots=True)
 class Pulled:
-    """The pull, and how it came: `unchanged` when Natecosmic answered 304 Not Modified
-    to the ETag of the kept snapshot, which then stands for the body (nothing crossed
-    the network; the snapshot's records are rebuilt). `validator` names a new body."""
+    """The pull, and the body it came from. `unchanged` when that body is the one the
+    kept snapshot was made from: Natecosmic answered 304 to its validators, or sent the
+    same bytes again (the same SHA-256). `pull` decodes on first use, from the body, or
+    for a 304 from the snapshot, so a cycle that learns it has nothing to decide from
+    decodes nothing. `close` lets the body go."""
 
-    pull: Pull
-    validator: str | None = None
-    unchanged: bool = False
+    def __init__(self, made_from: MadeFrom, *, unchanged: bool, decode: Callable[[], Pull]):
+        self.made_from = made_from
+        self.unchanged = unchanged
+        self._decode: Callable[[], Pull] | None = decode
+        self._pull: Pull | None = None
+        self.close: Callable[[], None] = lambda: None
+
+    @classmethod
+    def of(cls, pull: Pull, made_from: MadeFrom) -> Pulled:
+        """A pull already decoded."""
+        return cls(made_from, unchanged=False, decode=lambda: pull)
+
+    @property
+    def pull(self) -> Pull:
+        if self._pull is None:
+            assert self._decode is not None
+            try:
+                self._pull = self._decode()
+            finally:
+                self.close()
+            self._decode = None
+        return self._pull
 
 
 def pull_certifications(store: Store, clients: Clients) -> Pulled:
-    """Natecosmic's list, asked for with the ETag of the body the store keeps, if any."""
+    """Natecosmic's list, asked for with the validators of the body the kept snapshot was
+    made from, when this release made it from the same Natecosmic."""
     source = clients.natecosmic.base_url
-    etag = store.snapshots.etag(source)
-    fetched = clients.natecosmic.fetch_certifications(etag)
-    if fetched.pull is None and etag is not None:
-        kept = store.snapshots.load()
-        if kept is not None and kept.validator == validator(etag, source):
-            return Pulled(Pull(kept.records, kept.rejected), unchanged=True)
-        # A 304 must never read as an empty pull, nor as another body's snapshot (one
-        # an older release rewrote): asked again, whole, at one more request.
-        fetched = clients.natecosmic.fetch_certifications(None)
-    if fetched.pull is None:
-        raise ResponseFormatError("natecosmic", "a 304 answer to a pull that asked for a body")
-    # A weak ETag promises an equivalent body, not the same bytes: not kept.
-    strong = fetched.etag if fetched.etag and not fetched.etag.startswith("W/") else None
-    return Pulled(fetched.pull, None if strong is None else validator(strong, source))
+    kept = store.snapshots.made_from()
+    kept = kept if kept is not None and kept.same_parser(source) else None
+    asked = None if kept is None else Validators(kept.etag, kept.last_modified)
+    fetched = clients.natecosmic.fetch_certifications(asked or None)
+    body = fetched.body
+    if body is None:
+        assert kept is not None  # the HTTP layer refuses a 304 to a request without one
+
+        def from_snapshot() -> Pull:
+            again = store.snapshots.load()
+            if again is None or again.made_from != kept:
+                raise ResponseFormatError(
+                    "natecosmic", "the kept pull changed while the cycle read it"
+                )
+            return Pull(again.records, again.rejected)
+
+        return Pulled(kept, unchanged=True, decode=from_snapshot)
+    answered = fetched.validators
+    made_from = MadeFrom(source, body.digest, answered.etag, answered.last_modified)
+    pulled = Pulled(
+        made_from,
+        # The same bytes with other validators are kept again, to be asked with those.
+        unchanged=made_from == kept,
+        decode=lambda: parse_certifications_stream(body.chunks()),
+    )
+    pulled.close = body.close
+    return pulled
 
 
 def _mappings(
@@ -106,11 +142,13 @@ def gather(
     lap: Lap,
     on_pull: Callable[[Pulled], None] = lambda _pulled: None,
     file_imported: bool = True,
-) -> Observation:
+    quiet: QuietCheck | None = None,
+) -> Observation | Unchanged:
     """Read both APIs and the store. `on_pull` runs as soon as the pull is in, while
     Monotree's reads may still be out (the cycle keeps its snapshot there).
     `file_imported` is false for a dry run, whose mapping file the store has not seen.
-    `also_read` templates are read afresh even on an incremental cycle."""
+    `also_read` templates are read afresh even on an incremental cycle. With `quiet`,
+    an incremental cycle whose inputs are `quiet.since` decodes nothing: `Unchanged`."""
     by_email: Mapping[str, int] = store.users.by_email()
     mappings, unresolved = _mappings(store, mapping_file, by_email)
     has_email_users = (
@@ -167,14 +205,36 @@ def gather(
             finally:
                 lap("pull_seconds")
             on_pull(pulled)
-            pull = pulled.pull
         except BaseException:
             abandon.set()
             raise
-        listed, read, gone = reading.result()
-    lap("read_seconds")
+        try:
+            listed, read, gone = reading.result()
+            lap("read_seconds")
+            missing = sorted({c for c in mapped if c not in listed} | set(gone))
+            inputs = None
+            if quiet is not None and not (full or read or gone or also_read):
+                inputs = inputs_digest(
+                    made_from=pulled.made_from,
+                    mappings=mappings,
+                    removed=removed,
+                    unresolved=_emails(unresolved),
+                    templates=listed,
+                    check=quiet,
+                )
+                if pulled.unchanged and inputs == quiet.since:
+                    return Unchanged(
+                        inputs=inputs,
+                        templates=listed,
+                        mappings=mappings,
+                        unresolved_emails=_emails(unresolved),
+                        missing_templates=tuple(missing),
+                        unmapped_owned=tuple(unmapped_owned),
+                    )
+            pull = pulled.pull
+        finally:
+            pulled.close()
 
-    missing = sorted({c for c in mapped if c not in listed} | set(gone))
     known = [
         c for c in [*mapped, *unmapped_owned] if c not in read and c in listed and c not in gone
     ]
@@ -185,7 +245,7 @@ def gather(
         pull=pull,
         mappings=mappings,
         removed=removed,
-        unresolved_emails=tuple(sorted(str(u.monotree_email) for u in unresolved)),
+        unresolved_emails=_emails(unresolved),
         missing_users=missing_users,
         listed_users=tuple(listed_users),
         templates=listed,
@@ -194,7 +254,12 @@ def gather(
         owned=owned,
         missing_templates=tuple(missing),
         unmapped_owned=tuple(unmapped_owned),
+        inputs=inputs,
     )
+
+
+def _emails(unresolved: list[UserMapping]) -> tuple[str, ...]:
+    return tuple(sorted(str(u.monotree_email) for u in unresolved))
 
 
 def gather_users(
@@ -249,7 +314,7 @@ def gather_users(
         pull=pull,
         mappings=mappings,
         removed=removed,
-        unresolved_emails=tuple(sorted(str(u.monotree_email) for u in unresolved)),
+        unresolved_emails=_emails(unresolved),
         missing_users=frozenset(missing),
         listed_users=(),
         templates={},

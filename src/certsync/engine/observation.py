@@ -31,6 +31,9 @@ class Observation:
     missing_templates: tuple[int, ...]
     # Templates certsync wrote to whose type mapping is gone.
     unmapped_owned: tuple[int, ...]
+    # The digest of what this cycle decides from (`quiet.inputs_digest`), when a
+    # cycle with the same inputs may skip its decision: incremental, nothing read.
+    inputs: str | None = None
 
     @property
     def unpublished_templates(self) -> tuple[int, ...]:

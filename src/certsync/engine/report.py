@@ -89,6 +89,9 @@ class SyncReport:
     digests: dict[str, str] = field(default_factory=dict)
     duration: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
+    # A quiet cycle (`quiet.py`): the run whose inputs were these, and what it counted.
+    unchanged_since: str | None = None
+    kept_counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def outcome(self) -> Outcome:
@@ -101,6 +104,9 @@ class SyncReport:
         return Outcome.DRY_RUN if self.dry_run else Outcome.CONVERGED
 
     def counts(self) -> dict[str, int]:
+        if self.unchanged_since is not None:
+            # The plan stands as the run that made it counted it; this run sent nothing.
+            return {**self.kept_counts, "write_requests": 0, "failed_requests": 0, "skipped": 0}
         p = self.plan
         return {
             "assign": len(p.assigns),

@@ -10,6 +10,7 @@ import json
 import math
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from email.utils import formatdate, parsedate_to_datetime
 from typing import Any
 
 from starlette.applications import Starlette
@@ -273,6 +274,13 @@ def monotree_app(state: SandboxState) -> ASGIApp:
     return Gate(Starlette(routes=routes), state, "monotree")
 
 
+def _http_date(text: str) -> float | None:
+    try:
+        return parsedate_to_datetime(text).timestamp()
+    except (TypeError, ValueError):
+        return None
+
+
 def natecosmic_app(state: SandboxState) -> ASGIApp:
     async def certifications(request: Request) -> Response:
         with state.lock:
@@ -284,14 +292,24 @@ def natecosmic_app(state: SandboxState) -> ASGIApp:
             if raw is not None:
                 return Response(raw, media_type="text/html")
             body = state.pull_body()
-            etags = state.etags
-        if not etags:
-            return Response(body, media_type="application/json")
-        tag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
-        asked = {t.strip() for t in request.headers.get("if-none-match", "").split(",")}
-        if tag in asked:
-            return Response(status_code=304, headers={"ETag": tag})
-        return Response(body, media_type="application/json", headers={"ETag": tag})
+            tag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+            changed = state.pull_changed(tag)
+            etags, modified = state.etags, state.last_modified
+        headers = {}
+        if etags:
+            headers["ETag"] = tag
+        if modified:
+            headers["Last-Modified"] = formatdate(changed, usegmt=True)
+        # As RFC 9110 has it: If-None-Match when sent, else If-Modified-Since.
+        if etags and "if-none-match" in request.headers:
+            asked = {t.strip() for t in request.headers["if-none-match"].split(",")}
+            if tag in asked:
+                return Response(status_code=304, headers=headers)
+        elif modified and "if-modified-since" in request.headers:
+            since = _http_date(request.headers["if-modified-since"])
+            if since is not None and int(changed) <= since:
+                return Response(status_code=304, headers=headers)
+        return Response(body, media_type="application/json", headers=headers)
 
     async def counts(_: Request) -> Response:
         with state.lock:

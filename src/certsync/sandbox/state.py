@@ -115,6 +115,9 @@ class SandboxState:
         self.records: list[dict[str, Any]] = []
         self.natecosmic_body: bytes | None = None  # a raw body to serve instead (HTML, truncated)
         self.etags = True  # the pull carries an ETag and answers If-None-Match with a 304
+        # ... and a Last-Modified (the second its body last changed): If-Modified-Since.
+        self.last_modified = True
+        self._pull_seen: tuple[str, float] = ("", 0.0)
         self.users: dict[int, MonotreeUser] = {}
         self.templates: dict[int, Template] = {}
         self.issuances: dict[tuple[int, int], Issuance] = {}
@@ -306,6 +309,12 @@ class SandboxState:
         if self.cache_pull:
             self._pull_cache = body
         return body
+
+    def pull_changed(self, tag: str) -> float:
+        """When the pull's body (named by `tag`) last changed, as a server keeps it."""
+        if self._pull_seen[0] != tag:
+            self._pull_seen = (tag, time.time())
+        return self._pull_seen[1]
 
     def saw_write(self, token: str, kind: str, pairs: Iterable[tuple[int, int]]) -> None:
         if self.writes is not None:

@@ -37,7 +37,7 @@ from certsync.store.holdings import HoldingStore, TemplateState
 from certsync.store.journal import Journal, JournalEntry, RunSummary
 from certsync.store.lock import LEADER, WRITER, Holder, Lease, utcnow
 from certsync.store.mappings import ImportSummary, MappingStore
-from certsync.store.snapshot import PullDelta, PullSnapshots, validator
+from certsync.store.snapshot import MadeFrom, PullDelta, PullSnapshots
 from certsync.store.users import UserCache
 from certsync.store.values import Values
 
@@ -50,6 +50,7 @@ __all__ = [
     "Holder",
     "ImportSummary",
     "JournalEntry",
+    "MadeFrom",
     "Pruned",
     "PullDelta",
     "RunSummary",
@@ -59,7 +60,6 @@ __all__ = [
     "no_store_yet",
     "open_store",
     "utcnow",
-    "validator",
 ]
 
 MEMORY_URL = "sqlite://"

@@ -28,16 +28,43 @@ from certsync.store.values import get_value, set_value
 
 _P = table_of(PullSnapshotRow)
 _FORMAT = 2
-# Which body the snapshot was made from (`validator`), kept in the same transaction as
-# the snapshot: a 304 to its ETag means the snapshot *is* that body.
-_ETAG = "pull_etag"
+# Which body the snapshot was made from (`MadeFrom`), kept in the same transaction as
+# the snapshot: a 304 to its validators, or a body with its digest, *is* that snapshot.
+_MADE_FROM = "pull_made_from"
+# The digest of the snapshot's document as this release wrote it: a release before
+# `MadeFrom` rewrites the document and leaves the value above behind, stale.
+_DOCUMENT = "pull_document"
 
 
-def validator(etag: str, source: str) -> str:
-    """What a snapshot must say of itself for a 304 to `etag` from `source` (Natecosmic's
-    base URL) to stand for it: the origin and this release too, since another Natecosmic
-    or a release that parses differently may have made it."""
-    return json.dumps([source, __version__, etag])
+@dataclass(frozen=True, slots=True)
+class MadeFrom:
+    """The body a pull came from: its origin (Natecosmic's base URL), the release that
+    parsed it (another may parse differently), its SHA-256, and the validators
+    Natecosmic gave it (`ETag`, `Last-Modified`), if any."""
+
+    source: str
+    digest: str
+    etag: str | None = None
+    last_modified: str | None = None
+    version: str = __version__
+
+    def dumps(self) -> str:
+        return json.dumps([self.source, self.version, self.digest, self.etag, self.last_modified])
+
+    @classmethod
+    def loads(cls, text: str | None) -> MadeFrom | None:
+        try:
+            made = json.loads(text or "null")
+        except ValueError:
+            return None
+        if not (isinstance(made, list) and len(made) == 5):
+            return None  # none, or a release before digests: nothing to compare with
+        source, version, digest, etag, modified = made
+        return cls(source, digest, etag, modified, version)
+
+    def same_parser(self, source: str) -> bool:
+        """Made by this release from this origin: a body it names may stand for this one."""
+        return self.source == source and self.version == __version__
 
 
 # user, lifecycle_status, type (an index into the types), issued_on and expires_on
@@ -60,7 +87,7 @@ class KeptPull:
     pulled_at: datetime
     records: tuple[CertificationRecord, ...]
     rejected: tuple[RejectedRecord, ...] = ()
-    validator: str | None = None  # of the body it was made from, as the snapshot itself says
+    made_from: MadeFrom | None = None  # as the snapshot itself says
 
 
 def _legacy_digest(record: CertificationRecord) -> str:
@@ -99,6 +126,10 @@ def _encode(document: object) -> str:
     return base64.b64encode(zlib.compress(json.dumps(document).encode(), 1)).decode()
 
 
+def _document_digest(body: str) -> str:
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
 def _decode(body: str) -> Any:
     return json.loads(zlib.decompress(base64.b64decode(body)))
 
@@ -112,23 +143,23 @@ class PullSnapshots:
         records: Iterable[CertificationRecord],
         rejected: Iterable[RejectedRecord] = (),
         *,
-        made_from: str | None = None,
+        made_from: MadeFrom | None = None,
     ) -> PullDelta:
-        """Keep this pull (and `made_from`, the `validator` of its body when Natecosmic
-        gave it an ETag); say what changed since the last one."""
+        """Keep this pull (and `made_from`, the body it was decoded from); say what
+        changed since the last one."""
         records = tuple(records)
         types, rows = _compact(records)
         refused = [[r.index, r.record_id, r.reason] for r in rejected]
-        # The validator is in the document too: a release before ETags rewrites the
-        # document without it and leaves the stored value stale, and a 304 must never be
-        # answered from a snapshot of another body.
+        # `made_from` is in the document too: a release before it rewrites the document
+        # without it and leaves the stored value stale, and a 304 must never be answered
+        # from a snapshot of another body.
         body = _encode(
             {
                 "format": _FORMAT,
                 "types": types,
                 "rows": rows,
                 "rejected": refused,
-                "validator": made_from,
+                "made_from": None if made_from is None else made_from.dumps(),
             }
         )
         with self._db.write() as conn:
@@ -137,7 +168,8 @@ class PullSnapshots:
             conn.execute(
                 insert(_P).values(id=1, pulled_at=utcnow(), record_count=len(rows), body=body)
             )
-            set_value(conn, _ETAG, made_from or "")
+            set_value(conn, _MADE_FROM, "" if made_from is None else made_from.dumps())
+            set_value(conn, _DOCUMENT, _document_digest(body))
         if prev is None:
             return PullDelta(None, None, None)
         before = _decode(prev)
@@ -167,18 +199,17 @@ class PullSnapshots:
         removed = sum(1 for k in old if k not in rows)
         return PullDelta(added, removed, changed)
 
-    def etag(self, source: str) -> str | None:
-        """The ETag to ask `source` with: that of the body the kept snapshot was made from,
-        when this release made it from that source; None otherwise."""
+    def made_from(self) -> MadeFrom | None:
+        """The body the kept snapshot was made from; None when unknown, or when the
+        snapshot is no longer the one this was written with. Cheap: the document is
+        hashed, not decoded."""
         with self._db.read() as conn:
-            stored = get_value(conn, _ETAG)
-        try:
-            made = json.loads(stored or "null")
-        except ValueError:
+            made = MadeFrom.loads(get_value(conn, _MADE_FROM))
+            written = get_value(conn, _DOCUMENT)
+            body = conn.execute(select(_P.c.body).where(_P.c.id == 1)).scalar()
+        if made is None or body is None or written != _document_digest(body):
             return None
-        if isinstance(made, list) and len(made) == 3 and made[:2] == [source, __version__]:
-            return str(made[2])
-        return None
+        return made
 
     def touch(self) -> None:
         """The kept pull is still the latest (Natecosmic answered 304): it is fresh again."""
@@ -226,5 +257,6 @@ class PullSnapshots:
             RejectedRecord(index, record_id, reason)
             for index, record_id, reason in document.get("rejected", [])
         )
-        made_from = document.get("validator")
-        return KeptPull(row.pulled_at, tuple(records), rejected, made_from or None)
+        return KeptPull(
+            row.pulled_at, tuple(records), rejected, MadeFrom.loads(document.get("made_from"))
+        )

@@ -1,0 +1,111 @@
+"""A quiet cycle: when nothing a decision is made from has changed since a cycle that
+decided there was nothing to do, the cycle decides nothing again.
+
+The inputs are summed up in one digest: the pull's body (its SHA-256, or the
+validators Natecosmic answered 304 to), the mappings as resolved (types, users,
+policy, and those removed), the template list as read in this cycle (a template
+deleted, retitled, unpublished, or whose `active_users_count` moved, changes it),
+the UTC date (a certificate expires on a date), the chunk size and the release.
+The rest a decision reads, certsync's own holdings and ownership, changes only in a
+run, so the digest counts only when the run before this one is the run that
+recorded it (`Quiet.since`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+
+from certsync import __version__
+from certsync.models import Mappings, Template
+from certsync.store import MadeFrom, Store
+
+
+@dataclass(frozen=True, slots=True)
+class QuietCheck:
+    """What `gather` needs to tell a quiet cycle: today, the chunk size, and the digest
+    of the last cycle that had nothing to do (None: this cycle must decide)."""
+
+    today: date
+    chunk_size: int
+    since: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Unchanged:
+    """A cycle whose inputs are those of the last one with nothing to do: no decode, no plan."""
+
+    inputs: str
+    templates: Mapping[int, Template]
+    mappings: Mappings
+    unresolved_emails: tuple[str, ...]
+    missing_templates: tuple[int, ...]
+    unmapped_owned: tuple[int, ...] = field(default=())
+
+
+def _mappings(mappings: Mappings) -> list[object]:
+    return [
+        sorted((k, t.monotree, t.authoritative) for k, t in mappings.types.items()),
+        sorted(mappings.users.items()),
+        repr(mappings.policy),
+    ]
+
+
+def inputs_digest(
+    *,
+    made_from: MadeFrom,
+    mappings: Mappings,
+    removed: Mappings,
+    unresolved: tuple[str, ...],
+    templates: Mapping[int, Template],
+    check: QuietCheck,
+) -> str:
+    """One digest of everything a decision is made from, but the store's own holdings."""
+    document = [
+        __version__,
+        made_from.dumps(),
+        _mappings(mappings),
+        _mappings(removed),
+        list(unresolved),
+        [repr(templates[c]) for c in sorted(templates)],
+        check.today.isoformat(),
+        check.chunk_size,
+    ]
+    return hashlib.sha256(json.dumps(document).encode()).hexdigest()
+
+
+QUIET_KEY = "quiet_inputs"
+
+
+@dataclass(frozen=True, slots=True)
+class QuietRecord:
+    """Kept in the store: the run that had nothing to do, its inputs, what it counted."""
+
+    run: str
+    inputs: str
+    records: int
+    counts: dict[str, int]
+
+    def dumps(self) -> str:
+        return json.dumps(
+            {"run": self.run, "inputs": self.inputs, "records": self.records, "counts": self.counts}
+        )
+
+    @classmethod
+    def loads(cls, text: str | None) -> QuietRecord | None:
+        try:
+            kept = json.loads(text or "null")
+            return cls(kept["run"], kept["inputs"], int(kept["records"]), dict(kept["counts"]))
+        except (ValueError, TypeError, KeyError):
+            return None
+
+
+def last_quiet(store: Store, run_id: str) -> QuietRecord | None:
+    """The last cycle with nothing to do, when this one may compare its inputs with it
+    (`quiet.py`): it was the run right before this one."""
+    kept = QuietRecord.loads(store.values.get(QUIET_KEY))
+    before = [r.id for r in store.journal.recent_runs(2) if r.id != run_id][:1]
+    return kept if kept is not None and before == [kept.run] else None

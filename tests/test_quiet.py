@@ -1,0 +1,120 @@
+"""A quiet cycle: nothing a decision is made from changed since a cycle that had nothing
+to do, so no body is decoded and no plan made. Against the sandbox over real HTTP."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+
+from certsync.clients.session import open_clients
+from certsync.engine.cycle import run_sync
+from certsync.engine.report import SyncOptions
+from certsync.sandbox import SandboxState, World, generate
+from certsync.settings import load_settings
+from certsync.store import Store
+from tests.conftest import Cli
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def world(sandbox_state: SandboxState, cli: Cli) -> World:
+    w = generate(sandbox_state, users=20, types=2, seed=5, today=date.today())
+    (cli.cwd / "mappings.toml").write_text(w.mapping_toml)
+    return w
+
+
+def sync(cli: Cli, *args: str) -> dict[str, Any]:
+    result = cli("sync", "--format", "json", *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    doc: dict[str, Any] = json.loads(result.stdout)
+    return doc
+
+
+def decided(doc: dict[str, Any]) -> bool:
+    """The run decoded a pull and made a plan (only a planning run times its plan)."""
+    return doc["unchanged_since"] is None and "plan_cpu_seconds" in doc["timings"]
+
+
+def test_a_cycle_on_unchanged_inputs_decodes_and_plans_nothing(
+    cli: Cli, sandbox_state: SandboxState, world: World
+) -> None:
+    sync(cli)  # the first run is full: it reads every template
+    planned = sync(cli)
+    assert decided(planned) and planned["write_requests"] == []
+    sandbox_state.reset_counts()
+    quiet = sync(cli)
+    assert quiet["unchanged_since"] == planned["run_id"] and not decided(quiet)
+    assert quiet["outcome"] == "converged" and quiet["counts"] == planned["counts"]
+    assert quiet["pull"]["records"] == planned["pull"]["records"]
+    # The pull a 304, the template list one read: nothing else.
+    assert sandbox_state.statuses["natecosmic 304"] == 1
+    assert quiet["requests_by_api"] == {"monotree": 1, "natecosmic": 1}
+    again = sync(cli)
+    assert again["unchanged_since"] == quiet["run_id"]  # a quiet run hands the inputs on
+    table = cli("sync")
+    assert table.returncode == 0
+    assert "unchanged since run" in table.stdout and "no plan was made" in table.stdout
+
+    # Without any validator the body comes whole; the same bytes are still not decoded.
+    sandbox_state.etags = sandbox_state.last_modified = False
+    sync(cli)  # the kept validators differ: decoded once, kept without them
+    sandbox_state.reset_counts()
+    same = sync(cli)
+    assert sandbox_state.statuses["natecosmic 200"] == 1 and not decided(same)
+
+
+def test_a_changed_body_mapping_or_day_or_a_run_between_forces_a_decision(
+    cli: Cli, sandbox_state: SandboxState, world: World
+) -> None:
+    sync(cli)
+    sync(cli)
+    assert not decided(sync(cli))
+
+    mappings = cli.cwd / "mappings.toml"
+    mappings.write_text(
+        mappings.read_text()
+        + f'\n[[types]]\nnatecosmic = "not-yet-used"\nmonotree = {world.template_ids[0]}\n'
+    )
+    assert decided(sync(cli))
+    assert not decided(sync(cli))
+
+    with sandbox_state.lock:  # one field of one record: another body
+        sandbox_state.records[0] = {**sandbox_state.records[0], "serial_number": "S-2"}
+    changed = sync(cli)
+    assert decided(changed) and changed["pull"]["since_last"]["added"] == 0
+    assert not decided(sync(cli))
+
+    # A run of another kind in between (here one person's sync) may have written.
+    one = sync(cli, "--user", str(world.monotree_ids[0]))
+    assert one["kind"] == "user"
+    assert decided(sync(cli))
+    assert not decided(sync(cli))
+
+    # Tomorrow, the same body may mean another plan (a certificate expires on a day).
+    settings = load_settings(
+        natecosmic={
+            "base_url": cli.env["CERTSYNC_NATECOSMIC__BASE_URL"],
+            "token": cli.env["CERTSYNC_NATECOSMIC__TOKEN"],
+        },
+        monotree={
+            "base_url": cli.env["CERTSYNC_MONOTREE__BASE_URL"],
+            "token": cli.env["CERTSYNC_MONOTREE__TOKEN"],
+        },
+        database_url=cli.env["CERTSYNC_DATABASE_URL"],
+        mappings_file=mappings,
+        secrets_dir=cli.cwd,
+    )
+    store = Store(settings.database_url)
+    try:
+        with open_clients(settings) as clients:
+            tomorrow = date.today() + timedelta(days=1)
+            report = run_sync(settings, store, clients, SyncOptions(today=tomorrow))
+            assert report.unchanged_since is None and "plan_cpu_seconds" in report.timings
+            report = run_sync(settings, store, clients, SyncOptions(today=tomorrow))
+            assert report.unchanged_since is not None
+    finally:
+        store.close()
