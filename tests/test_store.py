@@ -667,3 +667,23 @@ def test_postgres_urls_need_no_driver_name(postgres: Postgres) -> None:
     s = Store(url)
     assert s.schema_revision() == schema.head() and "postgresql+psycopg" in s.shown
     s.close()
+
+
+def test_a_full_read_says_whether_the_count_matched_and_what_is_held(store: Store) -> None:
+    """What drift detection reads: the calibration of each template, kept across a
+    `mark_dirty`, and what certsync knows it holds grouped by what decides expiry."""
+    held = {
+        u: Holding(7, u, True, date(2026, 1, 1), date(2027, 1, 1) if u < 3 else None)
+        for u in range(1, 5)
+    }
+    held[9] = Holding(7, 9, False, date(2025, 1, 1), date(2025, 6, 1))  # expired: not kept
+    store.holdings.save_full_read(7, held, listed_count=4)
+    store.holdings.save_full_read(8, {}, listed_count=1)
+    store.holdings.save_full_read(6, {})
+    states = store.holdings.template_states()
+    assert [states[c].count_matches for c in (6, 7, 8)] == [None, True, False]
+    assert set(store.holdings.count_basis([7, 8])[7]) == {
+        (True, date(2027, 1, 1), date(2026, 1, 1), 2),
+        (True, None, date(2026, 1, 1), 2),
+    }
+    assert store.holdings.count_basis([8]) == {8: []}

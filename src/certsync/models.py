@@ -112,6 +112,21 @@ Pair = tuple[int, int]
 # Monotree's own nouns, as its template and user lists give them.
 
 
+# expiry known, expires on, issued on, how many holdings
+CountRow = tuple[bool, date | None, date | None, int]
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateState:
+    """Whether certsync's picture of a template can be trusted without reading it again."""
+
+    certificate_id: int
+    read_at: datetime | None
+    dirty: bool
+    # Whether Monotree's `active_users_count` matched the last full read (None: unknown).
+    count_matches: bool | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class CertificateType:
     id: int

@@ -34,6 +34,7 @@ from certsync.cli.render import write_report
 from certsync.cli.review import cmd_apply, cmd_approve, cmd_reject, save_plan
 from certsync.cli.terminal import StatusLine
 from certsync.cli.users import NobodyToSyncError, find_people, why_not_synced
+from certsync.engine.counts import untrusted
 from certsync.engine.cycle import SyncOptions, open_clients, run_sync
 from certsync.engine.scope import Scope
 from certsync.errors import CertsyncError, ConfigError, LockBusyError
@@ -233,8 +234,11 @@ def cmd_status(
         runs = store.journal.recent_runs(args.limit)
         held = store.held.pending()
         leader = store.leader.holder()
+        states = store.holdings.template_states()
+        mapped = {t.monotree for t in store.mappings.types()}
     finally:
         store.close()
+    not_counted = untrusted(states, mapped)
     waiting = {h.run_id: h for h in held}
     if args.format == "json":
         docs = [
@@ -269,6 +273,13 @@ def cmd_status(
             f"{r.outcome or 'running':11}  {summary or '-'}"
             + (f"  error: {r.error}" if r.error else "")
             + "\n"
+        )
+    if not_counted:
+        out.write(
+            f"drift check off for {len(not_counted)} template(s) "
+            f"({', '.join(map(str, not_counted))}): Monotree's active_users_count did not "
+            "match the holders read in full last time (or none was read yet), so a change "
+            "made by hand there is found by the next full cycle\n"
         )
     for h in held:
         out.write(

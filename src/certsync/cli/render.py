@@ -66,6 +66,8 @@ def to_json(report: SyncReport) -> dict[str, Any]:
         },
         "summary": summary_lines(report),
         "templates_read": report.templates_read,
+        "counts_moved": {str(k): v for k, v in sorted(report.counts_moved.items())},
+        "counts_untrusted": report.counts_untrusted,
         "requests": report.request_counts,
         "requests_by_api": requests_by_api(report.request_counts),
     }
@@ -213,6 +215,10 @@ def render_table(report: SyncReport) -> str:
         [f"{cert(c)} {names.mapped_from(c)}" for c in report.unpublished_templates],
     )
     lines += _rows("unresolved emails", report.unresolved_emails)
+    lines += _rows(
+        "changed in Monotree by someone else (its count of holders moved): read in full",
+        [f"{cert(c)}: {n} active holder(s)" for c, n in sorted(report.counts_moved.items())],
+    )
     lines += _rows(
         "failures",
         [

@@ -263,7 +263,9 @@ def _cycle(
         if seen.listed_users:
             store.users.replace((u.id, u.email, u.name) for u in seen.listed_users)
         for cert, found in seen.read.items():
-            store.holdings.save_full_read(cert, found)
+            template = seen.templates.get(cert)
+            count = None if template is None else template.active_users_count
+            store.holdings.save_full_read(cert, found, listed_count=count)
     _check_stop(should_stop)
     clock.lap("store_seconds")
 

@@ -26,6 +26,16 @@ def describe_observation(report: SyncReport, seen: Observation) -> None:
     report.template_titles = {
         c: t.title for c, t in seen.templates.items() if c in mapped | set(seen.unmapped_owned)
     }
+    report.counts_moved = {m.certificate_id: m.listed for m in seen.counts_moved}
+    report.counts_untrusted = list(seen.counts_untrusted)
+    for m in seen.counts_moved:
+        log.warning(
+            "sync.template_count_moved",
+            certificate_id=m.certificate_id,
+            active_users_count=m.listed,
+            expected_at_least=m.expected[0],
+            expected_at_most=m.expected[1],
+        )
     for cert in report.missing_templates:
         log.warning(
             "sync.template_missing", certificate_id=cert, mapped_from=report.type_keys.get(cert, [])

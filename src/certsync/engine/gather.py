@@ -17,6 +17,7 @@ from certsync.clients.holders import read_holders
 from certsync.clients.monotree import user_holding
 from certsync.clients.natecosmic import parse_certifications_stream
 from certsync.clients.session import Clients
+from certsync.engine.counts import CountMoved, counts_moved, untrusted
 from certsync.engine.observation import Observation
 from certsync.engine.quiet import QuietCheck, Unchanged, inputs_digest
 from certsync.errors import NotFoundError, ResponseFormatError
@@ -172,9 +173,12 @@ def gather(
     mapped = list(mappings.template_ids())
     owned = frozenset(store.holdings.owned_pairs())
     unmapped_owned = sorted({cert for cert, _ in owned} - set(mapped))
-    states = None if full else store.holdings.template_states()
+    states = store.holdings.template_states()
+    # What Monotree's counts should say, to see a change made by hand (`counts.py`).
+    basis = {} if full else store.holdings.count_basis(mapped)
     abandon = threading.Event()
     lap("load_seconds")
+    moved: list[CountMoved] = []
 
     def read_monotree() -> tuple[dict[int, Template], dict[int, dict[int, Holding]], list[int]]:
         # The template list is read every cycle: it proves the token and the URL,
@@ -185,8 +189,13 @@ def gather(
             extra = [c for c in unmapped_owned if c in listed]
             to_read = present + (extra if mappings.policy.revoke_unmapped else [])
         else:
-            assert states is not None
             to_read = [c for c in present if c not in states or states[c].dirty]
+            moved.extend(
+                counts_moved(
+                    listed, [c for c in present if c not in to_read], states, basis, now.date()
+                )
+            )
+            to_read += [m.certificate_id for m in moved]
             # What a person reviewed is read afresh, mapped or not (revoke_unmapped).
             to_read += sorted(c for c in also_read if c in listed and c not in to_read)
         read, gone = read_holders(
@@ -255,6 +264,8 @@ def gather(
         missing_templates=tuple(missing),
         unmapped_owned=tuple(unmapped_owned),
         inputs=inputs,
+        counts_moved=tuple(moved),
+        counts_untrusted=tuple(untrusted(states, (c for c in mapped if c not in read))),
     )
 
 

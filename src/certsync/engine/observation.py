@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from certsync.engine.counts import CountMoved
 from certsync.models import Holding, Holdings, Mappings, Pair, Pull, Template, User
 
 
@@ -34,6 +35,10 @@ class Observation:
     # The digest of what this cycle decides from (`quiet.inputs_digest`), when a
     # cycle with the same inputs may skip its decision: incremental, nothing read.
     inputs: str | None = None
+    # Templates read in full because Monotree's count of holders moved (`counts.py`),
+    # and mapped ones not read whose count cannot be trusted to show such a change.
+    counts_moved: tuple[CountMoved, ...] = ()
+    counts_untrusted: tuple[int, ...] = ()
 
     @property
     def unpublished_templates(self) -> tuple[int, ...]:

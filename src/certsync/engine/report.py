@@ -72,6 +72,10 @@ class SyncReport:
     pull_records: int = 0
     pull_delta: PullDelta | None = None
     templates_read: list[int] = field(default_factory=list)
+    # Read because Monotree's count of holders moved (template -> the count it showed),
+    # and mapped templates whose count is not trusted to show a change made by hand.
+    counts_moved: dict[int, int] = field(default_factory=dict)
+    counts_untrusted: list[int] = field(default_factory=list)
     missing_templates: list[int] = field(default_factory=list)
     unpublished_templates: list[int] = field(default_factory=list)
     unresolved_emails: list[str] = field(default_factory=list)

@@ -177,6 +177,11 @@ class SandboxState:
         with self.lock:
             self._issue(certificate_id, user_id, on)
 
+    def unassign(self, certificate_id: int, user_id: int) -> None:
+        """Take a certificate away by hand in Monotree's app: it expires now."""
+        with self.lock:
+            self.issuances[(certificate_id, user_id)].expires_at = self.clock()
+
     def _issue(self, certificate_id: int, user_id: int, on: date, *, via_api: bool = False) -> None:
         template = self.templates[certificate_id]
         issued = datetime(on.year, on.month, on.day, tzinfo=UTC)

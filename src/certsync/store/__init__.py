@@ -25,7 +25,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from certsync.errors import ConfigError, StoreError
-from certsync.models import Mappings, UserMapping, resolve_mappings
+from certsync.models import Mappings, TemplateState, UserMapping, resolve_mappings
 from certsync.settings import Settings
 from certsync.store import schema
 from certsync.store.audit import AuditItem, AuditTrail, Pruned
@@ -33,7 +33,7 @@ from certsync.store.copy import copy_rows
 from certsync.store.db import BUSY_TIMEOUT_MS, Db, translated
 from certsync.store.deliveries import Deliveries, Delivery
 from certsync.store.held import HeldPlan, HeldPlanError, HeldPlans
-from certsync.store.holdings import HoldingStore, TemplateState
+from certsync.store.holdings import HoldingStore
 from certsync.store.journal import Journal, JournalEntry, RunSummary
 from certsync.store.lock import LEADER, WRITER, Holder, Lease, utcnow
 from certsync.store.mappings import ImportSummary, MappingStore

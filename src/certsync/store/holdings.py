@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
-from certsync.models import Holding, Ownership, Pair
+from certsync.models import CountRow, Holding, Ownership, Pair, TemplateState
 from certsync.store.db import Db, chunks, table_of
 from certsync.store.lock import utcnow
 from certsync.store.tables import HoldingRow, OwnershipRow, RunRow, TemplateStateRow
@@ -17,15 +15,6 @@ _O = table_of(OwnershipRow)
 _H = table_of(HoldingRow)
 _TS = table_of(TemplateStateRow)
 _R = table_of(RunRow)
-
-
-@dataclass(frozen=True, slots=True)
-class TemplateState:
-    """Whether certsync's picture of a template can be trusted without reading it again."""
-
-    certificate_id: int
-    read_at: datetime | None
-    dirty: bool
 
 
 def mark_dirty(conn: Connection, certificate_ids: Iterable[int]) -> None:
@@ -68,7 +57,12 @@ class HoldingStore:
     def template_states(self) -> dict[int, TemplateState]:
         with self._db.read() as conn:
             return {
-                r.certificate_id: TemplateState(r.certificate_id, r.read_at, bool(r.dirty))
+                r.certificate_id: TemplateState(
+                    r.certificate_id,
+                    r.read_at,
+                    bool(r.dirty),
+                    None if r.count_matches is None else bool(r.count_matches),
+                )
                 for r in conn.execute(select(_TS))
             }
 
@@ -88,8 +82,30 @@ class HoldingStore:
                     )
         return out
 
-    def save_full_read(self, certificate_id: int, holdings: Mapping[int, Holding]) -> None:
-        """Replace what certsync knows of a template with what Monotree just said."""
+    def count_basis(self, certificate_ids: Iterable[int]) -> dict[int, list[CountRow]]:
+        """What certsync knows each template holds, grouped by what decides whether a
+        holding still counts as active: (expiry known, expires on, issued on, how many)."""
+        ids = sorted(set(certificate_ids))
+        keys = (_H.c.certificate_id, _H.c.expiry_known, _H.c.expires_on, _H.c.issued_on)
+        query = select(*keys, func.count()).where(_H.c.active.is_(True)).group_by(*keys)
+        out: dict[int, list[CountRow]] = {c: [] for c in ids}
+        with self._db.read() as conn:
+            for chunk in chunks(ids):
+                for cert, known, expires, issued, n in conn.execute(
+                    query.where(_H.c.certificate_id.in_(chunk))
+                ):
+                    out[cert].append((bool(known), expires, issued, int(n)))
+        return out
+
+    def save_full_read(
+        self,
+        certificate_id: int,
+        holdings: Mapping[int, Holding],
+        *,
+        listed_count: int | None = None,
+    ) -> None:
+        """Replace what certsync knows of a template with what Monotree just said, and
+        whether the template list's count (`listed_count`) said the same."""
         rows = [
             {
                 "certificate_id": certificate_id,
@@ -108,5 +124,10 @@ class HoldingStore:
                 conn.execute(insert(_H), rows)
             conn.execute(delete(_TS).where(_TS.c.certificate_id == certificate_id))
             conn.execute(
-                insert(_TS).values(certificate_id=certificate_id, read_at=utcnow(), dirty=False)
+                insert(_TS).values(
+                    certificate_id=certificate_id,
+                    read_at=utcnow(),
+                    dirty=False,
+                    count_matches=None if listed_count is None else listed_count == len(rows),
+                )
             )

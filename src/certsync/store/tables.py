@@ -89,6 +89,10 @@ class TemplateStateRow(SQLModel, table=True):
     certificate_id: int = Field(primary_key=True)
     read_at: datetime | None = None
     dirty: bool = True
+    # At the last full read, whether the template list's `active_users_count` was the
+    # number of active holders read (None: not known yet). Only then may a count that
+    # moved call for a read (drift).
+    count_matches: bool | None = None
 
 
 class RunRow(SQLModel, table=True):
