@@ -71,11 +71,13 @@ def test_the_documented_example_parses_with_every_field() -> None:
     assert pull.rejected == ()
     r = pull.records[0]
     assert isinstance(r, CertificationRecord)
-    assert (r.serial_number, r.verification_method, r.certification_type.slug) == (  # type: ignore[union-attr]
-        "<string>",
-        "<string>",
+    assert (r.verification_status, r.certification_type.slug) == (  # type: ignore[union-attr]
+        "unverified",
         "food-safety",
     )
+    # Every documented field is validated, kept or not.
+    rejected = parse_certifications({"data": [record(serial_number=7)]}).rejected
+    assert [x.reason for x in rejected] == ["serial_number: Input should be a valid string"]
     with pytest.raises(AttributeError):
         r.user_id = "someone else"  # type: ignore[misc]
 

@@ -26,7 +26,9 @@ class CertificationType:
 
 @dataclass(frozen=True, slots=True)
 class CertificationRecord:
-    """One Natecosmic certification, every documented field.
+    """One Natecosmic certification: the fields a decision reads. Every documented
+    field is validated as the pull is decoded (`clients/records.py`); the rest are
+    not kept, so a large pull costs what certsync uses of it.
 
     Enumerations stay plain strings: a value Natecosmic adds later is kept, and
     simply does not count as held.
@@ -41,17 +43,6 @@ class CertificationRecord:
     certification_type: CertificationType | None = None
     expires_on: date | None = None
     verification_status: str | None = None
-    organization_id: str | None = None
-    organization_member_id: str | None = None
-    external_id: str | None = None
-    external_source: str | None = None
-    source: str | None = None
-    issuer_name: str | None = None
-    serial_number: str | None = None
-    verification_method: str | None = None
-    last_verified_at: datetime | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
 
     def type_keys(self) -> tuple[str, ...]:
         """Keys a type mapping may use for this record: the type UUID first, then its slug."""

@@ -11,25 +11,14 @@ from pydantic import TypeAdapter, ValidationError
 from certsync.clients.conditional import Body, Validators
 from certsync.clients.http import ApiHttp
 from certsync.clients.jsonstream import iter_data_items
+from certsync.clients.records import Lean, WireRecord, fast_records
 from certsync.errors import ResponseFormatError
 from certsync.models import CertificationRecord, Pull, RejectedRecord
 
 API = "natecosmic"
 SCOPE_READ = "certification_records:read"
 
-_RECORD = TypeAdapter(CertificationRecord)
-_SHARED_FIELDS = (
-    "organization_id",
-    "user_id",
-    "certification_type_id",
-    "lifecycle_status",
-    "source",
-    "verification_status",
-    "validity_status",
-    "verification_method",
-    "issuer_name",
-    "external_source",
-)
+_RECORD = TypeAdapter(WireRecord)
 
 
 def _reason(exc: ValidationError) -> str:
@@ -40,17 +29,19 @@ def _reason(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def parse_record(index: int, raw: Any) -> CertificationRecord | RejectedRecord:
+def parse_record(
+    index: int, raw: Any, lean: Lean | None = None
+) -> CertificationRecord | RejectedRecord:
     """One record, or the reason it was rejected. Unknown fields are ignored."""
     record_id = raw.get("id") if isinstance(raw, dict) else None
     record_id = record_id if isinstance(record_id, str) else None
     if not isinstance(raw, dict):
         return RejectedRecord(index, None, f"record is a {type(raw).__name__}, not an object")
     try:
-        record = _RECORD.validate_python(raw)
+        wire = _RECORD.validate_python(raw)
     except ValidationError as exc:
         return RejectedRecord(index, record_id, _reason(exc))
-    return _checked(index, record)
+    return _checked(index, (lean or Lean())(wire))
 
 
 def _checked(index: int, record: CertificationRecord) -> CertificationRecord | RejectedRecord:
@@ -74,44 +65,35 @@ def parse_certifications(body: Any) -> Pull:
 
 
 def parse_certifications_stream(chunks: Iterable[bytes]) -> Pull:
-    """The same as `parse_certifications`, from the body's bytes as they arrive.
-
-    Only one record is ever held as a dict; records keep one copy of the strings
-    they share (statuses, organisation, type, user), so 100,000 records fit in
-    about a hundred megabytes without the body ever being held whole.
-    """
-    shared: dict[str, str] = {}
-
-    def slim(raw: Any) -> Any:
-        if isinstance(raw, dict):
-            for key in _SHARED_FIELDS:
-                value = raw.get(key)
-                if isinstance(value, str):
-                    raw[key] = shared.setdefault(value, value)
-            ctype = raw.get("certification_type")
-            if isinstance(ctype, dict):
-                for key, value in ctype.items():
-                    if isinstance(value, str):
-                        ctype[key] = shared.setdefault(value, value)
-        return raw
-
+    """The same as `parse_certifications`, from the body's bytes as they arrive: the
+    reference decoder, record by record, never holding the body whole."""
     try:
-        return _collect(slim(item) for item in iter_data_items(chunks))
+        return _collect(iter_data_items(chunks))
     except (ValueError, RecursionError) as exc:
         raise ResponseFormatError(
             API, f"GET /v1/certifications answered a body that is not the documented JSON: {exc}"
         ) from None
 
 
+def decode_pull(body: Body) -> Pull:
+    """A pull's body: by the fast decoder when it can read it, else by the reference one
+    (`records.py`), which rejects what is invalid and says why."""
+    fast = fast_records(body.chunks())
+    if fast is None:
+        return parse_certifications_stream(body.chunks())
+    return _collect(fast)
+
+
 def _collect(items: Iterable[Any]) -> Pull:
     records: list[CertificationRecord] = []
     rejected: list[RejectedRecord] = []
     seen_ids: set[str] = set()
+    lean = Lean()
     for index, raw in enumerate(items):
         if isinstance(raw, CertificationRecord):
             parsed = _checked(index, raw)
         else:
-            parsed = parse_record(index, raw)
+            parsed = parse_record(index, raw, lean)
         if isinstance(parsed, RejectedRecord):
             rejected.append(parsed)
         elif parsed.id in seen_ids:
@@ -160,4 +142,4 @@ class NatecosmicClient:
         if body is None:  # the HTTP layer refuses a 304 to a request without one
             raise ResponseFormatError(API, "GET /v1/certifications answered 304 unasked")
         with body:
-            return parse_certifications_stream(body.chunks())
+            return decode_pull(body)

@@ -15,7 +15,7 @@ from datetime import datetime
 from certsync.clients.conditional import Validators
 from certsync.clients.holders import read_holders
 from certsync.clients.monotree import user_holding
-from certsync.clients.natecosmic import parse_certifications_stream
+from certsync.clients.natecosmic import decode_pull
 from certsync.clients.session import Clients
 from certsync.engine.counts import CountMoved, counts_moved, untrusted
 from certsync.engine.observation import Observation
@@ -95,7 +95,7 @@ def pull_certifications(store: Store, clients: Clients) -> Pulled:
         made_from,
         # The same bytes with other validators are kept again, to be asked with those.
         unchanged=made_from == kept,
-        decode=lambda: parse_certifications_stream(body.chunks()),
+        decode=lambda: decode_pull(body),
     )
     pulled.close = body.close
     return pulled

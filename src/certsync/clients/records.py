@@ -1,0 +1,227 @@
+"""Natecosmic's records as they arrive, and the lean records a decision reads.
+
+Every documented field is validated (`WireRecord`); a record keeps only the
+fields a decision reads (`CertificationRecord`), and the strings many records
+share (user, type, statuses) once each.
+
+Two decoders read a pull. The fast one hands the body to msgspec's compiled
+decoder a megabyte at a time, cut between two records, straight into typed
+records: no tree of dicts, and never more than a segment of the body at once.
+It takes only the documented envelope (`{"data": [...]}`) where every record
+is valid. Anything else (a record to reject, an envelope with other keys, a
+body that is not JSON) is read again by the reference decoder, record by record
+with pydantic, which says what is wrong with each; both make the same records
+of a valid body (tests/test_records.py).
+"""
+
+from __future__ import annotations
+
+import gc
+import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from datetime import date, datetime
+from typing import get_type_hints
+
+import msgspec
+
+from certsync.models import CertificationRecord, CertificationType
+
+
+@dataclass(frozen=True, slots=True)
+class WireRecord:
+    """One Natecosmic certification as documented: every field, validated."""
+
+    id: str
+    user_id: str
+    issued_on: date
+    lifecycle_status: str
+    validity_status: str
+    certification_type_id: str | None = None
+    certification_type: CertificationType | None = None
+    expires_on: date | None = None
+    verification_status: str | None = None
+    organization_id: str | None = None
+    organization_member_id: str | None = None
+    external_id: str | None = None
+    external_source: str | None = None
+    source: str | None = None
+    issuer_name: str | None = None
+    serial_number: str | None = None
+    verification_method: str | None = None
+    last_verified_at: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+# The fields a record is validated on but does not keep, as a msgspec Struct: made in
+# C, outside the cyclic collector's watch, and dropped as soon as it is checked.
+_Unkept = msgspec.defstruct(
+    "Unkept",
+    [
+        (f.name, get_type_hints(WireRecord)[f.name], f.default)
+        for f in fields(WireRecord)
+        if f.name not in {k.name for k in fields(CertificationRecord)}
+    ],
+    gc=False,
+)
+
+
+class Lean:
+    """Makes lean records, sharing the strings and types many of them hold."""
+
+    def __init__(self) -> None:
+        self._strings: dict[str, str] = {}
+        self._types: dict[tuple[str | None, ...], CertificationType] = {}
+
+    def __call__(self, wire: WireRecord) -> CertificationRecord:
+        """One record of the reference decoder's."""
+        share = self._strings.setdefault
+        ctype = wire.certification_type
+        verification = wire.verification_status
+        type_id = wire.certification_type_id
+        return CertificationRecord(
+            wire.id,
+            share(wire.user_id, wire.user_id),
+            wire.issued_on,
+            share(wire.lifecycle_status, wire.lifecycle_status),
+            share(wire.validity_status, wire.validity_status),
+            None if type_id is None else share(type_id, type_id),
+            None if ctype is None else self.type_of(ctype),
+            wire.expires_on,
+            None if verification is None else share(verification, verification),
+        )
+
+    def type_of(self, ctype: CertificationType) -> CertificationType:
+        key = (ctype.id, ctype.slug, ctype.title, ctype.status)
+        return self._types.setdefault(key, ctype)
+
+    def share(self, records: list[CertificationRecord]) -> list[CertificationRecord]:
+        """The fast decoder's records, made to share as the reference decoder's do. They
+        are new and nobody else holds them yet: set in place, as a dataclass's own
+        `__init__` sets a frozen field (a third of the CPU of making them anew)."""
+        share, put = self._strings.setdefault, object.__setattr__
+        for r in records:
+            put(r, "user_id", share(r.user_id, r.user_id))
+            put(r, "lifecycle_status", share(r.lifecycle_status, r.lifecycle_status))
+            put(r, "validity_status", share(r.validity_status, r.validity_status))
+            if r.certification_type_id is not None:
+                put(
+                    r,
+                    "certification_type_id",
+                    share(r.certification_type_id, r.certification_type_id),
+                )
+            if r.certification_type is not None:
+                put(r, "certification_type", self.type_of(r.certification_type))
+            if r.verification_status is not None:
+                put(r, "verification_status", share(r.verification_status, r.verification_status))
+        return records
+
+
+_SEGMENT = 1 << 20
+_HEAD = re.compile(rb'\s*\{\s*"data"\s*:\s*\[\s*')
+_TAIL = re.compile(rb"\s*\]\s*\}\s*\Z")
+_BETWEEN = re.compile(rb"\}\s*,\s*\{")
+_LOOK_BACK = 1 << 16
+_TRIES = 8  # cuts tried, last first, before reading on
+_KEPT = msgspec.json.Decoder(list[CertificationRecord])
+_CHECKED = msgspec.json.Decoder(list[_Unkept])  # type: ignore[valid-type]  # made at run time
+
+
+def decode_fast(chunks: Iterable[bytes]) -> Iterator[list[CertificationRecord]] | None:
+    """Every record of a documented body whose records are all valid, or None: then the
+    reference decoder reads the body (rejecting records, or refusing the body).
+
+    A cut is made at a `}`, `,` and `{` in a row; one that falls inside a string or a
+    nested value leaves a segment that is not a JSON array of objects, so it fails to
+    decode (JSON's grammar leaves no other reading) and the cut before it is tried.
+    Records come a segment at a time."""
+    stream = iter(chunks)
+    pending = b""
+    for chunk in stream:
+        pending += chunk
+        if len(pending) >= 64:
+            break
+    head = _HEAD.match(pending)
+    if head is None:
+        return None
+    return _segments(pending[head.end() :], stream)
+
+
+class _NotFast(Exception):
+    """The fast decoder cannot read this body; the reference decoder will."""
+
+
+class _FalseCut(_NotFast):
+    """A segment that is not JSON: cut inside a string or a nested value (or the body
+    is not JSON: then the last segment fails too)."""
+
+
+def _segments(pending: bytes, stream: Iterator[bytes]) -> Iterator[list[CertificationRecord]]:
+    for chunk in stream:
+        pending += chunk
+        if len(pending) < _SEGMENT:
+            continue
+        cuts = list(_BETWEEN.finditer(pending, max(0, len(pending) - _LOOK_BACK)))
+        for cut in reversed(cuts[-_TRIES:]):
+            try:
+                decoded = _decode(pending[: cut.start() + 1])
+            except _FalseCut:
+                continue  # the separator was inside a string: try the one before
+            yield decoded
+            pending = pending[cut.end() - 1 :]
+            break
+        else:
+            # No cut holds yet (a long record, separators in strings): read on, but not
+            # without end, or a body broken early would be decoded again at every chunk.
+            if len(pending) > _SEGMENT + _TRIES * _LOOK_BACK:
+                raise _NotFast
+    tail = _TAIL.search(pending)
+    if tail is None:
+        raise _NotFast
+    if tail.start():
+        yield _decode(pending[: tail.start()])
+
+
+def _decode(segment: bytes) -> list[CertificationRecord]:
+    """One segment's records: decoded into what is kept, and checked for the rest."""
+    array = b"[" + segment + b"]"
+    try:
+        records = _KEPT.decode(array)
+        _CHECKED.decode(array)
+    except msgspec.ValidationError:
+        raise _NotFast from None  # a record to reject: the reference decoder says why
+    except msgspec.DecodeError:
+        raise _FalseCut from None
+    return records
+
+
+def fast_records(chunks: Iterable[bytes]) -> list[CertificationRecord] | None:
+    """The body's lean records by the fast decoder, or None when it cannot read it."""
+    wires = decode_fast(chunks)
+    if wires is None:
+        return None
+    lean = Lean()
+    records: list[CertificationRecord] = []
+    try:
+        with _no_collection():
+            for segment in wires:
+                records += lean.share(segment)
+    except _NotFast:
+        return None
+    return records
+
+
+@contextmanager
+def _no_collection() -> Iterator[None]:
+    """Hundreds of thousands of new objects, none in a reference cycle: the cyclic
+    collector would walk them all again and again as they are made (it doubled the
+    decode's CPU), for nothing to collect."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
