@@ -18,14 +18,17 @@ pytestmark = pytest.mark.e2e
 
 
 def test_every_cycle_meets_the_request_lower_bound_at_1000_records() -> None:
-    """First full, second full, incremental with no change, incremental with 1% changed."""
+    """Full cycles, quiet ones (a 304, the same body), 1% changed, and a hand unassign."""
     result = bench_size(1_000, naive=False, latency=0.0)
     names = [c.name for c in result["cycles"]]
     assert names == [
         "first full",
         "second full",
         "incremental, no change",
+        "quiet, 304",
+        "quiet, same body",
         "incremental, 1% changed",
+        "drift, hand unassign",
     ]
     for cycle in result["cycles"]:
         bound = {k: cycle.bound[k] for k in ("natecosmic", "reads", "writes")}
@@ -33,6 +36,11 @@ def test_every_cycle_meets_the_request_lower_bound_at_1000_records() -> None:
         assert cycle.run.doc["outcome"] == "converged", cycle.name
     quiet = result["cycles"][2]
     assert quiet.counts == {"natecosmic": 1, "reads": 1, "writes": 0}  # one request per API
-    changed = result["cycles"][3]
+    for quiet in result["cycles"][3:5]:  # nothing changed: nothing decoded, no plan made
+        assert quiet.counts == {"natecosmic": 1, "reads": 1, "writes": 0}, quiet.name
+        assert quiet.run.doc["unchanged_since"] is not None, quiet.name
+    changed = result["cycles"][5]
     assert changed.run.doc["counts"]["revoke"] > 0 and changed.run.doc["counts"]["renew"] > 0
     assert changed.run.doc["counts"]["assign"] >= changed.extra["hired"]
+    drift = result["cycles"][6]  # a hand unassign: that template read, the holding restored
+    assert len(drift.run.doc["templates_read"]) == 1 and drift.run.doc["counts"]["assign"] == 1

@@ -40,7 +40,7 @@ odd_strings = st.sampled_from(
 )
 field_values = odd_strings | json_values
 # Mostly valid records (or the fast decoder would seldom be tried past the first).
-overrides = (
+overrides: st.SearchStrategy[dict[str, Any]] = (
     st.just({})
     | st.dictionaries(st.sampled_from(FIELDS), odd_strings, max_size=3)
     | st.dictionaries(st.sampled_from(FIELDS), field_values, max_size=2)

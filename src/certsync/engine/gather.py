@@ -171,8 +171,8 @@ def gather(
     unimported = None if file_imported else mapping_file
     removed = _removed(store, unimported, mappings, by_email=by_email)
     mapped = list(mappings.template_ids())
-    owned = frozenset(store.holdings.owned_pairs())
-    unmapped_owned = sorted({cert for cert, _ in owned} - set(mapped))
+    # Which templates certsync wrote to; the pairs themselves only once the cycle decides.
+    unmapped_owned = sorted(store.holdings.owned_certificates() - set(mapped))
     states = store.holdings.template_states()
     # What Monotree's counts should say, to see a change made by hand (`counts.py`).
     basis = {} if full else store.holdings.count_basis(mapped)
@@ -260,7 +260,7 @@ def gather(
         templates=listed,
         read=read,
         holdings=holdings,
-        owned=owned,
+        owned=frozenset(store.holdings.owned_pairs()),
         missing_templates=tuple(missing),
         unmapped_owned=tuple(unmapped_owned),
         inputs=inputs,

@@ -35,6 +35,10 @@ class HoldingStore:
         with self._db.read() as conn:
             return {(r.certificate_id, r.user_id) for r in conn.execute(select(_O))}
 
+    def owned_certificates(self) -> set[int]:
+        with self._db.read() as conn:
+            return set(conn.execute(select(_O.c.certificate_id).distinct()).scalars())
+
     def ownership_of(self, user_id: int) -> dict[int, Ownership]:
         """What certsync issued to one user, by template, with the run that issued it."""
         query = (

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, select
 
 from certsync import __version__
 from certsync.models import CertificationRecord, CertificationType, RejectedRecord
@@ -34,6 +34,8 @@ _MADE_FROM = "pull_made_from"
 # The digest of the snapshot's document as this release wrote it: a release before
 # `MadeFrom` rewrites the document and leaves the value above behind, stale.
 _DOCUMENT = "pull_document"
+# When a pull last found the kept one unchanged (`touch`).
+_FRESH = "pull_fresh_at"
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,17 +214,22 @@ class PullSnapshots:
         return made
 
     def touch(self) -> None:
-        """The kept pull is still the latest (Natecosmic answered 304): it is fresh again."""
+        """The kept pull is still the latest (its body unchanged): it is fresh again. A
+        value of its own, since rewriting the snapshot's row rewrites its document."""
         with self._db.write() as conn:
-            conn.execute(update(_P).where(_P.c.id == 1).values(pulled_at=utcnow()))
+            set_value(conn, _FRESH, utcnow().isoformat())
 
     def load(self) -> KeptPull | None:
         """The last pull kept, as records (the fields a decision reads); None before the
         first sync, or when the last one was kept by a release before format 2."""
         with self._db.read() as conn:
             row = conn.execute(select(_P.c.pulled_at, _P.c.body).where(_P.c.id == 1)).first()
+            fresh = get_value(conn, _FRESH)
         if row is None:
             return None
+        pulled_at = row.pulled_at
+        if fresh and datetime.fromisoformat(fresh) > pulled_at:
+            pulled_at = datetime.fromisoformat(fresh)
         document = _decode(row.body)
         if not (isinstance(document, dict) and document.get("format") == _FORMAT):
             return None
@@ -258,5 +265,5 @@ class PullSnapshots:
             for index, record_id, reason in document.get("rejected", [])
         )
         return KeptPull(
-            row.pulled_at, tuple(records), rejected, MadeFrom.loads(document.get("made_from"))
+            pulled_at, tuple(records), rejected, MadeFrom.loads(document.get("made_from"))
         )
