@@ -207,7 +207,9 @@ def _cycle(
         if dry:
             return
         if pulled.unchanged:
-            log.info("sync.pull_not_modified", records=len(pulled.pull.records))
+            # Nothing here may read `pulled.pull`: that would decode what a quiet cycle
+            # never needs to.
+            log.info("sync.pull_unchanged", digest=pulled.made_from.digest[:12])
             store.snapshots.touch()  # as recent as a pull (a webhook's sync reuses it)
             report.pull_delta = PullDelta(0, 0, 0)
         else:
