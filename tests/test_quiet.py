@@ -4,6 +4,7 @@ to do, so no body is decoded and no plan made. Against the sandbox over real HTT
 from __future__ import annotations
 
 import json
+import subprocess
 from datetime import date, timedelta
 from typing import Any
 from unittest import mock
@@ -117,11 +118,36 @@ def test_a_changed_body_mapping_or_day_or_a_run_between_forces_a_decision(
             report = run_sync(settings, store, clients, SyncOptions(today=tomorrow))
             assert report.unchanged_since is None and "plan_cpu_seconds" in report.timings
             # Quiet: neither the body nor the kept snapshot is decoded.
+            # Nor is the mapping file parsed again: its bytes are those last imported.
             with (
                 mock.patch("certsync.engine.gather.decode_pull", side_effect=AssertionError),
                 mock.patch.object(PullSnapshots, "load", side_effect=AssertionError),
+                mock.patch("certsync.engine.cycle.load_mapping_file", side_effect=AssertionError),
             ):
                 report = run_sync(settings, store, clients, SyncOptions(today=tomorrow))
             assert report.unchanged_since is not None and report.error is None
     finally:
         store.close()
+
+
+def test_the_mapping_file_is_imported_again_whenever_the_store_may_differ(
+    cli: Cli, sandbox_state: SandboxState, world: World
+) -> None:
+    """Its bytes unchanged, a cycle does not parse it again; an import of another file
+    in between, or a change to it, has the next cycle import it (and prune) again; a
+    broken one fails the cycle as before."""
+
+    def imported(result: subprocess.CompletedProcess[str]) -> bool:
+        return '"mappings.imported"' in result.stderr
+
+    assert imported(cli("sync"))
+    assert not imported(cli("sync"))
+    other = cli.cwd / "other.toml"
+    other.write_text('[[types]]\nnatecosmic = "elsewhere"\nmonotree = 1\n')
+    assert cli("mappings", "import", "--prune", str(other)).returncode == 0
+    again = cli("sync")
+    assert again.returncode == 0 and imported(again)
+    mappings = cli.cwd / "mappings.toml"
+    mappings.write_text(mappings.read_text() + '\n[[types]]\nnatecosmic = "x"\n')
+    broken = cli("sync")
+    assert broken.returncode == 2 and "mappings.toml" in broken.stderr

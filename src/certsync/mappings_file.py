@@ -7,6 +7,7 @@ here touches the store: a file is validated whole before anything is imported.
 from __future__ import annotations
 
 import csv
+import hashlib
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from certsync import __version__
 from certsync.errors import ConfigError
 from certsync.models import Policy, TypeMapping, UserMapping
 
@@ -189,6 +191,22 @@ def _check_conflicts(
             )
         claimed[key] = u.natecosmic
     return tuple(by_type.values()), tuple(by_user.values())
+
+
+def source_digest(path: Path) -> str | None:
+    """A digest of the mapping file and the users CSV it names, as bytes, and of this
+    release (which reads them); None when they cannot be read (`load_mapping_file` then
+    says why). Equal digests: the same mappings, without parsing 25,000 CSV rows again."""
+    digest = hashlib.sha256(__version__.encode())
+    try:
+        raw = path.read_bytes()
+        digest.update(raw)
+        named = tomllib.loads(raw.decode("utf-8")).get("users_csv")
+        if named is not None:
+            digest.update(b"\0" + (path.parent / str(named)).read_bytes())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    return digest.hexdigest()
 
 
 def load_mapping_file(path: Path) -> MappingFile:

@@ -16,6 +16,9 @@ from certsync.store.lock import utcnow
 from certsync.store.tables import RemovedMappingRow, TypeMappingRow, UserMappingRow
 from certsync.store.values import get_value, set_value
 
+# The files the store's mappings were last imported from whole (with prune).
+_SOURCE = "mappings_source"
+
 _T = table_of(TypeMappingRow)
 _U = table_of(UserMappingRow)
 _RM = table_of(RemovedMappingRow)
@@ -51,9 +54,14 @@ class MappingStore:
     def __init__(self, db: Db) -> None:
         self._db = db
 
-    def import_file(self, mapping_file: MappingFile, *, prune: bool = False) -> ImportSummary:
-        """Upsert the file's mappings and policy in one transaction; optionally prune the rest."""
+    def import_file(
+        self, mapping_file: MappingFile, *, prune: bool = False, source: str | None = None
+    ) -> ImportSummary:
+        """Upsert the file's mappings and policy in one transaction; optionally prune the
+        rest. With prune, `source` (`mappings_file.source_digest`) is remembered: the
+        store then holds exactly the file those bytes make (`imported_from`)."""
         with self._db.write() as conn:
+            set_value(conn, _SOURCE, (source or "") if prune else "")
             old_types = {r.natecosmic: r for r in conn.execute(select(_T))}
             new_types = {t.natecosmic: t for t in mapping_file.types}
             t_add = [t for k, t in new_types.items() if k not in old_types]
@@ -120,6 +128,11 @@ class MappingStore:
             unchanged=unchanged,
             policy_changed=policy_changed,
         )
+
+    def imported_from(self) -> str | None:
+        """The digest of the files the mappings were last imported from whole, if any."""
+        with self._db.read() as conn:
+            return get_value(conn, _SOURCE) or None
 
     def removed(self) -> tuple[list[TypeMapping], list[UserMapping]]:
         """Mappings the file stopped naming (or pointed elsewhere) and not named again."""
