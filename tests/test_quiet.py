@@ -58,6 +58,19 @@ def test_a_cycle_on_unchanged_inputs_decodes_and_plans_nothing(
     assert quiet["requests_by_api"] == {"monotree": 1, "natecosmic": 1}
     again = sync(cli)
     assert again["unchanged_since"] == quiet["run_id"]  # a quiet run hands the inputs on
+    # A dry run decides (and is no run: the next cycle is still quiet) ...
+    assert decided(sync(cli, "--dry-run"))
+    assert not decided(sync(cli))
+    # ... a full cycle asks for the pull whole (a wrong 304 is caught there), and reads.
+    sandbox_state.reset_counts()
+    assert decided(sync(cli, "--full"))
+    assert sandbox_state.statuses["natecosmic 200"] == 1
+    assert decided(sync(cli))  # the run before it was no quiet one
+    # A run that failed (a wrong Monotree token) was no quiet one either.
+    failed = cli("sync", CERTSYNC_MONOTREE__TOKEN="wrong")
+    assert failed.returncode == 2
+    assert decided(sync(cli))
+    assert not decided(sync(cli))
     table = cli("sync")
     assert table.returncode == 0
     assert "unchanged since run" in table.stdout and "no plan was made" in table.stdout

@@ -102,3 +102,9 @@ def test_other_envelopes_are_left_to_the_reference_decoder() -> None:
     for body in (b'{"meta": {}, "data": []}', b'{"data": [], "next": null}', b"[]", b""):
         assert fast_records([body]) is None
     assert fast_records([b'{"data": []}']) == []
+    # JSON's whitespace only: a form feed between records is no JSON, for both.
+    body = json.dumps({"data": [record(id="a"), record(id="b")]}).encode()
+    fed = body.replace(b"}, {", b"}\x0c, {")
+    assert fed != body and reference(fed) is None
+    with mock.patch.object(records, "_SEGMENT", 16):
+        assert fast_records(pieces(fed, 64)) is None

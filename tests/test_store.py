@@ -38,6 +38,7 @@ from certsync.models import (
 )
 from certsync.store import MadeFrom, Store, schema
 from certsync.store.db import Db
+from certsync.store.holdings import mark_dirty
 from certsync.store.snapshot import _encode, _legacy_digest
 from certsync.store.tables import metadata
 from certsync.writes import AssignItem, AssignRequest, ResetRequest
@@ -677,8 +678,11 @@ def test_a_full_read_says_whether_the_count_matched_and_what_is_held(store: Stor
     store.holdings.save_full_read(7, held, listed_count=4)
     store.holdings.save_full_read(8, {}, listed_count=1)
     store.holdings.save_full_read(6, {})
+    with store.engine.begin() as conn:
+        mark_dirty(conn, [7])
     states = store.holdings.template_states()
     assert [states[c].count_matches for c in (6, 7, 8)] == [None, True, False]
+    assert states[7].dirty and not states[8].dirty
     assert set(store.holdings.count_basis([7, 8])[7]) == {
         (True, date(2027, 1, 1), date(2026, 1, 1), 2),
         (True, None, date(2026, 1, 1), 2),

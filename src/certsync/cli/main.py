@@ -278,7 +278,8 @@ def cmd_status(
         out.write(
             f"drift check off for {len(not_counted)} template(s) "
             f"({', '.join(map(str, not_counted))}): Monotree's active_users_count did not "
-            "match the holders read in full last time (or none was read yet), so a change "
+            "match the holders read in full last time (or was not checked yet: it is at the "
+            "next full read), so a change "
             "made by hand there is found by the next full cycle\n"
         )
     for h in held:

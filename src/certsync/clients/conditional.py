@@ -16,7 +16,8 @@ from typing import IO, Self
 
 import httpx
 
-# Small bodies stay in memory; a large one goes to a temporary file as it arrives.
+# A large pull (88 MB at 100,000 records) must not be held in memory whole while it
+# is hashed; a small one is not worth a file.
 _IN_MEMORY = 4 << 20
 _READ = 1 << 20
 
@@ -37,12 +38,14 @@ class Validators:
         return cls(strong, _strong_date(headers.get("last-modified"), headers.get("date")))
 
     def headers(self) -> dict[str, str]:
-        sent = {}
+        # A strong ETag names the very bytes; a date is the weaker promise (a list's
+        # Last-Modified may well be its newest record's, which a deletion leaves as it
+        # was), so it is sent only when there is no ETag to send.
         if self.etag:
-            sent["If-None-Match"] = self.etag
+            return {"If-None-Match": self.etag}
         if self.last_modified:
-            sent["If-Modified-Since"] = self.last_modified
-        return sent
+            return {"If-Modified-Since": self.last_modified}
+        return {}
 
     def __bool__(self) -> bool:
         return bool(self.etag or self.last_modified)

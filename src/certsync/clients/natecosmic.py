@@ -125,8 +125,7 @@ class NatecosmicClient:
 
     def fetch_certifications(self, validators: Validators | None = None) -> Fetched:
         """The list's body, kept aside and hashed, unless it is unchanged since the body
-        `validators` named. The caller closes the body (`parse_certifications_stream`
-        reads it)."""
+        `validators` named. The caller decodes it (`decode_pull`) and closes it."""
         body, answered = self._http.stream(
             self._http.url("/v1/certifications"),
             scope=SCOPE_READ,

@@ -120,9 +120,12 @@ class Lean:
 
 
 _SEGMENT = 1 << 20
-_HEAD = re.compile(rb'\s*\{\s*"data"\s*:\s*\[\s*')
-_TAIL = re.compile(rb"\s*\]\s*\}\s*\Z")
-_BETWEEN = re.compile(rb"\}\s*,\s*\{")
+# JSON's whitespace, not regex's \s (which takes \f and \v too, and would let a body
+# the reference decoder refuses through).
+_WS = rb"[ \t\n\r]*"
+_HEAD = re.compile(_WS + rb"\{" + _WS + rb'"data"' + _WS + rb":" + _WS + rb"\[" + _WS)
+_TAIL = re.compile(_WS + rb"\]" + _WS + rb"\}" + _WS + rb"\Z")
+_BETWEEN = re.compile(rb"\}" + _WS + rb"," + _WS + rb"\{")
 _LOOK_BACK = 1 << 16
 _TRIES = 8  # cuts tried, last first, before reading on
 _KEPT = msgspec.json.Decoder(list[CertificationRecord])

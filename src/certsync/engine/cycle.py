@@ -173,6 +173,10 @@ def _mapping_file(settings: Settings, store: Store, *, dry: bool) -> MappingFile
         return None
     mapping_file = load_mapping_file(settings.mappings_file)
     if not dry:
+        # Remembered only if the bytes did not change while they were read: else the
+        # digest might name bytes other than those imported.
+        if source != source_digest(settings.mappings_file):
+            source = None
         summary = store.mappings.import_file(mapping_file, prune=True, source=source)
         if summary.changed:
             log.info("mappings.imported", **_summary_fields(summary))
@@ -211,8 +215,9 @@ def _cycle(
 
     def keep_pull(pulled: Pulled) -> None:
         # The snapshot feeds the report ("since the last pull") and stands for the body
-        # its ETag names, so it is kept as soon as the pull is in, while the reads still
-        # wait on Monotree. An unchanged body (304) is the snapshot already.
+        # it was made from (a 304 to its validators, the same digest), so it is kept as
+        # soon as the pull is in, while the reads still wait on Monotree. An unchanged
+        # body is the snapshot already.
         if dry:
             return
         if pulled.unchanged:
@@ -247,7 +252,7 @@ def _cycle(
         # A dry run shows its plan, and a full or reviewed one reads: they always decide.
         may_skip = not dry and options.review is None and options.scope.is_everything
         may_skip = may_skip and report.kind == "incremental"
-        quiet = last_quiet(store, report.run_id) if may_skip else None
+        quiet = last_quiet(store) if may_skip else None
         seen = gather(
             store=store,
             clients=clients,
@@ -267,7 +272,8 @@ def _cycle(
         if isinstance(seen, Unchanged):
             assert quiet is not None
             describe_unchanged(report, seen, quiet)
-            store.values.set(QUIET_KEY, replace(quiet, run=report.run_id).dumps())
+            again = replace(quiet, run=report.run_id, seq=store.journal.sequence())
+            store.values.set(QUIET_KEY, again.dumps())
             return
     describe_observation(report, seen)
     if not dry:
@@ -338,7 +344,13 @@ def _cycle(
         clock.lap("apply_seconds")
     if seen.inputs is not None and not report.requests and report.outcome is Outcome.CONVERGED:
         # Nothing to do: a next cycle on the same inputs decides nothing either.
-        done = QuietRecord(report.run_id, seen.inputs, len(seen.pull.records), report.counts())
+        done = QuietRecord(
+            report.run_id,
+            store.journal.sequence(),
+            seen.inputs,
+            len(seen.pull.records),
+            report.counts(),
+        )
         store.values.set(QUIET_KEY, done.dumps())
     if seen.full and not dry:
         # A missing template does not make every later cycle full: it is asked for

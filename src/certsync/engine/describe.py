@@ -78,7 +78,13 @@ def describe_unchanged(report: SyncReport, seen: Unchanged, kept: QuietRecord) -
     report.unresolved_emails = list(seen.unresolved_emails)
     report.type_keys = type_keys(seen.mappings)
     report.missing_templates = list(seen.missing_templates)
+    report.unpublished_templates = list(seen.unpublished_templates)
+    report.counts_untrusted = list(seen.counts_untrusted)
     report.template_titles = {
         c: t.title for c, t in seen.templates.items() if c in mapped | set(seen.unmapped_owned)
     }
     log.info("sync.unchanged", since_run=kept.run, records=kept.records)
+    for cert in report.unpublished_templates:  # warned of every cycle, quiet or not
+        log.warning(
+            "sync.template_unpublished", certificate_id=cert, title=seen.templates[cert].title
+        )

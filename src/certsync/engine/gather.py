@@ -68,13 +68,15 @@ class Pulled:
         return self._pull
 
 
-def pull_certifications(store: Store, clients: Clients) -> Pulled:
+def pull_certifications(store: Store, clients: Clients, *, conditional: bool = True) -> Pulled:
     """Natecosmic's list, asked for with the validators of the body the kept snapshot was
-    made from, when this release made it from the same Natecosmic."""
+    made from, when this release made it from the same Natecosmic. Without `conditional`
+    (a full cycle), asked for whole: a server that wrongly answers 304 is then caught at
+    the next full cycle at the latest, and the same bytes are still not decoded twice."""
     source = clients.natecosmic.base_url
     kept = store.snapshots.made_from()
     kept = kept if kept is not None and kept.same_parser(source) else None
-    asked = None if kept is None else Validators(kept.etag, kept.last_modified)
+    asked = None if kept is None or not conditional else Validators(kept.etag, kept.last_modified)
     fetched = clients.natecosmic.fetch_certifications(asked or None)
     body = fetched.body
     if body is None:
@@ -206,16 +208,19 @@ def gather(
     # The Monotree reads and the pull do not depend on each other: the reads go out
     # first, in the background, and the pull is made and parsed while they wait.
     say("pulling certifications; reading Monotree's templates and holders")
+    pulled: Pulled | None = None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read") as background:
         reading = background.submit(read_monotree)
         try:
             try:
-                pulled = pull_certifications(store, clients)
+                pulled = pull_certifications(store, clients, conditional=not full)
             finally:
                 lap("pull_seconds")
             on_pull(pulled)
         except BaseException:
             abandon.set()
+            if pulled is not None:
+                pulled.close()  # the body kept aside holds personal data: not left to GC
             raise
         try:
             listed, read, gone = reading.result()
@@ -239,6 +244,10 @@ def gather(
                         unresolved_emails=_emails(unresolved),
                         missing_templates=tuple(missing),
                         unmapped_owned=tuple(unmapped_owned),
+                        unpublished_templates=tuple(
+                            c for c in mapped if c in listed and not listed[c].is_published
+                        ),
+                        counts_untrusted=tuple(untrusted(states, mapped)),
                     )
             pull = pulled.pull
         finally:
@@ -303,8 +312,11 @@ def gather_users(
         say("pulling certifications")
         pulled = pull_certifications(store, clients)
         lap("pull_seconds")
-        on_pull(pulled)
-        pull = pulled.pull
+        try:
+            on_pull(pulled)
+            pull = pulled.pull
+        finally:
+            pulled.close()
     holdings: dict[int, dict[int, Holding]] = {c: {} for c in mappings.template_ids()}
     for cert, user in owned:
         if user in user_ids:

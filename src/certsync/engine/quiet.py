@@ -7,8 +7,8 @@ policy, and those removed), the template list as read in this cycle (a template
 deleted, retitled, unpublished, or whose `active_users_count` moved, changes it),
 the UTC date (a certificate expires on a date), the chunk size and the release.
 The rest a decision reads, certsync's own holdings and ownership, changes only in a
-run, so the digest counts only when the run before this one is the run that
-recorded it (`Quiet.since`).
+run, so the digest counts only when the run right before this one (by the store's
+count of runs) is the run that recorded it, and that run ended converged.
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ class Unchanged:
     unresolved_emails: tuple[str, ...]
     missing_templates: tuple[int, ...]
     unmapped_owned: tuple[int, ...] = field(default=())
+    unpublished_templates: tuple[int, ...] = field(default=())
+    counts_untrusted: tuple[int, ...] = field(default=())
 
 
 def _mappings(mappings: Mappings) -> list[object]:
@@ -82,30 +84,46 @@ QUIET_KEY = "quiet_inputs"
 
 @dataclass(frozen=True, slots=True)
 class QuietRecord:
-    """Kept in the store: the run that had nothing to do, its inputs, what it counted."""
+    """Kept in the store: the run that had nothing to do (its id and its number among
+    the store's runs), its inputs, and what it counted."""
 
     run: str
+    seq: int
     inputs: str
     records: int
     counts: dict[str, int]
 
     def dumps(self) -> str:
         return json.dumps(
-            {"run": self.run, "inputs": self.inputs, "records": self.records, "counts": self.counts}
+            {
+                "run": self.run,
+                "seq": self.seq,
+                "inputs": self.inputs,
+                "records": self.records,
+                "counts": self.counts,
+            }
         )
 
     @classmethod
     def loads(cls, text: str | None) -> QuietRecord | None:
         try:
             kept = json.loads(text or "null")
-            return cls(kept["run"], kept["inputs"], int(kept["records"]), dict(kept["counts"]))
+            return cls(
+                kept["run"],
+                int(kept["seq"]),
+                kept["inputs"],
+                int(kept["records"]),
+                dict(kept["counts"]),
+            )
         except (ValueError, TypeError, KeyError):
             return None
 
 
-def last_quiet(store: Store, run_id: str) -> QuietRecord | None:
-    """The last cycle with nothing to do, when this one may compare its inputs with it
-    (`quiet.py`): it was the run right before this one."""
+def last_quiet(store: Store) -> QuietRecord | None:
+    """The last cycle with nothing to do, when this one may compare its inputs with it:
+    it was the run right before this one (by the store's count of runs, not by a clock)
+    and it ended converged (a run that lost its lease or died after deciding did not)."""
     kept = QuietRecord.loads(store.values.get(QUIET_KEY))
-    before = [r.id for r in store.journal.recent_runs(2) if r.id != run_id][:1]
-    return kept if kept is not None and before == [kept.run] else None
+    if kept is None or kept.seq != store.journal.sequence() - 1:
+        return None
+    return kept if store.journal.outcome(kept.run) == "converged" else None

@@ -17,6 +17,7 @@ from certsync.store.db import Db, delete_pairs, table_of
 from certsync.store.holdings import mark_dirty
 from certsync.store.lock import utcnow
 from certsync.store.tables import HoldingRow, JournalRow, OwnershipRow, RunRow
+from certsync.store.values import get_value, set_value
 from certsync.writes import AssignRequest, WriteRequest
 
 _O = table_of(OwnershipRow)
@@ -75,6 +76,9 @@ class JournalEntry:
     error: str | None
 
 
+_SEQUENCE = "run_sequence"
+
+
 class Journal:
     def __init__(self, db: Db) -> None:
         self._db = db
@@ -83,7 +87,19 @@ class Journal:
         run_id = uuid.uuid4().hex[:16]
         with self._db.write() as conn:
             conn.execute(insert(_R).values(id=run_id, kind=kind, started_at=utcnow()))
+            # Which run came right before which, whatever the replicas' clocks say.
+            set_value(conn, _SEQUENCE, str(int(get_value(conn, _SEQUENCE) or 0) + 1))
         return run_id
+
+    def sequence(self) -> int:
+        """How many runs this store has started (the last one's number)."""
+        with self._db.read() as conn:
+            return int(get_value(conn, _SEQUENCE) or 0)
+
+    def outcome(self, run_id: str) -> str | None:
+        with self._db.read() as conn:
+            found = conn.execute(select(_R.c.outcome).where(_R.c.id == run_id)).scalar()
+        return None if found is None else str(found)
 
     def finish_run(
         self,
