@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
-from datetime import date, datetime
+from datetime import datetime
 from typing import get_type_hints
 
 import msgspec
@@ -30,18 +30,10 @@ from certsync.models import CertificationRecord, CertificationType
 
 
 @dataclass(frozen=True, slots=True)
-class WireRecord:
-    """One Natecosmic certification as documented: every field, validated."""
+class WireRecord(CertificationRecord):
+    """One Natecosmic certification as documented: the fields a decision reads, and
+    the rest, validated and then not kept."""
 
-    id: str
-    user_id: str
-    issued_on: date
-    lifecycle_status: str
-    validity_status: str
-    certification_type_id: str | None = None
-    certification_type: CertificationType | None = None
-    expires_on: date | None = None
-    verification_status: str | None = None
     organization_id: str | None = None
     organization_member_id: str | None = None
     external_id: str | None = None
