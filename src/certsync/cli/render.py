@@ -130,8 +130,8 @@ def render_table(report: SyncReport) -> str:
         lines.append(f"error: {report.error}")
     if report.unchanged_since is not None:
         lines.append(
-            f"unchanged since run {report.unchanged_since}: the same pull, mappings, templates "
-            "and day, so no plan was made (its counts below)"
+            f"unchanged since run {report.unchanged_since}: same pull, mappings, templates "
+            "and day, so no new plan"
         )
     counts = {k: v for k, v in report.counts().items() if v}
     lines.append("")
