@@ -4,10 +4,8 @@ Against the sandbox over real HTTP, through the installed command."""
 
 from __future__ import annotations
 
-import json
 import math
 from datetime import date
-from typing import Any
 
 import pytest
 
@@ -15,6 +13,7 @@ from certsync.engine.counts import add_months, expected_range
 from certsync.sandbox import SandboxState, World, generate
 from certsync.sandbox.state import MonotreeUser
 from tests.conftest import Cli
+from tests.test_e2e import sync
 
 pytestmark = pytest.mark.e2e
 TODAY = date.today()
@@ -25,13 +24,6 @@ def world(sandbox_state: SandboxState, cli: Cli) -> World:
     w = generate(sandbox_state, users=120, types=3, seed=3, today=TODAY)
     (cli.cwd / "mappings.toml").write_text(w.mapping_toml)
     return w
-
-
-def sync(cli: Cli, *args: str) -> dict[str, Any]:
-    result = cli("sync", "--format", "json", *args)
-    assert result.returncode == 0, result.stderr[-3000:]
-    doc: dict[str, Any] = json.loads(result.stdout)
-    return doc
 
 
 def held_by_certsync(state: SandboxState) -> tuple[int, int]:

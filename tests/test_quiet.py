@@ -3,7 +3,6 @@ to do, so no body is decoded and no plan made. Against the sandbox over real HTT
 
 from __future__ import annotations
 
-import json
 import subprocess
 from datetime import date, timedelta
 from typing import Any
@@ -19,6 +18,7 @@ from certsync.settings import load_settings
 from certsync.store import Store
 from certsync.store.snapshot import PullSnapshots
 from tests.conftest import Cli
+from tests.test_e2e import sync
 
 pytestmark = pytest.mark.e2e
 
@@ -28,13 +28,6 @@ def world(sandbox_state: SandboxState, cli: Cli) -> World:
     w = generate(sandbox_state, users=20, types=2, seed=5, today=date.today())
     (cli.cwd / "mappings.toml").write_text(w.mapping_toml)
     return w
-
-
-def sync(cli: Cli, *args: str) -> dict[str, Any]:
-    result = cli("sync", "--format", "json", *args)
-    assert result.returncode == 0, result.stderr[-3000:]
-    doc: dict[str, Any] = json.loads(result.stdout)
-    return doc
 
 
 def decided(doc: dict[str, Any]) -> bool:
