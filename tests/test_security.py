@@ -49,7 +49,7 @@ def test_an_https_api_trusts_the_ca_bundle_and_a_plain_http_one_trusts_no_root()
     https = tls_context("https://127.0.0.1:8443")
     assert https.verify_mode is ssl.CERT_REQUIRED and https.check_hostname
     assert https.cert_store_stats()["x509_ca"] > 0
-    assert tls_context("https://127.0.0.2:8443") is https  # loaded once per process
+    assert tls_context("https://127.0.0.1:9443") is https  # loaded once per process
     plain = tls_context("http://127.0.0.1:8080")
     assert plain.verify_mode is ssl.CERT_REQUIRED and plain.check_hostname
     assert plain.cert_store_stats()["x509_ca"] == 0

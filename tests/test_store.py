@@ -74,7 +74,7 @@ def test_the_kept_pull_carries_what_it_was_made_from_and_its_rejected_records(
     made = MadeFrom(source, "ab" * 32, '"v1"', "Tue, 01 Dec 2026 08:00:00 GMT")
     store.snapshots.save([record], [refused], made_from=made)
     assert store.snapshots.made_from() == made
-    assert made.same_parser(source) and not made.same_parser("https://127.0.0.2:8001")
+    assert made.same_parser(source) and not made.same_parser("https://127.0.0.1:8002")
     kept = store.snapshots.load()
     assert kept is not None and kept.rejected == (refused,) and kept.made_from == made
     assert [r.id for r in kept.records] == ["r1"]
