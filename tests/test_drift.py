@@ -9,7 +9,8 @@ from datetime import date
 
 import pytest
 
-from certsync.engine.counts import add_months, expected_range
+from certsync.engine.counts import expected_range
+from certsync.months import add_months
 from certsync.sandbox import SandboxState, World, generate
 from certsync.sandbox.state import MonotreeUser
 from tests.conftest import Cli

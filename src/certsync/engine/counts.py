@@ -11,12 +11,12 @@ An untrusted template is left to the full cycle; `status` says which.
 
 from __future__ import annotations
 
-from calendar import monthrange
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 from certsync.models import CountRow, Template, TemplateState
+from certsync.months import add_months
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,13 +75,6 @@ def expected_range(
         elif expires >= today - margin:
             high += n
     return low, high
-
-
-def add_months(day: date, months: int) -> date:
-    """The same day `months` later, or the month's last day when it has no such day."""
-    month = day.month - 1 + months
-    year, month = day.year + month // 12, month % 12 + 1
-    return day.replace(year=year, month=month, day=min(day.day, monthrange(year, month)[1]))
 
 
 def untrusted(states: Mapping[int, TemplateState], templates: Iterable[int]) -> list[int]:

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from certsync.sandbox.state import MonotreeUser, SandboxState, Template, months_later
+from certsync.months import add_months
+from certsync.sandbox.state import MonotreeUser, SandboxState, Template
 
 VALIDITY_CHOICES = (12, 24, 36)
 
@@ -44,7 +45,7 @@ def make_record(
     verification_status: str = "verified",
 ) -> dict[str, Any]:
     """A Natecosmic record with every documented field."""
-    expires = months_later(issued_on, validity_months) if validity_months else None
+    expires = add_months(issued_on, validity_months) if validity_months else None
     stamp = f"{issued_on.isoformat()}T09:00:00Z"
     return {
         "id": _uuid(rng),

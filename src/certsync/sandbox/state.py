@@ -7,7 +7,6 @@ without a server.
 
 from __future__ import annotations
 
-import calendar
 import json
 import random
 import threading
@@ -18,20 +17,13 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
+from certsync.months import add_months
 from certsync.sandbox.faults import Fault, FaultConfig, RateLimiter, pick
 from certsync.sandbox.webhooks import Outbox
 from certsync.sandbox.writelog import WriteSeen
 
 MONOTREE_SCOPES = frozenset({"read:certificates", "write:certificates", "read:users"})
 NATECOSMIC_SCOPES = frozenset({"certification_records:read"})
-
-
-def add_months(moment: datetime, months: int) -> datetime:
-    month = moment.month - 1 + months
-    year = moment.year + month // 12
-    month = month % 12 + 1
-    day = min(moment.day, calendar.monthrange(year, month)[1])
-    return moment.replace(year=year, month=month, day=day)
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -391,7 +383,3 @@ class SandboxState:
 
 def _invalid(errors: dict[str, list[str]]) -> dict[str, Any]:
     return {"message": "The given data was invalid.", "errors": errors}
-
-
-def months_later(on: date, months: int) -> date:
-    return add_months(datetime(on.year, on.month, on.day, tzinfo=UTC), months).date()
