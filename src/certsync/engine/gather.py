@@ -77,7 +77,7 @@ def pull_certifications(store: Store, clients: Clients, *, conditional: bool = T
     kept = store.snapshots.made_from()
     kept = kept if kept is not None and kept.same_parser(source) else None
     asked = None if kept is None or not conditional else Validators(kept.etag, kept.last_modified)
-    fetched = clients.natecosmic.fetch_certifications(asked or None)
+    fetched = clients.natecosmic.fetch_certifications(asked)
     body = fetched.body
     if body is None:
         assert kept is not None  # the HTTP layer refuses a 304 to a request without one
