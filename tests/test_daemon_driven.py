@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pytest
@@ -170,6 +170,34 @@ def test_a_stream_of_requests_never_starves_the_scheduled_cycle() -> None:
         frozenset({502}),
         frozenset({503}),
     ]
+
+
+def test_webhook_deliveries_that_waited_are_handled_together_in_their_turn() -> None:
+    """Deliveries that arrived while a cycle ran are one group for the handler (one
+    scoped sync for all); a run asked for among them keeps its place after them."""
+    settings = load_settings(schedule={"interval": 900})
+    clock, cycle = FakeClock(), ScriptedCycle([])
+    groups: list[list[str]] = []
+
+    def handle(ids: Sequence[str]) -> SyncReport | None:
+        groups.append(list(ids))
+        return None
+
+    daemon = Daemon(settings, cycle=cycle, store=FakeStore(), clock=clock, handle_webhook=handle)
+    run_until(daemon, clock, 1)
+    daemon.webhook_received("d-1")
+    daemon.request_run("operator", Scope.of_users([501]))
+    daemon.webhook_received("d-2")
+    daemon.webhook_received("d-1")  # found again in the store: queued once
+    daemon.webhook_received("d-3")
+    daemon.run_pending()
+    assert groups == [["d-1", "d-2", "d-3"]]
+    daemon.run_pending()
+    assert cycle.seen[-1].scope == Scope.of_users([501])
+    assert daemon.run_pending() is None
+    daemon.webhook_received("d-2")  # handled since: a new turn of its own
+    daemon.run_pending()
+    assert groups[-1] == ["d-2"]
 
 
 def test_a_scoped_request_before_the_first_success_does_not_count_as_full() -> None:

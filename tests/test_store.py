@@ -114,7 +114,14 @@ def test_a_delivery_is_recorded_as_soon_as_another_writer_lets_go(tmp_path: Path
     written = time.monotonic()
     holder.join()
     assert released and written >= released[0]  # it waited for the lock, then wrote
-    assert s.deliveries.get("d-1") is not None
+    assert s.deliveries.get(["d-1"])
+
+    # Redeliveries alone are known from a read: they wait for no writer.
+    other.execute("BEGIN IMMEDIATE")
+    asked = time.monotonic()
+    again = s.deliveries.record_many([("d-1", "monotree.user.registered", 7, None)] * 3)
+    assert again == [False, False, False] and time.monotonic() - asked < 0.2
+    other.execute("ROLLBACK")
 
     other.execute("BEGIN IMMEDIATE")
     db = Db(s.engine)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from typing import TextIO
@@ -63,9 +63,9 @@ def register_and_wait(
             def cycle(options: SyncOptions) -> SyncReport:
                 return run_sync(settings, store, clients, options, should_stop=stop.is_set)
 
-            def handle(delivery: str) -> SyncReport | None:
+            def handle(deliveries: Sequence[str]) -> SyncReport | None:
                 done, _ = sync_registered(
-                    settings, store, clients, delivery, should_stop=stop.is_set
+                    settings, store, clients, deliveries, should_stop=stop.is_set
                 )
                 return done
 

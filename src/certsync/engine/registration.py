@@ -1,8 +1,14 @@
-"""A user registered in Monotree (a webhook): learn who they are, then sync just them."""
+"""Users registered in Monotree (webhooks): learn who they are, then sync just them.
+
+Deliveries are handled in groups: what arrived while the runner was busy is taken
+together, so a wave of registrations costs one transaction per step and one scoped
+sync, not one of each per person (at 200 deliveries a second the runner fell behind
+by half when it took them one at a time; docs/performance.md).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import structlog
 
@@ -12,7 +18,7 @@ from certsync.engine.report import SyncOptions, SyncReport
 from certsync.engine.scope import Scope
 from certsync.people import find_person
 from certsync.settings import Settings
-from certsync.store import Store, utcnow
+from certsync.store import Delivery, Store, utcnow
 
 log = structlog.get_logger("certsync.engine.registration")
 
@@ -21,46 +27,62 @@ def sync_registered(
     settings: Settings,
     store: Store,
     clients: Clients,
-    delivery_id: str,
+    delivery_ids: Sequence[str],
     *,
     should_stop: Callable[[], bool] = lambda: False,
-) -> tuple[SyncReport | None, float | None]:
-    """Handle one recorded `monotree.user.registered`: the user's id and email join the
-    user cache (so an email mapping waiting for them resolves), then a sync scoped to
-    them runs, from the kept pull when it is recent. The report, and the seconds from
-    delivery to certificates sent (None when nothing was sent or it failed)."""
-    delivery = store.deliveries.get(delivery_id)
-    if delivery is None or delivery.state != "received" or delivery.user_id is None:
-        return None, None
-    store.users.remember(delivery.user_id, delivery.email)
-    # Only the mappings that name this user: a delivery costs a lookup, not a load of all.
-    naming = store.mappings.users_naming(delivery.user_id, delivery.email)
-    by_email = {delivery.email: delivery.user_id} if delivery.email else {}
-    person = find_person(str(delivery.user_id), naming, by_email)
-    if not person.natecosmic_ids:
-        log.info("webhook.no_mapping", delivery=delivery_id, user=delivery.user_id)
-        store.deliveries.handled(delivery_id, "no-mapping")
-        return None, None
+) -> tuple[SyncReport | None, list[float]]:
+    """Handle recorded `monotree.user.registered` deliveries: each user's id and email
+    join the user cache (so an email mapping waiting for them resolves), then one sync
+    scoped to those users a mapping names runs, from the kept pull when it is recent.
+    The report (None when no sync ran), and for each delivery whose certificates were
+    sent, the seconds from its delivery to then."""
+    waiting = [
+        d
+        for d in store.deliveries.get(delivery_ids)
+        if d.state == "received" and d.user_id is not None
+    ]
+    if not waiting:
+        return None, []
+    users = [(d.user_id, d.email) for d in waiting if d.user_id is not None]
+    store.users.remember(users)
+    # Only the mappings that name these users: a delivery costs a lookup, not a load of all.
+    naming = store.mappings.users_naming(users)
+    mapped: list[Delivery] = []
+    unmapped: list[Delivery] = []
+    for d in waiting:
+        email = (d.email or "").strip().lower()
+        by_email = {email: d.user_id} if email and d.user_id is not None else {}
+        person = find_person(str(d.user_id), naming, by_email)
+        (mapped if person.natecosmic_ids else unmapped).append(d)
+    if unmapped:
+        log.info("webhook.no_mapping", deliveries=len(unmapped))
+        store.deliveries.handled([d.id for d in unmapped], "no-mapping")
+    if not mapped:
+        return None, []
     report = run_sync(
         settings,
         store,
         clients,
         SyncOptions(
-            scope=Scope.of_users([delivery.user_id]),
+            scope=Scope.of_users([d.user_id for d in mapped if d.user_id is not None]),
             kept_pull_max_age=settings.webhook.pull_max_age,
         ),
         should_stop=should_stop,
     )
     if report.result.stopped or should_stop():
         # Stopped (SIGTERM, or this replica no longer leads): left waiting, so the next
-        # leader (or this one after a restart) handles it.
-        return report, None
+        # leader (or this one after a restart) handles them.
+        return report, []
     ok = report.error is None and not report.result.failures
-    store.deliveries.handled(delivery_id, "applied" if ok else "failed", report.run_id)
+    store.deliveries.handled([d.id for d in mapped], "applied" if ok else "failed", report.run_id)
     if not ok or not report.requests:
-        return report, None
-    waited = (utcnow() - delivery.received_at).total_seconds()
+        return report, []
+    now = utcnow()
+    waits = [(now - d.received_at).total_seconds() for d in mapped]
     log.info(
-        "webhook.applied", delivery=delivery_id, run_id=report.run_id, seconds=round(waited, 3)
+        "webhook.applied",
+        deliveries=[d.id for d in mapped],
+        run_id=report.run_id,
+        seconds=round(max(waits), 3),
     )
-    return report, waited
+    return report, waits

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import FrameType
 from typing import Protocol
@@ -36,6 +36,8 @@ from certsync.settings import Settings
 log = structlog.get_logger("certsync.service.daemon")
 
 Cycle = Callable[[SyncOptions], SyncReport]
+# Webhook deliveries handled together at most: one scoped sync stays small.
+WEBHOOK_GROUP = 500
 # (held-back plan, "approve" or "reject", who): the approving run's report, or None.
 DecideHeld = Callable[[str, str, str], SyncReport | None]
 
@@ -77,7 +79,7 @@ class Daemon:
         metrics: Metrics | None = None,
         redactor: Redactor | None = None,
         decide_held: DecideHeld | None = None,
-        handle_webhook: Callable[[str], SyncReport | None] | None = None,
+        handle_webhook: Callable[[Sequence[str]], SyncReport | None] | None = None,
         leadership: Leadership | None = None,
     ) -> None:
         self.settings = settings
@@ -206,14 +208,16 @@ class Daemon:
         self.schedule.request(RunRequest("webhook", webhook=delivery_id))
 
     def _webhook(self, delivery_id: str) -> SyncReport | None:
+        # Those that arrived while the runner was busy go with it: one sync for all.
+        group = [delivery_id, *self.schedule.take_webhooks(WEBHOOK_GROUP - 1)]
         with self._queue_lock:
-            self._webhooks_queued.discard(delivery_id)
+            self._webhooks_queued.difference_update(group)
         if self._handle_webhook is None:
             return None
         try:
-            report = self._handle_webhook(delivery_id)
-        except Exception as exc:  # its delivery stays recorded: the next start retries it
-            log.error("daemon.webhook_failed", delivery=delivery_id, error=str(exc))
+            report = self._handle_webhook(group)
+        except Exception as exc:  # they stay recorded: the next start retries them
+            log.error("daemon.webhook_failed", deliveries=len(group), error=str(exc))
             return None
         if report is not None:
             self.metrics.observe_run(report, owned=None, finished_at=self.clock.now(), whole=False)

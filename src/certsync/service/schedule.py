@@ -122,6 +122,20 @@ class Schedule:
                 return self._requests.popleft()
         return None
 
+    def take_webhooks(self, limit: int) -> list[str]:
+        """Up to `limit` webhook deliveries still asked for, oldest first, taken out of
+        the queue: the runner handles what arrived meanwhile together."""
+        taken: list[str] = []
+        with self._lock:
+            kept: deque[RunRequest] = deque()
+            for request in self._requests:
+                if request.webhook is not None and len(taken) < limit:
+                    taken.append(request.webhook)
+                else:
+                    kept.append(request)
+            self._requests = kept
+        return taken
+
     def seconds_to_next(self) -> float:
         with self._lock:
             if self._requests:

@@ -78,8 +78,8 @@ def run_daemon(settings: Settings, redactor: Redactor) -> bool:
             reject_held(settings, store, plan_id, by=by)
             return None
 
-        def handle_webhook(delivery_id: str) -> SyncReport | None:
-            return _handle_webhook(settings, store, clients, daemon, delivery_id, stop=stopping)
+        def handle_webhook(delivery_ids: Sequence[str]) -> SyncReport | None:
+            return _handle_webhook(settings, store, clients, daemon, delivery_ids, stop=stopping)
 
         daemon = Daemon(
             settings,
@@ -196,11 +196,11 @@ def _handle_webhook(
     store: Store,
     clients: Clients,
     daemon: Daemon,
-    delivery_id: str,
+    delivery_ids: Sequence[str],
     *,
     stop: Callable[[], bool],
 ) -> SyncReport | None:
-    report, waited = sync_registered(settings, store, clients, delivery_id, should_stop=stop)
-    if waited is not None:
+    report, waits = sync_registered(settings, store, clients, delivery_ids, should_stop=stop)
+    for waited in waits:
         daemon.metrics.webhook_latency.observe(waited)
     return report

@@ -10,7 +10,7 @@ from sqlalchemy import Delete, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from certsync.errors import StoreError
-from certsync.store.db import Db, table_of, translated
+from certsync.store.db import Db, chunks, table_of, translated
 from certsync.store.lock import utcnow
 from certsync.store.tables import WebhookDeliveryRow
 
@@ -67,6 +67,12 @@ class Deliveries:
         arrive together); for each, False when its id was already seen (a redelivery)."""
         now = utcnow()
         ids = sorted({i[0] for i in items})
+        # Redeliveries only (a sender's retries, often many at once) are known from a read,
+        # which waits for no writer: the write lock is for what is new.
+        with self._db.read() as conn:
+            known = {r for (r,) in conn.execute(select(_D.c.id).where(_D.c.id.in_(ids)))}
+        if known.issuperset(ids):
+            return [False] * len(items)
         try:
             with self._db.write_promptly() as conn:
                 conn.execute(_forget(now))
@@ -94,12 +100,17 @@ class Deliveries:
             # Another writer took one of these ids meanwhile: one at a time, then.
             return [self.record(*item) for item in items]
 
-    def get(self, delivery_id: str) -> Delivery | None:
+    def get(self, delivery_ids: Sequence[str]) -> list[Delivery]:
+        """These deliveries, as recorded, in the order asked; an id not in the store is
+        left out."""
+        rows = {}
         with self._db.read() as conn:
-            r = conn.execute(select(_D).where(_D.c.id == delivery_id)).first()
-        if r is None:
-            return None
-        return Delivery(r.id, r.event, r.user_id, r.email, r.received_at, r.state, r.run_id)
+            for chunk in chunks(sorted(set(delivery_ids))):
+                for r in conn.execute(select(_D).where(_D.c.id.in_(chunk))):
+                    rows[r.id] = Delivery(
+                        r.id, r.event, r.user_id, r.email, r.received_at, r.state, r.run_id
+                    )
+        return [rows[i] for i in dict.fromkeys(delivery_ids) if i in rows]
 
     def waiting(self) -> list[str]:
         """Deliveries received and not handled yet (a restart picks them up)."""
@@ -109,12 +120,17 @@ class Deliveries:
             )
             return [r for (r,) in rows]
 
-    def handled(self, delivery_id: str, state: str, run_id: str | None = None) -> None:
-        """Say how a waiting delivery was handled; one handled already keeps its state (a
-        replica that no longer leads cannot turn another's "applied" into "failed")."""
+    def handled(self, delivery_ids: Sequence[str], state: str, run_id: str | None = None) -> None:
+        """Say how waiting deliveries were handled, in one transaction; one handled already
+        keeps its state (a replica that no longer leads cannot turn another's "applied"
+        into "failed")."""
+        if not delivery_ids:
+            return
+        now = utcnow()
         with self._db.write() as conn:
-            conn.execute(
-                update(_D)
-                .where(_D.c.id == delivery_id, _D.c.state == "received")
-                .values(state=state, handled_at=utcnow(), run_id=run_id)
-            )
+            for chunk in chunks(sorted(set(delivery_ids))):
+                conn.execute(
+                    update(_D)
+                    .where(_D.c.id.in_(chunk), _D.c.state == "received")
+                    .values(state=state, handled_at=now, run_id=run_id)
+                )

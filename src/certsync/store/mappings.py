@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, delete, func, insert, select, update
 
 from certsync.mappings_file import MappingFile
 from certsync.models import Policy, TypeMapping, UserMapping
@@ -156,14 +156,28 @@ class MappingStore:
             rows = conn.execute(select(_U).order_by(_U.c.natecosmic))
             return [UserMapping(r.natecosmic, r.monotree, r.monotree_email) for r in rows]
 
-    def users_naming(self, monotree_id: int, email: str | None) -> list[UserMapping]:
-        """The user mappings that name this Monotree user, by id or by email."""
-        named = _U.c.monotree == monotree_id
-        if email:
-            named = named | (func.lower(_U.c.monotree_email) == email.strip().lower())
+    def users_naming(self, users: Sequence[tuple[int, str | None]]) -> list[UserMapping]:
+        """The user mappings that name any of these Monotree users, by id or by email."""
+        ids = sorted({uid for uid, _ in users})
+        emails = sorted({e.strip().lower() for _, e in users if e and e.strip()})
+        found: dict[tuple[str, int | None, str | None], UserMapping] = {}
         with self._db.read() as conn:
-            rows = conn.execute(select(_U).where(named))
-            return [UserMapping(r.natecosmic, r.monotree, r.monotree_email) for r in rows]
+            for chunk in chunks(ids):
+                self._collect(conn, _U.c.monotree.in_(chunk), found)
+            for some in chunks(emails):
+                self._collect(conn, func.lower(_U.c.monotree_email).in_(some), found)
+        return list(found.values())
+
+    @staticmethod
+    def _collect(
+        conn: Connection,
+        named: ColumnElement[bool],
+        found: dict[tuple[str, int | None, str | None], UserMapping],
+    ) -> None:
+        for r in conn.execute(select(_U).where(named)):
+            found[(r.natecosmic, r.monotree, r.monotree_email)] = UserMapping(
+                r.natecosmic, r.monotree, r.monotree_email
+            )
 
     def policy(self) -> Policy:
         with self._db.read() as conn:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import delete, insert, select
 
@@ -37,17 +37,22 @@ class UserCache:
             set_value(conn, _CACHED_AT, now.isoformat())
         return len(rows)
 
-    def remember(self, user_id: int, email: str | None) -> None:
-        """One user Monotree told of (a webhook): added to, or refreshed in, the cache."""
+    def remember(self, users: Sequence[tuple[int, str | None]]) -> None:
+        """Users Monotree told of (webhooks), by id and email: added to, or refreshed in,
+        the cache in one transaction."""
+        latest = {uid: email.strip().lower() if email else None for uid, email in users}
+        if not latest:
+            return
+        now = utcnow()
         with self._db.write() as conn:
-            conn.execute(delete(_MU).where(_MU.c.id == user_id))
+            for chunk in chunks(sorted(latest)):
+                conn.execute(delete(_MU).where(_MU.c.id.in_(chunk)))
             conn.execute(
-                insert(_MU).values(
-                    id=user_id,
-                    email=email.strip().lower() if email else None,
-                    name=None,
-                    seen_at=utcnow(),
-                )
+                insert(_MU),
+                [
+                    {"id": uid, "email": email, "name": None, "seen_at": now}
+                    for uid, email in latest.items()
+                ],
             )
 
     def by_email(self) -> dict[str, int]:

@@ -1,0 +1,69 @@
+"""Registrations handled in groups: what arrived while the runner was busy is synced
+together, one pull at most, each delivery marked with the run that handled it."""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from unittest import mock
+
+import pytest
+
+from certsync.clients.session import open_clients
+from certsync.engine.registration import sync_registered
+from certsync.sandbox import SandboxState, generate
+from certsync.service.envelope import REGISTERED
+from certsync.settings import load_settings
+from certsync.store import Store
+from tests.conftest import Cli
+from tests.test_e2e import sync
+
+pytestmark = pytest.mark.e2e
+
+
+def test_deliveries_that_waited_together_are_synced_in_one_run(
+    cli: Cli, sandbox_state: SandboxState
+) -> None:
+    world = generate(sandbox_state, users=12, types=2, seed=6, today=date.today(), email_every=3)
+    hires = [world.monotree_ids[3], world.monotree_ids[6]]  # mapped by email
+    for hire in hires:
+        sandbox_state.update_user(hire, registered=False)  # invites pending
+    (cli.cwd / "mappings.toml").write_text(world.mapping_toml)
+    sync(cli)
+    assert not any(user in hires for _, user in sandbox_state.active_pairs())
+
+    with mock.patch.dict(os.environ, cli.env, clear=True):
+        settings = load_settings()
+    store = Store(settings.database_url)
+    try:
+        for hire in hires:
+            sandbox_state.update_user(hire, registered=True)
+        store.deliveries.record_many(
+            [
+                ("d-1", REGISTERED, hires[0], sandbox_state.users[hires[0]].email),
+                ("d-2", REGISTERED, hires[1], sandbox_state.users[hires[1]].email),
+                ("d-3", REGISTERED, 990_001, "nobody@example.com"),  # no mapping names them
+            ]
+        )
+        sandbox_state.reset_counts()
+        with open_clients(settings) as clients:
+            report, waits = sync_registered(settings, store, clients, ["d-1", "d-2", "d-3"])
+            assert report is not None and report.error is None and len(waits) == 2
+            held = {user for _, user in sandbox_state.active_pairs()}
+            assert set(hires) <= held
+            assert sandbox_state.count("natecosmic") <= 1  # one pull for both, or the kept one
+            assert report.kind == "user"  # scoped to them: nobody else's certificates read
+            states = {
+                d.id: (d.state, d.run_id) for d in store.deliveries.get(["d-1", "d-2", "d-3"])
+            }
+            assert states == {
+                "d-1": ("applied", report.run_id),
+                "d-2": ("applied", report.run_id),
+                "d-3": ("no-mapping", None),
+            }
+            # Handled already: a second call (a replica that found them too) does nothing.
+            sandbox_state.reset_counts()
+            assert sync_registered(settings, store, clients, ["d-1", "d-2", "d-3"]) == (None, [])
+            assert sandbox_state.count() == 0
+    finally:
+        store.close()
