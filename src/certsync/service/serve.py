@@ -23,6 +23,9 @@ class ServerThread:
                     app,
                     host=host,
                     port=port,
+                    # Named, not "auto": a missing parser is an error at start, never a
+                    # quiet fall back to the pure-Python one at twice the cost a request.
+                    http="httptools",
                     log_level="critical",
                     access_log=False,
                     lifespan="off",
