@@ -120,7 +120,7 @@ def test_a_delivery_is_recorded_as_soon_as_another_writer_lets_go(tmp_path: Path
     other.execute("BEGIN IMMEDIATE")
     asked = time.monotonic()
     again = s.deliveries.record_many([("d-1", "monotree.user.registered", 7, None)] * 3)
-    assert again == [False, False, False] and time.monotonic() - asked < 0.2
+    assert again == [False, False, False] and time.monotonic() - asked < 2  # not 10 s
     other.execute("ROLLBACK")
 
     other.execute("BEGIN IMMEDIATE")

@@ -247,6 +247,7 @@ def _cycle(
             on_pull=keep_pull,
             file_imported=not dry,
             pull=kept,
+            should_stop=should_stop,
         )
     else:
         # A dry run shows its plan, and a full or reviewed one reads: they always decide.

@@ -20,7 +20,7 @@ from certsync.clients.session import Clients
 from certsync.engine.counts import CountMoved, counts_moved, untrusted
 from certsync.engine.observation import Observation
 from certsync.engine.quiet import QuietCheck, Unchanged, inputs_digest
-from certsync.errors import NotFoundError, ResponseFormatError
+from certsync.errors import NotFoundError, ResponseFormatError, StopRequested
 from certsync.mappings_file import MappingFile
 from certsync.models import (
     Holding,
@@ -294,6 +294,7 @@ def gather_users(
     on_pull: Callable[[Pulled], None] = lambda _pulled: None,
     file_imported: bool = True,
     pull: Pull | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> Observation:
     """The reads of a sync scoped to some Monotree users: the pull (unless given) and each
     user's certificates, one request a user. Nothing else is read: no template list
@@ -323,6 +324,8 @@ def gather_users(
             holdings.setdefault(cert, {})
     missing: set[int] = set()
     for user in sorted(user_ids):
+        if should_stop():  # a group of webhook users is many reads: a stop waits for one
+            raise StopRequested("stopping: the sync ends before its next read")
         say(f"reading Monotree user {user}'s certificates")
         try:
             certificates = clients.monotree.user_certificates(user)

@@ -8,7 +8,8 @@ by half when it took them one at a time; docs/performance.md).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Sequence
 
 import structlog
 
@@ -34,8 +35,8 @@ def sync_registered(
     """Handle recorded `monotree.user.registered` deliveries: each user's id and email
     join the user cache (so an email mapping waiting for them resolves), then one sync
     scoped to those users a mapping names runs, from the kept pull when it is recent.
-    The report (None when no sync ran), and for each delivery whose certificates were
-    sent, the seconds from its delivery to then."""
+    The report (None when no sync ran), and for each delivery whose user was assigned a
+    certificate, the seconds from its delivery to then."""
     waiting = [
         d
         for d in store.deliveries.get(delivery_ids)
@@ -55,7 +56,7 @@ def sync_registered(
         person = find_person(str(d.user_id), naming, by_email)
         (mapped if person.natecosmic_ids else unmapped).append(d)
     if unmapped:
-        log.info("webhook.no_mapping", deliveries=len(unmapped))
+        log.info("webhook.no_mapping", users=_some(d.user_id for d in unmapped))
         store.deliveries.handled([d.id for d in unmapped], "no-mapping")
     if not mapped:
         return None, []
@@ -73,16 +74,32 @@ def sync_registered(
         # Stopped (SIGTERM, or this replica no longer leads): left waiting, so the next
         # leader (or this one after a restart) handles them.
         return report, []
-    ok = report.error is None and not report.result.failures
-    store.deliveries.handled([d.id for d in mapped], "applied" if ok else "failed", report.run_id)
-    if not ok or not report.requests:
+    # Each delivery by its own user's outcome: one user's failed write fails only theirs.
+    # A sync that failed as a whole fails them all; the next cycle finds them in the user
+    # cache (remembered above) and syncs them, as it does every mapped user.
+    failed_users = {u for f in report.result.failures for u in f.user_ids}
+    failed = [d for d in mapped if report.error is not None or d.user_id in failed_users]
+    applied = [d for d in mapped if d not in failed]
+    if failed:
+        log.warning("webhook.failed", users=_some(d.user_id for d in failed), error=report.error)
+    store.deliveries.handled([d.id for d in failed], "failed", report.run_id)
+    store.deliveries.handled([d.id for d in applied], "applied", report.run_id)
+    # The metric is delivery to certificates applied: those assigned (or renewed) something.
+    given = {a.user_id for a in report.plan.assigns} | {r.user_id for r in report.plan.renewals}
+    sent = [d for d in applied if d.user_id in given]
+    if not sent:
         return report, []
     now = utcnow()
-    waits = [(now - d.received_at).total_seconds() for d in mapped]
+    waits = [(now - d.received_at).total_seconds() for d in sent]
     log.info(
         "webhook.applied",
-        deliveries=[d.id for d in mapped],
+        deliveries=[d.id for d in sent],
         run_id=report.run_id,
         seconds=round(max(waits), 3),
     )
     return report, waits
+
+
+def _some(users: Iterable[int | None], at_most: int = 20) -> list[int | None]:
+    """Enough user ids for a log line to be searched by, not a line per group member."""
+    return list(itertools.islice(users, at_most))

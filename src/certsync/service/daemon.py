@@ -36,8 +36,9 @@ from certsync.settings import Settings
 log = structlog.get_logger("certsync.service.daemon")
 
 Cycle = Callable[[SyncOptions], SyncReport]
-# Webhook deliveries handled together at most: one scoped sync stays small.
-WEBHOOK_GROUP = 500
+# Webhook deliveries handled together at most: one scoped sync reads one page a user,
+# and a stop, or a failed sync, waits for or touches no more than these.
+WEBHOOK_GROUP = 50
 # (held-back plan, "approve" or "reject", who): the approving run's report, or None.
 DecideHeld = Callable[[str, str, str], SyncReport | None]
 

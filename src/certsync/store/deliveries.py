@@ -69,8 +69,10 @@ class Deliveries:
         ids = sorted({i[0] for i in items})
         # Redeliveries only (a sender's retries, often many at once) are known from a read,
         # which waits for no writer: the write lock is for what is new.
+        remembered = (_D.c.received_at >= now - KEEP) | (_D.c.state == "received")
         with self._db.read() as conn:
-            known = {r for (r,) in conn.execute(select(_D.c.id).where(_D.c.id.in_(ids)))}
+            found = conn.execute(select(_D.c.id).where(_D.c.id.in_(ids), remembered))
+            known = {r for (r,) in found}
         if known.issuperset(ids):
             return [False] * len(items)
         try:
