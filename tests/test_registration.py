@@ -103,3 +103,36 @@ def test_a_group_whose_sync_fails_is_marked_failed_and_a_stop_leaves_it_waiting(
             assert [(d.state, d.run_id) for d in kept] == [("failed", report.run_id)] * 2
     finally:
         store.close()
+
+
+def test_a_failed_write_fails_only_the_deliveries_of_its_users(
+    cli: Cli, sandbox_state: SandboxState
+) -> None:
+    world = generate(sandbox_state, users=12, types=2, seed=6, today=date.today(), email_every=3)
+    hires = [world.monotree_ids[3], world.monotree_ids[6]]
+    for hire in hires:
+        sandbox_state.update_user(hire, registered=False)
+    (cli.cwd / "mappings.toml").write_text(world.mapping_toml)
+    sync(cli)
+    with mock.patch.dict(os.environ, cli.env, clear=True):
+        settings = load_settings()
+    store = Store(settings.database_url)
+    try:
+        for hire in hires:
+            sandbox_state.update_user(hire, registered=True)
+        store.deliveries.record_many(
+            [(f"d-{u}", REGISTERED, u, sandbox_state.users[u].email) for u in hires]
+        )
+        # Three assign requests refused for good: the batch, then the halves certsync
+        # splits it into, down to one user's request.
+        sandbox_state.script(Fault(match="POST .*/assign", kind="status", status=400, times=3))
+        with open_clients(settings) as clients:
+            report, waits = sync_registered(settings, store, clients, [f"d-{u}" for u in hires])
+        assert report is not None and report.error is None
+        refused = {u for f in report.result.failures for u in f.user_ids}
+        assert refused and not refused.issuperset(hires)  # one hire's write failed, not both
+        states = {d.id: d.state for d in store.deliveries.get([f"d-{u}" for u in hires])}
+        assert states == {f"d-{u}": "failed" if u in refused else "applied" for u in hires}
+        assert len(waits) == 1  # the other hire's certificates were assigned
+    finally:
+        store.close()
