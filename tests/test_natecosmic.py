@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,6 @@ from certsync.engine.gather import pull_certifications
 from certsync.errors import CertsyncError, ResponseFormatError
 from certsync.models import CertificationRecord
 from certsync.store import MadeFrom, Store
-from certsync.store.snapshot import _encode
 from tests.conftest import NATECOSMIC, mocked_api_settings
 
 URL = f"{NATECOSMIC}/v1/certifications"
@@ -240,7 +241,10 @@ def test_a_snapshot_another_release_rewrote_is_not_asked_for_by_its_validators(
     assert isinstance(older, CertificationRecord)
     store.snapshots.save([older], made_from=MadeFrom(NATECOSMIC, "00" * 32, '"v1"'))
     with store.engine.begin() as conn:  # rewritten as a release before it would
-        conn.execute(text("UPDATE pull_snapshot SET body = :b"), {"b": _encode(["older"])})
+        conn.execute(
+            text("UPDATE pull_snapshot SET body = :b"),
+            {"b": base64.b64encode(zlib.compress(b'["older"]')).decode()},
+        )
     route = respx.get(URL).mock(return_value=httpx.Response(200, json={"data": [record(id="now")]}))
     with open_clients(settings) as clients:
         pulled = pull_certifications(store, clients)

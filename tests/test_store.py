@@ -36,10 +36,9 @@ from certsync.models import (
     TypeMapping,
     UserMapping,
 )
-from certsync.store import MadeFrom, Store, schema
+from certsync.store import MadeFrom, PullDelta, Store, schema, snapshot
 from certsync.store.db import Db
 from certsync.store.holdings import mark_dirty
-from certsync.store.snapshot import _encode, _legacy_digest
 from certsync.store.tables import metadata
 from certsync.writes import AssignItem, AssignRequest, ResetRequest
 from tests.conftest import CERTSYNC, clean_env
@@ -84,7 +83,7 @@ def test_the_kept_pull_carries_what_it_was_made_from_and_its_rejected_records(
     with store.engine.begin() as conn:
         conn.execute(
             text("UPDATE pull_snapshot SET body = :b"),
-            {"b": _encode({"format": 2, "types": [], "rows": {}})},
+            {"b": _earlier_release_document({"format": 2, "types": [], "rows": {}})},
         )
     assert store.snapshots.made_from() is None
     store.snapshots.save([record])
@@ -459,25 +458,60 @@ def test_pull_snapshot_says_what_changed(store: Store) -> None:
     assert store.snapshots.save([r("a", 1), r("b", 1)]).added is None
     delta = store.snapshots.save([r("a", 2), r("c", 1)])
     assert (delta.added, delta.removed, delta.changed) == (1, 1, 1)
+    # What records share (statuses, type) is kept once and numbered as met: a new kind
+    # met first renumbers the others, and an unchanged record is still unchanged.
+    revoked = replace(r("d", 1), lifecycle_status="revoked", certification_type_id="t2")
+    assert store.snapshots.save([revoked, r("a", 2), r("c", 1)]) == PullDelta(1, 0, 0)
+    assert store.snapshots.save([r("a", 2), r("c", 3)]) == PullDelta(0, 1, 1)
 
 
-def test_a_snapshot_kept_by_an_earlier_release_is_still_compared(tmp_path: Path) -> None:
-    """Earlier releases kept a digest per record (sorted keys, zlib level 6): compared once."""
+def _earlier_release_document(document: object) -> str:
+    """A snapshot's document as releases before format 3 wrote it (zlib'd JSON)."""
+    return base64.b64encode(zlib.compress(json.dumps(document).encode(), 6)).decode()
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"a": "0123456789abcdef", "gone": "0123456789abcdef"},  # a digest per record
+        {"format": 2, "types": [["t", None, None, None, None]], "rows": {}},
+    ],
+    ids=["digests", "format-2"],
+)
+def test_a_snapshot_kept_by_an_earlier_release_is_replaced_not_misread(
+    tmp_path: Path, document: object
+) -> None:
+    """After an upgrade the kept pull is not read as records, nor compared: the first
+    pull says nothing of what changed (rather than something wrong), the next does."""
     path = tmp_path / "s.db"
     store = Store(f"sqlite:///{path}")
     record = CertificationRecord("a", "u", date(2026, 1, 1), "active", "valid", "t")
     store.snapshots.save([record])
-    digests = {"a": _legacy_digest(record), "gone": "0123456789abcdef"}
-    old = base64.b64encode(zlib.compress(json.dumps(digests, sort_keys=True).encode(), 6))
     con = sqlite3.connect(path)
-    con.execute("UPDATE pull_snapshot SET body = ?", (old.decode(),))
+    con.execute("UPDATE pull_snapshot SET body = ?", (_earlier_release_document(document),))
     con.commit()
     con.close()
-    assert store.snapshots.load() is None  # no records in the old format
-    delta = store.snapshots.save(
-        [record, CertificationRecord("b", "u", date(2026, 1, 1), "active", "valid", "t")]
-    )
-    assert (delta.added, delta.removed, delta.changed) == (1, 1, 0)
+    assert store.snapshots.load() is None
+    other = CertificationRecord("b", "u", date(2026, 1, 1), "active", "valid", "t")
+    assert store.snapshots.save([record, other]) == PullDelta(None, None, None)
+    assert store.snapshots.save([other]) == PullDelta(0, 1, 0)
+
+
+def test_a_damaged_snapshot_is_neither_loaded_nor_compared(tmp_path: Path) -> None:
+    """A chunk of rows that does not decode: no records from it (a sync of some people
+    pulls afresh) and no count of what changed, rather than a traceback."""
+    path = tmp_path / "s.db"
+    store = Store(f"sqlite:///{path}")
+    record = CertificationRecord("a", "u", date(2026, 1, 1), "active", "valid", "t")
+    store.snapshots.save([record])
+    damaged = snapshot._encode(snapshot._Document(3, [], [b"not a chunk"], [], None))
+    con = sqlite3.connect(path)
+    con.execute("UPDATE pull_snapshot SET body = ?", (damaged,))
+    con.commit()
+    con.close()
+    assert store.snapshots.load() is None
+    assert store.snapshots.save([record]) == PullDelta(None, None, None)
+    assert store.snapshots.save([record]) == PullDelta(0, 0, 0)
 
 
 def test_the_kept_pull_gives_back_every_field_a_decision_reads(store: Store) -> None:

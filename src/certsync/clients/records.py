@@ -16,16 +16,15 @@ of a valid body (tests/test_records.py).
 
 from __future__ import annotations
 
-import gc
 import re
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import get_type_hints
 
 import msgspec
 
+from certsync import cyclic_gc
 from certsync.models import CertificationRecord, CertificationType
 
 
@@ -194,23 +193,9 @@ def fast_records(chunks: Iterable[bytes]) -> list[CertificationRecord] | None:
     lean = Lean()
     records: list[CertificationRecord] = []
     try:
-        with _no_collection():
+        with cyclic_gc.paused():
             for segment in wires:
                 records += lean.share(segment)
     except _NotFast:
         return None
     return records
-
-
-@contextmanager
-def _no_collection() -> Iterator[None]:
-    """Hundreds of thousands of new objects, none in a reference cycle: the cyclic
-    collector would walk them all again and again as they are made (it doubled the
-    decode's CPU), for nothing to collect."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()

@@ -1,25 +1,29 @@
 """The last pull, kept compact: what changed upstream since the cycle before, and the
-records themselves for `explain --from-snapshot` (no request to Natecosmic).
+records themselves for `explain --from-snapshot` and a sync of some people (no request
+to Natecosmic).
 
-Each record is kept as the fields a decision reads: id, user, type, dates and the
-three statuses; the types are kept once each. A snapshot written by an earlier
-release (a digest per record) is still compared, once, by the same digests.
+Each record is kept as the fields a decision reads. What many records share (the three
+statuses and the type) is kept once, as a "kind"; a row is the record's user, its kind
+and its two dates. The document is msgpack (msgspec, in C both ways), lightly
+compressed. A snapshot of an earlier release is not read: the next pull replaces it,
+and that one cycle cannot say what changed since the pull before.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import json
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
 
+import msgspec
 from sqlalchemy import delete, insert, select
 
-from certsync import __version__
+from certsync import __version__, cyclic_gc
 from certsync.models import CertificationRecord, CertificationType, RejectedRecord
 from certsync.store.db import Db, table_of
 from certsync.store.lock import utcnow
@@ -27,7 +31,7 @@ from certsync.store.tables import PullSnapshotRow
 from certsync.store.values import get_value, set_value
 
 _P = table_of(PullSnapshotRow)
-_FORMAT = 2
+_FORMAT = 3
 # Which body the snapshot was made from (`MadeFrom`), kept in the same transaction as
 # the snapshot: a 304 to its validators, or a body with its digest, *is* that snapshot.
 _MADE_FROM = "pull_made_from"
@@ -69,10 +73,34 @@ class MadeFrom:
         return self.source == source and self.version == __version__
 
 
-# user, lifecycle_status, type (an index into the types), issued_on and expires_on
-# (ordinals, 0 for none), validity_status, verification_status
-Row = tuple[str, str, int, int, int, str, str | None]
-TypeKey = tuple[str | None, str | None, str | None, str | None, str | None]
+# lifecycle, validity and verification status, the type's id, and the embedded type's
+# id, slug, title and status (all None: no embedded type)
+Kind = tuple[str, str, str | None, str | None, bool, str | None, str | None, str | None, str | None]
+# user, kind (an index into the kinds), issued on, expires on
+Row = tuple[str, int, date, date | None]
+
+
+class _Document(msgspec.Struct, frozen=True):
+    format: int
+    kinds: list[Kind]
+    # Maps of at most _CHUNK rows by record id, each encoded and compressed on its own:
+    # the pull before is compared (and loaded) a chunk at a time, never held whole as
+    # rows, nor as their uncompressed bytes.
+    rows: list[bytes]
+    rejected: list[tuple[int, str | None, str]]
+    made_from: str | None
+
+
+class _Format(msgspec.Struct):
+    format: int = 0
+
+
+_CHUNK = 10_000
+_ENCODER = msgspec.msgpack.Encoder()
+_DECODER = msgspec.msgpack.Decoder(_Document)
+_ROWS = msgspec.msgpack.Decoder(dict[str, Row])
+_UNREADABLE = (msgspec.DecodeError, zlib.error)
+_FORMAT_ONLY = msgspec.msgpack.Decoder(_Format)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,48 +120,99 @@ class KeptPull:
     made_from: MadeFrom | None = None  # as the snapshot itself says
 
 
-def _legacy_digest(record: CertificationRecord) -> str:
-    """How releases before format 2 fingerprinted a record."""
-    return hashlib.blake2b(repr(record).encode(), digest_size=8).hexdigest()
-
-
-def _compact(records: Iterable[CertificationRecord]) -> tuple[list[TypeKey], dict[str, Row]]:
-    # Ordinals, not ISO strings, and each type once: a third of the CPU of the digests
-    # this replaces, at 100,000 records a cycle.
-    types: dict[TypeKey, int] = {}
+def _compact(records: Iterable[CertificationRecord]) -> tuple[list[Kind], dict[str, Row]]:
+    # The decoders share each status string and type object among the records that
+    # hold it, so their identities (not their values, whose hashes are computed in
+    # Python for a dataclass) find a record's kind: a fifth of the CPU at 100,000.
+    seen: dict[tuple[int, int, int, int, int], int] = {}
+    kinds: dict[Kind, int] = {}
     rows: dict[str, Row] = {}
     for r in records:
         ct = r.certification_type
-        key: TypeKey = (
-            r.certification_type_id,
-            *((ct.id, ct.slug, ct.title, ct.status) if ct is not None else (None,) * 4),
+        key = (
+            id(r.lifecycle_status),
+            id(r.validity_status),
+            id(r.verification_status),
+            id(r.certification_type_id),
+            id(ct),
         )
-        index = types.setdefault(key, len(types))
-        expires = r.expires_on.toordinal() if r.expires_on is not None else 0
-        rows[r.id] = (
-            r.user_id,
-            r.lifecycle_status,
-            index,
-            r.issued_on.toordinal(),
-            expires,
-            r.validity_status,
-            r.verification_status,
-        )
-    return list(types), rows
+        index = seen.get(key)
+        if index is None:
+            kind: Kind = (
+                r.lifecycle_status,
+                r.validity_status,
+                r.verification_status,
+                r.certification_type_id,
+                ct is not None,
+                *((ct.id, ct.slug, ct.title, ct.status) if ct is not None else (None,) * 4),
+            )
+            index = seen[key] = kinds.setdefault(kind, len(kinds))
+        rows[r.id] = (r.user_id, index, r.issued_on, r.expires_on)
+    return list(kinds), rows
 
 
-def _encode(document: object) -> str:
-    # Light compression: zlib level 6 cost half a second a cycle at 100,000 records
-    # for a smaller blob nobody reads whole.
-    return base64.b64encode(zlib.compress(json.dumps(document).encode(), 1)).decode()
+def _chunked(rows: dict[str, Row]) -> list[bytes]:
+    items = iter(rows.items())
+    out = []
+    while chunk := dict(itertools.islice(items, _CHUNK)):
+        # Level 1: a higher level costs more CPU a cycle for a blob nobody reads whole.
+        out.append(zlib.compress(_ENCODER.encode(chunk), 1))
+    return out
+
+
+def _rows(chunk: bytes) -> dict[str, Row]:
+    return _ROWS.decode(zlib.decompress(chunk))
+
+
+def _encode(document: _Document) -> str:
+    return base64.b64encode(_ENCODER.encode(document)).decode()
+
+
+def _inflate(body: str) -> bytes | None:
+    try:
+        return base64.b64decode(body)
+    except ValueError:
+        return None
+
+
+def _read(raw: bytes) -> _Document | None:
+    """The document, or None when an earlier release wrote it (or it is unreadable)."""
+    try:
+        if _FORMAT_ONLY.decode(raw).format != _FORMAT:
+            return None
+        return _DECODER.decode(raw)
+    except msgspec.DecodeError:
+        return None
 
 
 def _document_digest(body: str) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def _decode(body: str) -> Any:
-    return json.loads(zlib.decompress(base64.b64decode(body)))
+def _delta(before: _Document, kinds: Sequence[Kind], rows: dict[str, Row]) -> PullDelta:
+    renumber = None
+    if before.kinds != kinds[: len(before.kinds)]:
+        # Kinds are numbered as they are met, so a kind no longer met (or met in another
+        # order) renumbers those after it: say the old rows in today's numbers (a kind
+        # gone gets a number no row has). New kinds come last and renumber nothing.
+        number = {kind: i for i, kind in enumerate(kinds)}
+        renumber = [number.get(kind, -1) for kind in before.kinds]
+    found = removed = changed = 0
+    for chunk in before.rows:
+        old_rows = _rows(chunk)
+        if renumber is not None:
+            old_rows = {
+                rid: (user, renumber[k], issued, expires)
+                for rid, (user, k, issued, expires) in old_rows.items()
+            }
+        for rid, was in old_rows.items():
+            row = rows.get(rid)
+            if row is None:
+                removed += 1
+            else:
+                found += 1
+                changed += row != was
+    return PullDelta(len(rows) - found, removed, changed)
 
 
 class PullSnapshots:
@@ -149,57 +228,53 @@ class PullSnapshots:
     ) -> PullDelta:
         """Keep this pull (and `made_from`, the body it was decoded from); say what
         changed since the last one."""
-        records = tuple(records)
-        types, rows = _compact(records)
-        refused = [[r.index, r.record_id, r.reason] for r in rejected]
+        # One step at a time, each one's values let go before the next: the pull kept
+        # and the one before it are never held whole, as text and as rows, at once.
+        # The writer lock keeps the one before from changing until this one replaces it.
+        with cyclic_gc.paused():
+            kept = self._kept_document()
+            before = None if kept is None else kept[1]
+            del kept
+            kinds, rows = _compact(records)
+            try:
+                delta = PullDelta(None, None, None)
+                if before is not None:
+                    delta = _delta(before, kinds, rows)
+            except _UNREADABLE:  # a chunk damaged: as after an upgrade, say nothing
+                delta = PullDelta(None, None, None)
+            del before
         # `made_from` is in the document too: a release before it rewrites the document
         # without it and leaves the stored value stale, and a 304 must never be answered
         # from a snapshot of another body.
         body = _encode(
-            {
-                "format": _FORMAT,
-                "types": types,
-                "rows": rows,
-                "rejected": refused,
-                "made_from": None if made_from is None else made_from.dumps(),
-            }
-        )
-        with self._db.write() as conn:
-            prev = conn.execute(select(_P.c.body).where(_P.c.id == 1)).scalar()
-            conn.execute(delete(_P))
-            conn.execute(
-                insert(_P).values(id=1, pulled_at=utcnow(), record_count=len(rows), body=body)
+            _Document(
+                _FORMAT,
+                kinds,
+                _chunked(rows),
+                [(r.index, r.record_id, r.reason) for r in rejected],
+                None if made_from is None else made_from.dumps(),
             )
+        )
+        count = len(rows)
+        del kinds, rows
+        with self._db.write() as conn:
+            conn.execute(delete(_P))
+            conn.execute(insert(_P).values(id=1, pulled_at=utcnow(), record_count=count, body=body))
             set_value(conn, _MADE_FROM, "" if made_from is None else made_from.dumps())
             set_value(conn, _DOCUMENT, _document_digest(body))
-        if prev is None:
-            return PullDelta(None, None, None)
-        before = _decode(prev)
-        if isinstance(before, dict) and before.get("format") == _FORMAT:
-            old_types: list[list[Any]] = before["types"]
-            old_rows: dict[str, list[Any]] = before["rows"]
-            now_types = [list(t) for t in types]
+        return delta
 
-            def same(rid: str, row: Row) -> bool:
-                was = old_rows[rid]
-                return (
-                    [*was[:2], *was[3:]] == [*row[:2], *row[3:]]
-                    and was[2] < len(old_types)
-                    and old_types[was[2]] == now_types[row[2]]
-                )
-
-            changed = sum(1 for k, v in rows.items() if k in old_rows and not same(k, v))
-            old_ids: Iterable[str] = old_rows
-        else:  # a digest per record, as releases before format 2 kept it
-            digests: dict[str, str] = before
-            changed = sum(
-                1 for r in records if r.id in digests and digests[r.id] != _legacy_digest(r)
-            )
-            old_ids = digests
-        old = set(old_ids)
-        added = sum(1 for k in rows if k not in old)
-        removed = sum(1 for k in old if k not in rows)
-        return PullDelta(added, removed, changed)
+    def _kept_document(self) -> tuple[datetime, _Document | None] | None:
+        """When the kept pull was made, and its document (None: an earlier release's)."""
+        with self._db.read() as conn:
+            row = conn.execute(select(_P.c.pulled_at, _P.c.body).where(_P.c.id == 1)).first()
+        if row is None:
+            return None
+        pulled_at, body = row
+        del row
+        raw = _inflate(body)
+        del body  # let go before the document is decoded, as each step below
+        return pulled_at, None if raw is None else _read(raw)
 
     def made_from(self) -> MadeFrom | None:
         """The body the kept snapshot was made from; None when unknown, or when the
@@ -221,49 +296,46 @@ class PullSnapshots:
 
     def load(self) -> KeptPull | None:
         """The last pull kept, as records (the fields a decision reads); None before the
-        first sync, or when the last one was kept by a release before format 2."""
+        first sync, or when the last one was kept by an earlier release."""
         with self._db.read() as conn:
-            row = conn.execute(select(_P.c.pulled_at, _P.c.body).where(_P.c.id == 1)).first()
             fresh = get_value(conn, _FRESH)
-        if row is None:
-            return None
-        pulled_at = row.pulled_at
-        if fresh and datetime.fromisoformat(fresh) > pulled_at:
-            pulled_at = datetime.fromisoformat(fresh)
-        document = _decode(row.body)
-        if not (isinstance(document, dict) and document.get("format") == _FORMAT):
-            return None
-        types = [
-            (
-                t[0],
-                CertificationType(id=t[1], slug=t[2], title=t[3], status=t[4])
-                if any(v is not None for v in t[1:])
-                else None,
-            )
-            for t in document["types"]
-        ]
-        records = []
-        for rid, (user, lifecycle, index, issued, expires, validity, verification) in document[
-            "rows"
-        ].items():
-            type_id, ctype = types[index]
+        with cyclic_gc.paused():
+            kept = self._kept_document()
+            if kept is None:
+                return None
+            pulled_at, document = kept
+            del kept
+            if fresh and datetime.fromisoformat(fresh) > pulled_at:
+                pulled_at = datetime.fromisoformat(fresh)
+            try:
+                return None if document is None else _kept(pulled_at, document)
+            except _UNREADABLE:
+                return None
+
+
+def _kept(pulled_at: datetime, document: _Document) -> KeptPull:
+    kinds = [
+        (k[0], k[1], k[3], CertificationType(*k[5:]) if k[4] else None, k[2])
+        for k in document.kinds
+    ]
+    users: dict[str, str] = {}  # a user's id once, however many records name them
+    share = users.setdefault
+    records = []
+    for chunk in document.rows:
+        for rid, (user, k, issued, expires) in _rows(chunk).items():
+            lifecycle, validity, type_id, ctype, verification = kinds[k]
             records.append(
                 CertificationRecord(
-                    id=rid,
-                    user_id=user,
-                    issued_on=date.fromordinal(issued),
-                    lifecycle_status=lifecycle,
-                    validity_status=validity,
-                    certification_type_id=type_id,
-                    certification_type=ctype,
-                    expires_on=date.fromordinal(expires) if expires else None,
-                    verification_status=verification,
+                    rid,
+                    share(user, user),
+                    issued,
+                    lifecycle,
+                    validity,
+                    type_id,
+                    ctype,
+                    expires,
+                    verification,
                 )
             )
-        rejected = tuple(
-            RejectedRecord(index, record_id, reason)
-            for index, record_id, reason in document.get("rejected", [])
-        )
-        return KeptPull(
-            pulled_at, tuple(records), rejected, MadeFrom.loads(document.get("made_from"))
-        )
+    rejected = tuple(RejectedRecord(*r) for r in document.rejected)
+    return KeptPull(pulled_at, tuple(records), rejected, MadeFrom.loads(document.made_from))
