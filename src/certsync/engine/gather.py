@@ -269,7 +269,7 @@ def gather(
         templates=listed,
         read=read,
         holdings=holdings,
-        owned=frozenset(store.holdings.owned_pairs()),
+        owned=store.holdings.owned_pairs(),
         missing_templates=tuple(missing),
         unmapped_owned=tuple(unmapped_owned),
         inputs=inputs,
@@ -307,7 +307,7 @@ def gather_users(
     mappings, unresolved = _mappings(store, mapping_file, by_email)
     unimported = None if file_imported else mapping_file
     removed = _removed(store, unimported, mappings, by_email=by_email)
-    owned = frozenset(store.holdings.owned_pairs())
+    owned = store.holdings.owned_pairs()
     lap("load_seconds")
     if pull is None:
         say("pulling certifications")

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
+from certsync import cyclic_gc
 from certsync.models import CountRow, Holding, Ownership, Pair, TemplateState
 from certsync.store.db import Db, chunks, table_of
 from certsync.store.lock import utcnow
@@ -15,6 +16,7 @@ _O = table_of(OwnershipRow)
 _H = table_of(HoldingRow)
 _TS = table_of(TemplateStateRow)
 _R = table_of(RunRow)
+_HELD = (_H.c.active, _H.c.issued_on, _H.c.expires_on, _H.c.expiry_known)
 
 
 def mark_dirty(conn: Connection, certificate_ids: Iterable[int]) -> None:
@@ -31,9 +33,12 @@ class HoldingStore:
     def __init__(self, db: Db) -> None:
         self._db = db
 
-    def owned_pairs(self) -> set[Pair]:
-        with self._db.read() as conn:
-            return {(r.certificate_id, r.user_id) for r in conn.execute(select(_O))}
+    def owned_pairs(self) -> frozenset[Pair]:
+        # Columns unpacked, not rows by name, and no collection while the set grows:
+        # a quarter of the CPU at 100,000 pairs.
+        query = select(_O.c.certificate_id, _O.c.user_id)
+        with self._db.read() as conn, cyclic_gc.paused():
+            return frozenset((cert, user) for cert, user in conn.execute(query))
 
     def owned_certificates(self) -> set[int]:
         with self._db.read() as conn:
@@ -73,16 +78,16 @@ class HoldingStore:
     def known(self, certificate_ids: Iterable[int]) -> dict[int, dict[int, Holding]]:
         ids = sorted(set(certificate_ids))
         out: dict[int, dict[int, Holding]] = {c: {} for c in ids}
-        with self._db.read() as conn:
+        # Rows fetched whole and unpacked, with no collection while the holdings are
+        # made: a third of the CPU of reading them row by row, by name.
+        query = select(_H.c.certificate_id, _H.c.user_id, *_HELD)
+        with self._db.read() as conn, cyclic_gc.paused():
             for chunk in chunks(ids):
-                for r in conn.execute(select(_H).where(_H.c.certificate_id.in_(chunk))):
-                    out[r.certificate_id][r.user_id] = Holding(
-                        r.certificate_id,
-                        r.user_id,
-                        bool(r.active),
-                        r.issued_on,
-                        r.expires_on,
-                        bool(r.expiry_known),
+                for cert, user, active, issued, expires, known in conn.execute(
+                    query.where(_H.c.certificate_id.in_(chunk))
+                ).all():
+                    out[cert][user] = Holding(
+                        cert, user, bool(active), issued, expires, bool(known)
                     )
         return out
 
