@@ -8,7 +8,7 @@ comparable.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence, Set
+from collections.abc import Callable, Iterable, Sequence, Set
 from dataclasses import replace
 from datetime import date
 from typing import Literal
@@ -115,10 +115,10 @@ def plan(
     unmapped: list[Unmapped] = []
     desired: dict[Pair, CertificationRecord] = {}
 
+    type_mapping_of = _type_lookup(mappings)
+    everyone = scope.is_everything
     for record in records:
-        type_mapping = next(
-            (mappings.types[k] for k in record.type_keys() if k in mappings.types), None
-        )
+        type_mapping = type_mapping_of(record)
         if type_mapping is None:
             if scope.is_everything:
                 key = record.type_keys()[0] if record.type_keys() else "(none)"
@@ -130,7 +130,7 @@ def plan(
                 unmapped.append(Unmapped("user", record.user_id, record.id))
             continue
         pair = (type_mapping.monotree, user_id)
-        if not scope.has(*pair) or not is_held(record, policy, today):
+        if not (everyone or scope.has(*pair)) or not is_held(record, policy, today):
             continue
         seen = desired.get(pair)
         desired[pair] = record if seen is None else _latest(seen, record)
@@ -218,6 +218,30 @@ def plan(
         held_back_reason=None if policy.revoke or not revokes else "policy.revoke is false",
         held_back_kind=None if policy.revoke or not revokes else HoldBack.POLICY,
     )
+
+
+def _type_lookup(mappings: Mappings) -> Callable[[CertificationRecord], TypeMapping | None]:
+    """The type mapping of a record, found once for each type the records hold: a
+    record's type keys depend only on its type id, and the embedded type's slug and id
+    (a third of the plan's CPU at 100,000 records)."""
+    types = mappings.types
+    found: dict[tuple[str | None, str | None, str | None], TypeMapping | None] = {}
+
+    def type_mapping_of(record: CertificationRecord) -> TypeMapping | None:
+        ct = record.certification_type
+        key = (
+            record.certification_type_id,
+            None if ct is None else ct.slug,
+            None if ct is None else ct.id,
+        )
+        try:
+            return found[key]
+        except KeyError:
+            mapping = next((types[k] for k in record.type_keys() if k in types), None)
+            found[key] = mapping
+            return mapping
+
+    return type_mapping_of
 
 
 def _explained_by_removed(
