@@ -486,11 +486,17 @@ def test_a_snapshot_kept_by_an_earlier_release_is_replaced_not_misread(
     path = tmp_path / "s.db"
     store = Store(f"sqlite:///{path}")
     record = CertificationRecord("a", "u", date(2026, 1, 1), "active", "valid", "t")
-    store.snapshots.save([record])
+    store.snapshots.save([record], made_from=MadeFrom("https://127.0.0.1:8001", "ab" * 32, '"1"'))
+    body = _earlier_release_document(document)
     con = sqlite3.connect(path)
-    con.execute("UPDATE pull_snapshot SET body = ?", (_earlier_release_document(document),))
+    con.execute("UPDATE pull_snapshot SET body = ?", (body,))
+    # As that release wrote it: the digest of its document beside the body it was made
+    # from. Its validators are not sent: a 304 would leave nothing to decide from.
+    digest = hashlib.sha256(body.encode()).hexdigest()
+    con.execute("UPDATE setting SET value = ? WHERE key = 'pull_document'", (digest,))
     con.commit()
     con.close()
+    assert store.snapshots.made_from() is None
     assert store.snapshots.load() is None
     other = CertificationRecord("b", "u", date(2026, 1, 1), "active", "valid", "t")
     assert store.snapshots.save([record, other]) == PullDelta(None, None, None)

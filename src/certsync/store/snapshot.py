@@ -175,6 +175,14 @@ def _inflate(body: str) -> bytes | None:
         return None
 
 
+def _readable(body: str) -> bool:
+    raw = _inflate(body)
+    try:
+        return raw is not None and _FORMAT_ONLY.decode(raw).format == _FORMAT
+    except msgspec.DecodeError:
+        return False
+
+
 def _read(raw: bytes) -> _Document | None:
     """The document, or None when an earlier release wrote it (or it is unreadable)."""
     try:
@@ -277,16 +285,17 @@ class PullSnapshots:
         return pulled_at, None if raw is None else _read(raw)
 
     def made_from(self) -> MadeFrom | None:
-        """The body the kept snapshot was made from; None when unknown, or when the
-        snapshot is no longer the one this was written with. Cheap: the document is
-        hashed, not decoded."""
+        """The body the kept snapshot was made from; None when unknown, when the
+        snapshot is no longer the one this was written with, or when this release cannot
+        read it (a 304 would then leave nothing to decide from). Cheap: the document is
+        hashed, and only its format decoded."""
         with self._db.read() as conn:
             made = MadeFrom.loads(get_value(conn, _MADE_FROM))
             written = get_value(conn, _DOCUMENT)
             body = conn.execute(select(_P.c.body).where(_P.c.id == 1)).scalar()
         if made is None or body is None or written != _document_digest(body):
             return None
-        return made
+        return made if _readable(body) else None
 
     def touch(self) -> None:
         """The kept pull is still the latest (its body unchanged): it is fresh again. A
