@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import date, datetime
 from typing import get_type_hints
 
 import msgspec
@@ -62,10 +62,11 @@ _Unkept = msgspec.defstruct(
 
 
 class Lean:
-    """Makes lean records, sharing the strings and types many of them hold."""
+    """Makes lean records, sharing the strings, dates and types many of them hold."""
 
     def __init__(self) -> None:
         self._strings: dict[str, str] = {}
+        self._dates: dict[date, date] = {}
         self._types: dict[tuple[str | None, ...], CertificationType] = {}
 
     def __call__(self, wire: WireRecord) -> CertificationRecord:
@@ -87,8 +88,12 @@ class Lean:
         holds them yet: set in place, as a dataclass's own `__init__` sets a frozen field
         (a third of the CPU of making the fast decoder's records anew)."""
         share, put = self._strings.setdefault, object.__setattr__
+        day = self._dates.setdefault  # a few hundred days among 100,000 records: 6 MB
         for r in records:
             put(r, "user_id", share(r.user_id, r.user_id))
+            put(r, "issued_on", day(r.issued_on, r.issued_on))
+            if r.expires_on is not None:
+                put(r, "expires_on", day(r.expires_on, r.expires_on))
             put(r, "lifecycle_status", share(r.lifecycle_status, r.lifecycle_status))
             put(r, "validity_status", share(r.validity_status, r.validity_status))
             if r.certification_type_id is not None:

@@ -327,8 +327,11 @@ def _kept(pulled_at: datetime, document: _Document) -> KeptPull:
         (k[0], k[1], k[3], CertificationType(*k[5:]) if k[4] else None, k[2])
         for k in document.kinds
     ]
-    users: dict[str, str] = {}  # a user's id once, however many records name them
+    # A user's id and each date once, however many records name them.
+    users: dict[str, str] = {}
     share = users.setdefault
+    days: dict[date, date] = {}
+    day = days.setdefault
     records = []
     for chunk in document.rows:
         for rid, (user, k, issued, expires) in _rows(chunk).items():
@@ -337,12 +340,12 @@ def _kept(pulled_at: datetime, document: _Document) -> KeptPull:
                 CertificationRecord(
                     rid,
                     share(user, user),
-                    issued,
+                    day(issued, issued),
                     lifecycle,
                     validity,
                     type_id,
                     ctype,
-                    expires,
+                    None if expires is None else day(expires, expires),
                     verification,
                 )
             )
