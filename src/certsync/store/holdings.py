@@ -17,6 +17,7 @@ _O = table_of(OwnershipRow)
 _H = table_of(HoldingRow)
 _TS = table_of(TemplateStateRow)
 _R = table_of(RunRow)
+_ROWS_AT_ONCE = 5_000
 _HELD = (_H.c.active, _H.c.issued_on, _H.c.expires_on, _H.c.expiry_known)
 
 
@@ -79,24 +80,25 @@ class HoldingStore:
     def known(self, certificate_ids: Iterable[int]) -> dict[int, dict[int, Holding]]:
         ids = sorted(set(certificate_ids))
         out: dict[int, dict[int, Holding]] = {c: {} for c in ids}
-        # Rows fetched whole and unpacked, with no collection while the holdings are
-        # made: a third of the CPU of reading them row by row, by name.
+        # Rows fetched many at a time (not all at once: 15 MB more at 100,000) and
+        # unpacked, with no collection while the holdings are made: a third of the CPU
+        # of reading them row by row, by name.
         query = select(_H.c.certificate_id, _H.c.user_id, *_HELD)
         days: dict[date | None, date | None] = {}  # each date once, not once a holding
         day = days.setdefault
         with self._db.read() as conn, cyclic_gc.paused():
             for chunk in chunks(ids):
-                for cert, user, active, issued, expires, known in conn.execute(
-                    query.where(_H.c.certificate_id.in_(chunk))
-                ).all():
-                    out[cert][user] = Holding(
-                        cert,
-                        user,
-                        bool(active),
-                        day(issued, issued),
-                        day(expires, expires),
-                        bool(known),
-                    )
+                found = conn.execute(query.where(_H.c.certificate_id.in_(chunk)))
+                for rows in found.partitions(_ROWS_AT_ONCE):
+                    for cert, user, active, issued, expires, known in rows:
+                        out[cert][user] = Holding(
+                            cert,
+                            user,
+                            bool(active),
+                            day(issued, issued),
+                            day(expires, expires),
+                            bool(known),
+                        )
         return out
 
     def count_basis(self, certificate_ids: Iterable[int]) -> dict[int, list[CountRow]]:
