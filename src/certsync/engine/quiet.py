@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
+import msgspec
+
 from certsync import __version__
 from certsync.models import Mappings, Template
 from certsync.store import MadeFrom, Store
@@ -76,7 +78,9 @@ def inputs_digest(
         check.today.isoformat(),
         check.chunk_size,
     ]
-    return hashlib.sha256(json.dumps(document).encode()).hexdigest()
+    # msgspec's encoder, not json.dumps: 25,000 user mappings cost a tenth of a quiet
+    # cycle's CPU to serialise in Python.
+    return hashlib.sha256(msgspec.json.encode(document)).hexdigest()
 
 
 QUIET_KEY = "quiet_inputs"

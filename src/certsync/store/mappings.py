@@ -75,7 +75,7 @@ class MappingStore:
             ]
             t_gone = [k for k in old_types if k not in new_types] if prune else []
 
-            old_users = {r.natecosmic: r for r in conn.execute(select(_U))}
+            old_users = {u.natecosmic: u for u in self._all_users(conn)}
             new_users = {u.natecosmic: u for u in mapping_file.users}
             u_add = [u for k, u in new_users.items() if k not in old_users]
             u_upd = [
@@ -153,14 +153,18 @@ class MappingStore:
             return [TypeMapping(r.natecosmic, r.monotree, bool(r.authoritative)) for r in rows]
 
     def users(self) -> list[UserMapping]:
-        # Every cycle reads them all (25,000 in a large tenant): columns unpacked from
-        # rows fetched whole, a third of the CPU of reading them row by row, by name.
+        with self._db.read() as conn:
+            return self._all_users(conn)
+
+    @staticmethod
+    def _all_users(conn: Connection) -> list[UserMapping]:
+        # Every cycle reads them all (25,000 in a large tenant), and an import compares
+        # them all: columns unpacked from rows fetched whole, a third of the CPU of
+        # reading them row by row, by name.
         query = select(_U.c.natecosmic, _U.c.monotree, _U.c.monotree_email)
-        with self._db.read() as conn, cyclic_gc.paused():
+        with cyclic_gc.paused():
             rows = conn.execute(query.order_by(_U.c.natecosmic)).all()
-            return [
-                UserMapping(natecosmic, monotree, email) for natecosmic, monotree, email in rows
-            ]
+            return [UserMapping(nc, monotree, email) for nc, monotree, email in rows]
 
     def users_naming(self, users: Sequence[tuple[int, str | None]]) -> list[UserMapping]:
         """The user mappings that name any of these Monotree users, by id or by email."""
