@@ -442,10 +442,14 @@ def test_full_read_replaces_known_holdings(store: Store) -> None:
     store.holdings.save_full_read(
         12, {501: Holding(12, 501, True, date(2026, 1, 1), date(2027, 1, 1))}
     )
-    store.holdings.save_full_read(
-        12, {502: Holding(12, 502, True, date(2026, 2, 1), None), 503: Holding(12, 503, False)}
-    )
-    assert list(store.holdings.known([12])[12]) == [502]
+    kept = {
+        502: Holding(12, 502, True, date(2026, 2, 1), None),
+        504: Holding(12, 504, True, date(2026, 3, 1), date(2027, 3, 1), expiry_known=False),
+        505: Holding(12, 505, True),
+    }
+    store.holdings.save_full_read(12, {**kept, 503: Holding(12, 503, False)})
+    # Every field back as it was written (the rows go straight to the driver).
+    assert store.holdings.known([12])[12] == kept
     assert not store.holdings.template_states()[12].dirty
 
 

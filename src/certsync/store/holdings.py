@@ -126,21 +126,14 @@ class HoldingStore:
         """Replace what certsync knows of a template with what Monotree just said, and
         whether the template list's count (`listed_count`) said the same."""
         rows = [
-            {
-                "certificate_id": certificate_id,
-                "user_id": h.user_id,
-                "active": True,
-                "issued_on": h.issued_on,
-                "expires_on": h.expires_on,
-                "expiry_known": h.expiry_known,
-            }
+            (certificate_id, h.user_id, True, h.issued_on, h.expires_on, h.expiry_known)
             for h in holdings.values()
             if h.active
         ]
         with self._db.write() as conn:
             conn.execute(delete(_H).where(_H.c.certificate_id == certificate_id))
             if rows:
-                conn.execute(insert(_H), rows)
+                _insert_known(conn, rows)
             conn.execute(delete(_TS).where(_TS.c.certificate_id == certificate_id))
             conn.execute(
                 insert(_TS).values(
@@ -150,3 +143,38 @@ class HoldingStore:
                     count_matches=None if listed_count is None else listed_count == len(rows),
                 )
             )
+
+
+_KNOWN_COLUMNS = (
+    "certificate_id",
+    "user_id",
+    "active",
+    "issued_on",
+    "expires_on",
+    "expiry_known",
+)
+
+
+def _insert_known(
+    conn: Connection, rows: list[tuple[int, int, bool, date | None, date | None, bool]]
+) -> None:
+    """Many known holdings at once, straight to the driver's executemany: SQLAlchemy's
+    per-row parameter processing was two thirds of the CPU of saving a full read
+    (1.4 of 2.1 s for 95,000 holdings)."""
+    statement = insert(_H).compile(dialect=conn.dialect)
+    values: list[tuple[object, ...]] = list(rows)
+    if conn.dialect.name == "sqlite":
+        # As SQLAlchemy's Date stores them in SQLite (ISO text), which reads them back.
+        values = [(c, u, a, _iso(i), _iso(e), k) for c, u, a, i, e, k in rows]
+    if statement.positional:
+        order = [_KNOWN_COLUMNS.index(name) for name in statement.positiontup or ()]
+        if order != list(range(len(_KNOWN_COLUMNS))):
+            values = [tuple(v[i] for i in order) for v in values]
+        conn.exec_driver_sql(str(statement), values)
+    else:
+        named = [dict(zip(_KNOWN_COLUMNS, v, strict=True)) for v in values]
+        conn.exec_driver_sql(str(statement), named)
+
+
+def _iso(day: date | None) -> str | None:
+    return None if day is None else day.isoformat()
