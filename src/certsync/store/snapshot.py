@@ -175,14 +175,6 @@ def _inflate(body: str) -> bytes | None:
         return None
 
 
-def _readable(body: str) -> bool:
-    raw = _inflate(body)
-    try:
-        return raw is not None and _FORMAT_ONLY.decode(raw).format == _FORMAT
-    except msgspec.DecodeError:
-        return False
-
-
 def _read(raw: bytes) -> _Document | None:
     """The document, or None when an earlier release wrote it (or it is unreadable)."""
     try:
@@ -194,7 +186,9 @@ def _read(raw: bytes) -> _Document | None:
 
 
 def _document_digest(body: str) -> str:
-    return hashlib.sha256(body.encode()).hexdigest()
+    # The format is part of it: an earlier release's digest (of another format) never
+    # vouches for a document this one cannot read.
+    return f"{_FORMAT}:{hashlib.sha256(body.encode()).hexdigest()}"
 
 
 def _delta(before: _Document, kinds: Sequence[Kind], rows: dict[str, Row]) -> PullDelta:
@@ -288,14 +282,14 @@ class PullSnapshots:
         """The body the kept snapshot was made from; None when unknown, when the
         snapshot is no longer the one this was written with, or when this release cannot
         read it (a 304 would then leave nothing to decide from). Cheap: the document is
-        hashed, and only its format decoded."""
+        hashed, not decoded."""
         with self._db.read() as conn:
             made = MadeFrom.loads(get_value(conn, _MADE_FROM))
             written = get_value(conn, _DOCUMENT)
             body = conn.execute(select(_P.c.body).where(_P.c.id == 1)).scalar()
         if made is None or body is None or written != _document_digest(body):
             return None
-        return made if _readable(body) else None
+        return made
 
     def touch(self) -> None:
         """The kept pull is still the latest (its body unchanged): it is fresh again. A
