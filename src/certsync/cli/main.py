@@ -18,6 +18,7 @@ from typing import TextIO, cast
 import httpx
 import structlog
 
+from certsync import heap
 from certsync import logging as certsync_logging
 from certsync.cli import exit_codes
 from certsync.cli.audit import cmd_history, cmd_journal
@@ -348,6 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # One per run: the clients register every token they read, the logger and the
     # error lines below hide them.
     redactor = Redactor()
+    heap.return_large_blocks()
     try:
         args = build_parser().parse_args(argv)
         needs_apis = args.command in ("sync", "plan", "run", "explain", "approve", "apply") or (
