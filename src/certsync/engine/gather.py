@@ -217,6 +217,11 @@ def gather(
             finally:
                 lap("pull_seconds")
             on_pull(pulled)
+            if quiet is None:
+                # This cycle decides whatever the reads say: decode now, while they are
+                # out (2 s of a full cycle's wall time at 100,000 records).
+                pulled.pull  # noqa: B018 - decodes on first use
+                lap("decode_seconds")
         except BaseException:
             abandon.set()
             if pulled is not None:
