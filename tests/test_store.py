@@ -19,6 +19,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import msgspec
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -474,16 +475,24 @@ def _earlier_release_document(document: object) -> str:
     return base64.b64encode(zlib.compress(json.dumps(document).encode(), 6)).decode()
 
 
+def _another_format(document: object) -> str:
+    """A document in this release's encoding (msgpack) but another format number, as a
+    release after it, or before this one's layout, may write."""
+    return base64.b64encode(msgspec.msgpack.encode(document)).decode()
+
+
 @pytest.mark.parametrize(
-    "document",
+    "body",
     [
-        {"a": "0123456789abcdef", "gone": "0123456789abcdef"},  # a digest per record
-        {"format": 2, "types": [["t", None, None, None, None]], "rows": {}},
+        # a digest per record
+        _earlier_release_document({"a": "0123456789abcdef", "gone": "0123456789abcdef"}),
+        _earlier_release_document({"format": 2, "types": [["t", None, None, None, None]]}),
+        _another_format({"format": 4, "kinds": [], "rows": [], "rejected": [], "made_from": None}),
     ],
-    ids=["digests", "format-2"],
+    ids=["digests", "format-2", "msgpack-format-4"],
 )
 def test_a_snapshot_kept_by_an_earlier_release_is_replaced_not_misread(
-    tmp_path: Path, document: object
+    tmp_path: Path, body: str
 ) -> None:
     """After an upgrade the kept pull is not read as records, nor compared: the first
     pull says nothing of what changed (rather than something wrong), the next does."""
@@ -491,7 +500,6 @@ def test_a_snapshot_kept_by_an_earlier_release_is_replaced_not_misread(
     store = Store(f"sqlite:///{path}")
     record = CertificationRecord("a", "u", date(2026, 1, 1), "active", "valid", "t")
     store.snapshots.save([record], made_from=MadeFrom("https://127.0.0.1:8001", "ab" * 32, '"1"'))
-    body = _earlier_release_document(document)
     con = sqlite3.connect(path)
     con.execute("UPDATE pull_snapshot SET body = ?", (body,))
     # As that release wrote it: the digest of its document beside the body it was made
