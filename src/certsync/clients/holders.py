@@ -13,7 +13,7 @@ import threading
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 from certsync.clients.monotree import API, HolderPage, MonotreeClient, holdings_of, merge_holdings
 from certsync.errors import NotFoundError, ResponseFormatError
@@ -49,6 +49,7 @@ def read_holders(
     comes back is incomplete: the caller has failed already and will not plan.
     """
     templates = {cert: _Template(cert) for cert in template_ids}
+    days: dict[date, date] = {}  # shared by the workers: setdefault is atomic
     firsts = deque(template_ids)
     numbered: deque[int] = deque()  # templates with pages left to ask for by number
     by_links: deque[int] = deque()
@@ -73,10 +74,10 @@ def read_holders(
         if page == _BY_LINKS:
             first = templates[cert].first
             assert first is not None
-            return None, holdings_of(monotree.holders_after(cert, first), cert, now)
+            return None, holdings_of(monotree.holders_after(cert, first), cert, now, days)
         got = monotree.holder_page(cert, page)
         # Converted here, in the worker, while other requests wait on the network.
-        return got, holdings_of(got.holders, cert, now)
+        return got, holdings_of(got.holders, cert, now, days)
 
     def take(cert: int, page: int, fetched: Fetched) -> None:
         t = templates[cert]

@@ -52,15 +52,24 @@ class Holder:
     email: str | None = None
     name: str | None = None
 
-    def holding(self, certificate_id: int, now: datetime) -> Holding:
+    def holding(
+        self, certificate_id: int, now: datetime, days: dict[date, date] | None = None
+    ) -> Holding:
+        """The holding this entry says; with `days`, each date is one object shared by
+        every holding on that day (a few hundred days among 95,000 holdings: 6 MB)."""
         state = self.user_state
         expired = state.is_expired or (state.expires_at is not None and state.expires_at <= now)
+        issued = state.issued_at.date() if state.issued_at else None
+        expires = state.expires_at.date() if state.expires_at else None
+        if days is not None:
+            issued = None if issued is None else days.setdefault(issued, issued)
+            expires = None if expires is None else days.setdefault(expires, expires)
         return Holding(
             certificate_id=certificate_id,
             user_id=self.user_id,
             active=state.has_certificate and not expired,
-            issued_on=state.issued_at.date() if state.issued_at else None,
-            expires_on=state.expires_at.date() if state.expires_at else None,
+            issued_on=issued,
+            expires_on=expires,
         )
 
 
@@ -366,12 +375,16 @@ class MonotreeClient:
 
 
 def holdings_of(
-    holders: Iterable[Holder], certificate_id: int, now: datetime
+    holders: Iterable[Holder],
+    certificate_id: int,
+    now: datetime,
+    days: dict[date, date] | None = None,
 ) -> dict[int, Holding]:
-    """Holders as the plan sees them; a user listed twice keeps the active, latest entry."""
+    """Holders as the plan sees them; a user listed twice keeps the active, latest entry.
+    `days` shares each date among holdings (`Holder.holding`)."""
     out: dict[int, Holding] = {}
     for holder in holders:
-        h = holder.holding(certificate_id, now)
+        h = holder.holding(certificate_id, now, days)
         seen = out.get(holder.user_id)
         if seen is None or _preferred(h, seen):
             out[holder.user_id] = h
