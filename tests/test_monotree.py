@@ -10,8 +10,9 @@ import httpx
 import pytest
 import respx
 
+from certsync.clients.holders import holdings_of
 from certsync.clients.http import ApiHttp
-from certsync.clients.monotree import MonotreeClient, holdings_of, parse_holder
+from certsync.clients.monotree import MonotreeClient, parse_holder
 from certsync.errors import OutcomeUnknownError, ResponseFormatError
 from certsync.writes import AssignItem
 from tests.conftest import MONOTREE

@@ -372,38 +372,3 @@ class MonotreeClient:
             json_body=payload,
             scope=SCOPE_WRITE,
         )
-
-
-def holdings_of(
-    holders: Iterable[Holder],
-    certificate_id: int,
-    now: datetime,
-    days: dict[date, date] | None = None,
-) -> dict[int, Holding]:
-    """Holders as the plan sees them; a user listed twice keeps the active, latest entry.
-    `days` shares each date among holdings (`Holder.holding`)."""
-    out: dict[int, Holding] = {}
-    for holder in holders:
-        h = holder.holding(certificate_id, now, days)
-        seen = out.get(holder.user_id)
-        if seen is None or _preferred(h, seen):
-            out[holder.user_id] = h
-    return out
-
-
-def merge_holdings(parts: Iterable[dict[int, Holding]]) -> dict[int, Holding]:
-    """Holdings read in parts (pages), merged by the rule of `holdings_of`."""
-    out: dict[int, Holding] = {}
-    for part in parts:
-        both = out.keys() & part.keys()
-        kept = {u: out[u] for u in both if not _preferred(part[u], out[u])}
-        out.update(part)
-        out.update(kept)
-    return out
-
-
-def _preferred(candidate: Holding, seen: Holding) -> bool:
-    return (candidate.active, candidate.issued_on or date.min) > (
-        seen.active,
-        seen.issued_on or date.min,
-    )
