@@ -28,6 +28,7 @@ from certsync.clients.retry import Timing
 from certsync.redaction import Redactor
 from certsync.sandbox import Sandbox, SandboxState, World
 from certsync.settings import ClientSettings, Settings, load_settings
+from certsync.store import Store
 from tests.zygote import Zygote
 
 if TYPE_CHECKING:
@@ -91,6 +92,14 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'certsync.db'}"
     server: Postgres = request.getfixturevalue("postgres")
     return server.new_database()
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    """A store on each engine in turn (`store_url`), closed afterwards."""
+    s = Store(store_url)
+    yield s
+    s.close()
 
 
 @pytest.fixture

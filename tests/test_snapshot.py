@@ -1,0 +1,161 @@
+"""The pull snapshot: what changed since the last pull, the records it gives back, the
+body it stands for, and snapshots this release does not read (earlier ones, damaged)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import sqlite3
+import zlib
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+import msgspec
+import pytest
+from sqlalchemy import text
+
+from certsync.models import CertificationRecord, CertificationType, RejectedRecord
+from certsync.store import MadeFrom, PullDelta, Store, snapshot
+
+
+def test_the_kept_pull_carries_what_it_was_made_from_and_its_rejected_records(
+    store: Store,
+) -> None:
+    """The snapshot stands for the body it was made from (origin, release, digest and
+    validators), saved in the same transaction, with the records that body rejected. A
+    snapshot rewritten by a release that does not know this is no longer vouched for."""
+    record = CertificationRecord(
+        id="r1",
+        user_id="u1",
+        issued_on=date(2026, 1, 2),
+        lifecycle_status="active",
+        validity_status="valid",
+        certification_type_id="t1",
+    )
+    refused = RejectedRecord(3, "broken", "issued_on: not a date")
+    source = "https://127.0.0.1:8001"
+    made = MadeFrom(source, "ab" * 32, '"v1"', "Tue, 01 Dec 2026 08:00:00 GMT")
+    store.snapshots.save([record], [refused], made_from=made)
+    assert store.snapshots.made_from() == made
+    assert made.same_parser(source) and not made.same_parser("https://127.0.0.1:8002")
+    kept = store.snapshots.load()
+    assert kept is not None and kept.rejected == (refused,) and kept.made_from == made
+    assert [r.id for r in kept.records] == ["r1"]
+    # Made by another release: its parse may differ, so it stands for no body of ours.
+    assert not replace(made, version="0.0.1").same_parser(source)
+    # An older release rewrites the document and leaves the stored value behind.
+    with store.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE pull_snapshot SET body = :b"),
+            {"b": _earlier_release_document({"format": 2, "types": [], "rows": {}})},
+        )
+    assert store.snapshots.made_from() is None
+    store.snapshots.save([record])
+    assert store.snapshots.made_from() is None
+    kept = store.snapshots.load()
+    assert kept is not None and kept.made_from is None
+
+
+def test_pull_snapshot_says_what_changed(store: Store) -> None:
+    """The pull snapshot tells how many records were added, removed or changed since the last pull."""
+
+    def r(rid: str, day: int) -> CertificationRecord:
+        return CertificationRecord(rid, "u", date(2026, 1, day), "active", "valid", "t")
+
+    assert store.snapshots.save([r("a", 1), r("b", 1)]).added is None
+    delta = store.snapshots.save([r("a", 2), r("c", 1)])
+    assert (delta.added, delta.removed, delta.changed) == (1, 1, 1)
+    # What records share (statuses, type) is kept once and numbered as met: a new kind
+    # met first renumbers the others, and an unchanged record is still unchanged.
+    revoked = replace(r("d", 1), lifecycle_status="revoked", certification_type_id="t2")
+    assert store.snapshots.save([revoked, r("a", 2), r("c", 1)]) == PullDelta(1, 0, 0)
+    assert store.snapshots.save([r("a", 2), r("c", 3)]) == PullDelta(0, 1, 1)
+
+
+def _earlier_release_document(document: object) -> str:
+    """A snapshot's document as releases before format 3 wrote it (zlib'd JSON)."""
+    return base64.b64encode(zlib.compress(json.dumps(document).encode(), 6)).decode()
+
+
+def _another_format(document: object) -> str:
+    """A document in this release's encoding (msgpack) but another format number, as a
+    release after it, or before this one's layout, may write."""
+    return base64.b64encode(msgspec.msgpack.encode(document)).decode()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # a digest per record
+        _earlier_release_document({"a": "0123456789abcdef", "gone": "0123456789abcdef"}),
+        _earlier_release_document({"format": 2, "types": [["t", None, None, None, None]]}),
+        _another_format({"format": 4, "kinds": [], "rows": [], "rejected": [], "made_from": None}),
+    ],
+    ids=["digests", "format-2", "msgpack-format-4"],
+)
+def test_a_snapshot_kept_by_an_earlier_release_is_replaced_not_misread(
+    tmp_path: Path, body: str
+) -> None:
+    """After an upgrade the kept pull is not read as records, nor compared: the first
+    pull says nothing of what changed (rather than something wrong), the next does."""
+    path = tmp_path / "s.db"
+    store = Store(f"sqlite:///{path}")
+    record = CertificationRecord("a", "u", date(2026, 1, 1), "active", "valid", "t")
+    store.snapshots.save([record], made_from=MadeFrom("https://127.0.0.1:8001", "ab" * 32, '"1"'))
+    con = sqlite3.connect(path)
+    con.execute("UPDATE pull_snapshot SET body = ?", (body,))
+    # As that release wrote it: the digest of its document beside the body it was made
+    # from. Its validators are not sent: a 304 would leave nothing to decide from.
+    digest = hashlib.sha256(body.encode()).hexdigest()
+    con.execute("UPDATE setting SET value = ? WHERE key = 'pull_document'", (digest,))
+    con.commit()
+    con.close()
+    assert store.snapshots.made_from() is None
+    assert store.snapshots.load() is None
+    other = CertificationRecord("b", "u", date(2026, 1, 1), "active", "valid", "t")
+    assert store.snapshots.save([record, other]) == PullDelta(None, None, None)
+    assert store.snapshots.save([other]) == PullDelta(0, 1, 0)
+
+
+def test_a_damaged_snapshot_is_neither_loaded_nor_compared(tmp_path: Path) -> None:
+    """A chunk of rows that does not decode: no records from it (a sync of some people
+    pulls afresh) and no count of what changed, rather than a traceback."""
+    path = tmp_path / "s.db"
+    store = Store(f"sqlite:///{path}")
+    record = CertificationRecord("a", "u", date(2026, 1, 1), "active", "valid", "t")
+    store.snapshots.save([record])
+    damaged = snapshot._encode(snapshot._Document(3, [], [b"not a chunk"], [], None))
+    con = sqlite3.connect(path)
+    con.execute("UPDATE pull_snapshot SET body = ?", (damaged,))
+    con.commit()
+    con.close()
+    assert store.snapshots.load() is None
+    assert store.snapshots.save([record]) == PullDelta(None, None, None)
+    assert store.snapshots.save([record]) == PullDelta(0, 0, 0)
+
+
+def test_the_kept_pull_gives_back_every_field_a_decision_reads(store: Store) -> None:
+    ctype = CertificationType(id="uuid-food", slug="food-safety", title="Food Safety")
+    records = [
+        CertificationRecord(
+            "a",
+            "nc-ann",
+            date(2026, 1, 1),
+            "active",
+            "valid",
+            "uuid-food",
+            ctype,
+            date(2027, 1, 1),
+            "verified",
+        ),
+        CertificationRecord("b", "nc-bob", date(2026, 2, 1), "revoked", "expired"),
+    ]
+    assert store.snapshots.load() is None
+    store.snapshots.save(records)
+    kept = store.snapshots.load()
+    assert kept is not None and kept.records == tuple(records)
+    assert store.snapshots.save(records).changed == 0
+    revoked = replace(records[0], lifecycle_status="revoked")
+    assert store.snapshots.save([revoked, records[1]]).changed == 1
