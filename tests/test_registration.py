@@ -11,10 +11,10 @@ import pytest
 
 from certsync.clients.session import open_clients
 from certsync.engine.registration import sync_registered
-from certsync.sandbox import SandboxState, generate
+from certsync.sandbox import SandboxState, World, generate
 from certsync.sandbox.faults import Fault
 from certsync.service.envelope import REGISTERED
-from certsync.settings import load_settings
+from certsync.settings import Settings, load_settings
 from certsync.store import Store
 from tests.conftest import Cli
 from tests.test_e2e import sync
@@ -22,20 +22,31 @@ from tests.test_e2e import sync
 pytestmark = pytest.mark.e2e
 
 
+def _pending_hires(cli: Cli, sandbox_state: SandboxState) -> tuple[World, list[int]]:
+    """A synced world of twelve, two of whom (mapped by email) have invites pending."""
+    world = generate(sandbox_state, users=12, types=2, seed=6, today=date.today(), email_every=3)
+    hires = [world.monotree_ids[3], world.monotree_ids[6]]
+    for hire in hires:
+        sandbox_state.update_user(hire, registered=False)
+    (cli.cwd / "mappings.toml").write_text(world.mapping_toml)
+    sync(cli)
+    return world, hires
+
+
+def _store_of(cli: Cli) -> tuple[Settings, Store]:
+    """The settings the CLI runs with, and the store they name."""
+    with mock.patch.dict(os.environ, cli.env, clear=True):
+        settings = load_settings()
+    return settings, Store(settings.database_url)
+
+
 def test_deliveries_that_waited_together_are_synced_in_one_run(
     cli: Cli, sandbox_state: SandboxState
 ) -> None:
-    world = generate(sandbox_state, users=12, types=2, seed=6, today=date.today(), email_every=3)
-    hires = [world.monotree_ids[3], world.monotree_ids[6]]  # mapped by email
-    for hire in hires:
-        sandbox_state.update_user(hire, registered=False)  # invites pending
-    (cli.cwd / "mappings.toml").write_text(world.mapping_toml)
-    sync(cli)
+    world, hires = _pending_hires(cli, sandbox_state)
     assert not any(user in hires for _, user in sandbox_state.active_pairs())
 
-    with mock.patch.dict(os.environ, cli.env, clear=True):
-        settings = load_settings()
-    store = Store(settings.database_url)
+    settings, store = _store_of(cli)
     try:
         for hire in hires:
             sandbox_state.update_user(hire, registered=True)
@@ -78,9 +89,7 @@ def test_a_group_whose_sync_fails_is_marked_failed_and_a_stop_leaves_it_waiting(
     world = generate(sandbox_state, users=6, types=2, seed=3, today=date.today())
     (cli.cwd / "mappings.toml").write_text(world.mapping_toml)
     sync(cli)
-    with mock.patch.dict(os.environ, cli.env, clear=True):
-        settings = load_settings()
-    store = Store(settings.database_url)
+    settings, store = _store_of(cli)
     ids = [f"d-{u}" for u in world.monotree_ids[:2]]
     try:
         store.deliveries.record_many(
@@ -108,15 +117,8 @@ def test_a_group_whose_sync_fails_is_marked_failed_and_a_stop_leaves_it_waiting(
 def test_a_failed_write_fails_only_the_deliveries_of_its_users(
     cli: Cli, sandbox_state: SandboxState
 ) -> None:
-    world = generate(sandbox_state, users=12, types=2, seed=6, today=date.today(), email_every=3)
-    hires = [world.monotree_ids[3], world.monotree_ids[6]]
-    for hire in hires:
-        sandbox_state.update_user(hire, registered=False)
-    (cli.cwd / "mappings.toml").write_text(world.mapping_toml)
-    sync(cli)
-    with mock.patch.dict(os.environ, cli.env, clear=True):
-        settings = load_settings()
-    store = Store(settings.database_url)
+    _world, hires = _pending_hires(cli, sandbox_state)
+    settings, store = _store_of(cli)
     try:
         for hire in hires:
             sandbox_state.update_user(hire, registered=True)
