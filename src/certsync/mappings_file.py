@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from certsync import __version__
 from certsync.errors import ConfigError
-from certsync.models import Policy, TypeMapping, UserMapping
+from certsync.models import Policy, TypeMapping, UserMapping, normal_email
 
 
 class _Strict(BaseModel):
@@ -147,8 +147,7 @@ def _read_csv(path: Path, shown: str) -> list[UserMapping]:
 
 
 def _user(entry: _UserIn) -> UserMapping:
-    email = entry.monotree_email.strip().lower() if entry.monotree_email else None
-    return UserMapping(entry.natecosmic, entry.monotree, email)
+    return UserMapping(entry.natecosmic, entry.monotree, normal_email(entry.monotree_email))
 
 
 def _check_conflicts(

@@ -193,6 +193,12 @@ class TypeMapping:
     authoritative: bool = False
 
 
+def normal_email(email: str | None) -> str | None:
+    """An email as certsync compares it: trimmed, lower case (Monotree's addresses are
+    matched case-insensitively); None for none."""
+    return email.strip().lower() if email else None
+
+
 @dataclass(frozen=True, slots=True)
 class UserMapping:
     """A Natecosmic user -> a Monotree user, by id or by an email still to resolve."""

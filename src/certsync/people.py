@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from certsync.errors import ConfigError
-from certsync.models import UserMapping
+from certsync.models import UserMapping, normal_email
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +50,7 @@ def find_person(
     mappings = list(user_mappings)
 
     def email_of(m: UserMapping) -> str:
-        return (m.monotree_email or "").strip().lower()
+        return normal_email(m.monotree_email) or ""
 
     def monotree_of(m: UserMapping) -> int | None:
         return m.monotree if m.monotree is not None else users_by_email.get(email_of(m))

@@ -29,6 +29,7 @@ from certsync.models import (
     Template,
     User,
     UserMapping,
+    normal_email,
     resolve_mappings,
 )
 from certsync.store import MadeFrom, Store
@@ -164,7 +165,7 @@ def gather(
     if has_email_users and (full or (unresolved and store.users.ids() is None)):
         say("reading Monotree's user list for email mappings")
         listed_users = clients.monotree.list_users()
-        by_email = {u.email.strip().lower(): u.id for u in listed_users if u.email}
+        by_email = {normal_email(u.email) or "": u.id for u in listed_users if u.email}
         mappings, unresolved = _mappings(store, mapping_file, by_email)
         # Only a list read in this very cycle may call a user missing: an older
         # one has not seen today's new hires.

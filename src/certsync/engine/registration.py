@@ -17,6 +17,7 @@ from certsync.clients.session import Clients
 from certsync.engine.cycle import run_sync
 from certsync.engine.report import SyncOptions, SyncReport
 from certsync.engine.scope import Scope
+from certsync.models import normal_email
 from certsync.people import find_person
 from certsync.settings import Settings
 from certsync.store import Delivery, Store, utcnow
@@ -51,7 +52,7 @@ def sync_registered(
     mapped: list[Delivery] = []
     unmapped: list[Delivery] = []
     for d in waiting:
-        email = (d.email or "").strip().lower()
+        email = normal_email(d.email) or ""
         by_email = {email: d.user_id} if email and d.user_id is not None else {}
         person = find_person(str(d.user_id), naming, by_email)
         (mapped if person.natecosmic_ids else unmapped).append(d)

@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from certsync.models import normal_email
+
 REGISTERED = "monotree.user.registered"
 
 
@@ -43,7 +45,7 @@ def _user_id(value: Any) -> int | None:
 
 def _email(value: Any) -> str | None:
     if isinstance(value, str) and "@" in value and len(value) <= 320:
-        return value.strip().lower()
+        return normal_email(value)
     return None
 
 

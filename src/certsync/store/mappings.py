@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, Connection, delete, func, insert, select, 
 
 from certsync import cyclic_gc
 from certsync.mappings_file import MappingFile
-from certsync.models import Policy, TypeMapping, UserMapping
+from certsync.models import Policy, TypeMapping, UserMapping, normal_email
 from certsync.store.db import Db, chunks, table_of
 from certsync.store.lock import utcnow
 from certsync.store.tables import RemovedMappingRow, TypeMappingRow, UserMappingRow
@@ -169,7 +169,7 @@ class MappingStore:
     def users_naming(self, users: Sequence[tuple[int, str | None]]) -> list[UserMapping]:
         """The user mappings that name any of these Monotree users, by id or by email."""
         ids = sorted({uid for uid, _ in users})
-        emails = sorted({e.strip().lower() for _, e in users if e and e.strip()})
+        emails = sorted({normal_email(e) or "" for _, e in users if e and e.strip()})
         found: dict[tuple[str, int | None, str | None], UserMapping] = {}
         with self._db.read() as conn:
             for chunk in chunks(ids):

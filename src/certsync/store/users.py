@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 
 from sqlalchemy import delete, insert, select
 
+from certsync.models import normal_email
 from certsync.store.db import Db, chunks, table_of
 from certsync.store.lock import utcnow
 from certsync.store.tables import MonotreeUserRow
@@ -24,7 +25,7 @@ class UserCache:
         rows = [
             {
                 "id": uid,
-                "email": email.strip().lower() if email else None,
+                "email": normal_email(email),
                 "name": name,
                 "seen_at": now,
             }
@@ -40,7 +41,7 @@ class UserCache:
     def remember(self, users: Sequence[tuple[int, str | None]]) -> None:
         """Users Monotree told of (webhooks), by id and email: added to, or refreshed in,
         the cache in one transaction."""
-        latest = {uid: email.strip().lower() if email else None for uid, email in users}
+        latest = {uid: normal_email(email) for uid, email in users}
         if not latest:
             return
         now = utcnow()
