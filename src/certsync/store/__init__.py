@@ -13,8 +13,6 @@ leaves as `StoreError`. SQLite by default, PostgreSQL through psycopg 3
 
 from __future__ import annotations
 
-import os
-import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,7 +25,7 @@ from sqlalchemy.pool import StaticPool
 from certsync.errors import ConfigError, StoreError
 from certsync.models import Mappings, TemplateState, UserMapping, resolve_mappings
 from certsync.settings import Settings
-from certsync.store import schema
+from certsync.store import schema, sqlite_file
 from certsync.store.audit import AuditItem, AuditTrail, Pruned
 from certsync.store.copy import copy_rows
 from certsync.store.db import BUSY_TIMEOUT_MS, Db, translated
@@ -138,61 +136,6 @@ def no_store_yet(settings: Settings) -> bool:
         engine.dispose()
 
 
-def _preflight_sqlite(path: Path) -> None:
-    """Check an existing file read-only before anything may alter it; create a new one 0600."""
-    if not path.exists():
-        if not path.parent.is_dir():
-            raise StoreError(f"database folder {path.parent} does not exist")
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        except FileExistsError:
-            return
-        except OSError as exc:
-            raise StoreError(f"cannot create the database {path}: {exc.strerror}") from None
-        os.close(fd)
-        return
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    except sqlite3.Error as exc:
-        raise StoreError(f"cannot open the database {path}: {exc}") from None
-    try:
-        check = conn.execute("PRAGMA quick_check").fetchone()
-        if check is None or check[0] != "ok":
-            detail = check[0] if check else "?"
-            raise StoreError(
-                f"the database {path} is corrupted (integrity check: {detail}); "
-                "it was left untouched: restore a backup or move it aside"
-            )
-        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
-        newer = None
-        if "alembic_version" in tables:
-            row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-            if row and row[0] not in schema.known_revisions():
-                newer = f"revision {row[0]}"
-        elif "certsync_schema" in tables:
-            row = conn.execute("SELECT version FROM certsync_schema WHERE id = 1").fetchone()
-            version = int(row[0]) if row else 0
-            if version > schema.LEGACY_MAX:
-                newer = f"schema {version}"
-            elif version not in schema.LEGACY_VERSIONS:
-                raise StoreError(
-                    f"the database {path} says certsync schema {version}, which no certsync "
-                    "release wrote; it was left untouched: restore the store from a backup"
-                )
-        if newer is not None:
-            raise StoreError(
-                f"the database {path} was written by a newer certsync ({newer}; this one "
-                f"knows up to {schema.head()}); it was left untouched: upgrade certsync"
-            )
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(
-            f"the database {path} is not a certsync database or is corrupted ({exc}); "
-            "it was left untouched"
-        ) from None
-    finally:
-        conn.close()
-
-
 class Store:
     """One database and its repositories. One instance per process; thread-safe."""
 
@@ -209,7 +152,8 @@ class Store:
         except (ArgumentError, ValueError):
             raise StoreError(f"cannot use CERTSYNC_DATABASE_URL: {_url_problem(url)}") from None
         if path is not None:
-            _preflight_sqlite(path)
+            sqlite_file.preflight(path)
+        self._path = path
         sqlite = url.startswith("sqlite")
         try:
             target = _with_password(url, password)
@@ -262,6 +206,8 @@ class Store:
 
     def close(self) -> None:
         self._engine.dispose()
+        if self._path is not None:
+            sqlite_file.seal(self._path)
 
     def ping(self) -> None:
         """Raise StoreError unless the database answers (the daemon's readiness). An older
