@@ -3,6 +3,7 @@ to do, so no body is decoded and no plan made. Against the sandbox over real HTT
 
 from __future__ import annotations
 
+import json
 import subprocess
 from datetime import date, timedelta
 from typing import Any
@@ -67,6 +68,10 @@ def test_a_cycle_on_unchanged_inputs_decodes_and_plans_nothing(
     table = cli("sync")
     assert table.returncode == 0
     assert "unchanged since run" in table.stdout and "so no new plan" in table.stdout
+    # The one line a container's log keeps of the cycle says it too.
+    logged = [json.loads(line) for line in table.stderr.splitlines() if line.startswith("{")]
+    finished = [e for e in logged if e["event"] == "sync.finished"]
+    assert len(finished) == 1 and finished[0]["unchanged_since"] is not None
     assert max(len(line) for line in table.stdout.splitlines()) <= 100  # fits a terminal
 
     # Without any validator the body comes whole; the same bytes are still not decoded.

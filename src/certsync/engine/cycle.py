@@ -157,6 +157,7 @@ def run_sync(
                 kind=kind,
                 outcome=report.outcome,
                 duration=round(report.duration, 3),
+                unchanged_since=report.unchanged_since,  # a quiet cycle: nothing decided
                 **report.counts(),
             )
             structlog.contextvars.unbind_contextvars("run_id")
