@@ -165,7 +165,7 @@ def test_a_store_of_the_release_before_alembic_upgrades_without_losing_a_row(
     }
     s = Store(f"sqlite:///{path}")
     assert s.is_current and s.upgrade() is None
-    assert s.holdings.owned_pairs() == {(12, 501)}
+    assert set(s.holdings.owned_pairs()) == {(12, 501)}
     assert s.mappings.types() == [TypeMapping("food-safety", 12)]
     assert s.users.by_email() == {"bob@example.com": 502}
     assert s.journal.recent_runs(1)[0].requests == {"monotree POST 200": 1}
@@ -243,7 +243,7 @@ def test_the_trail_follows_each_write_and_pruning_never_touches_ownership(
     pruned = store.audit.prune(before=datetime.now(UTC) + timedelta(days=1))
     assert (pruned.journal_entries, pruned.items) == (2, 3)
     assert pruned.runs == 0  # the run an ownership row names is kept, without its journal
-    assert store.holdings.owned_pairs() == {(12, 501), (14, 501)}
+    assert set(store.holdings.owned_pairs()) == {(12, 501), (14, 501)}
     assert [i.run_id for i in store.audit.for_user(501)] == [open_run]
     assert {r.id for r in store.journal.recent_runs()} == {run, open_run}
 
@@ -324,7 +324,7 @@ def test_journal_ownership_and_known_holdings_round_trip(store: Store) -> None:
         (AssignItem(12, 501, date(2026, 6, 1)), AssignItem(14, 502, date(2026, 5, 1)))
     )
     jid = store.journal.record_intent(run, 1, assign)
-    assert store.holdings.owned_pairs() == {(12, 501), (14, 502)}
+    assert set(store.holdings.owned_pairs()) == {(12, 501), (14, 502)}
     assert [(j.action, j.outcome) for j in store.journal.entries(run)] == [("assign", None)]
     store.journal.record_outcome(jid, assign, "ok")
     known = store.holdings.known([12, 14])
@@ -333,7 +333,7 @@ def test_journal_ownership_and_known_holdings_round_trip(store: Store) -> None:
     revoke = ResetRequest(12, (501,), False, revoke_user_ids=(501,))
     jid2 = store.journal.record_intent(run, 2, revoke)
     store.journal.record_outcome(jid2, revoke, "ok")
-    assert store.holdings.owned_pairs() == {(14, 502)}
+    assert set(store.holdings.owned_pairs()) == {(14, 502)}
     assert store.holdings.known([12]) == {12: {}}
     store.journal.finish_run(
         run,
@@ -357,7 +357,7 @@ def test_a_refused_assign_releases_its_ownership_and_marks_the_template_dirty(st
     store.holdings.save_full_read(12, {})
     jid = store.journal.record_intent(run, 1, assign)
     store.journal.record_outcome(jid, assign, "failed", "422")
-    assert store.holdings.owned_pairs() == set()
+    assert set(store.holdings.owned_pairs()) == set()
     assert store.holdings.template_states()[12].dirty
 
 
@@ -367,7 +367,7 @@ def test_an_unknown_outcome_keeps_ownership(store: Store) -> None:
     assign = AssignRequest((AssignItem(12, 501, date(2026, 6, 1)),))
     jid = store.journal.record_intent(run, 1, assign)
     store.journal.record_outcome(jid, assign, "unknown", "read timeout")
-    assert store.holdings.owned_pairs() == {(12, 501)}
+    assert set(store.holdings.owned_pairs()) == {(12, 501)}
     assert store.holdings.template_states()[12].dirty
 
 
@@ -380,7 +380,7 @@ def test_recover_closes_interrupted_runs_and_open_writes(store: Store) -> None:
     assert store.journal.recent_runs(1)[0].outcome == "interrupted"
     assert store.journal.entries(run)[0].outcome == "unknown"
     assert store.holdings.template_states()[12].dirty
-    assert store.holdings.owned_pairs() == {(12, 501)}
+    assert set(store.holdings.owned_pairs()) == {(12, 501)}
     assert store.journal.recover() == (0, 0)
 
 
@@ -408,7 +408,7 @@ def test_upgrade_from_the_first_schema_keeps_the_data(tmp_path: Path) -> None:
     assert s.upgrade() == ("0001", schema.head())
     assert s.schema_revision() == schema.head()
     assert s.mappings.types() == [TypeMapping("food-safety", 12)]
-    assert s.holdings.owned_pairs() == {(12, 501)}
+    assert set(s.holdings.owned_pairs()) == {(12, 501)}
     run = s.journal.recent_runs(1)[0]
     assert (run.id, run.outcome, run.counts, run.requests) == (
         "run-v1",

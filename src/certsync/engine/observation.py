@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import dataclass
 
 from certsync.engine.counts import CountMoved
@@ -28,7 +28,7 @@ class Observation:
     read: Mapping[int, Mapping[int, Holding]]
     # What the plan compares against: `read`, plus what certsync knows of the rest.
     holdings: Holdings
-    owned: frozenset[Pair]
+    owned: Set[Pair]  # `Pairs` from the store
     missing_templates: tuple[int, ...]
     # Templates certsync wrote to whose type mapping is gone.
     unmapped_owned: tuple[int, ...]

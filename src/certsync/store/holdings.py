@@ -8,7 +8,8 @@ from datetime import date
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from certsync import cyclic_gc
-from certsync.models import CountRow, Holding, Ownership, Pair, TemplateState
+from certsync.models import CountRow, Holding, Ownership, TemplateState
+from certsync.pairs import Pairs
 from certsync.store.db import Db, chunks, table_of
 from certsync.store.lock import utcnow
 from certsync.store.tables import HoldingRow, OwnershipRow, RunRow, TemplateStateRow
@@ -35,12 +36,18 @@ class HoldingStore:
     def __init__(self, db: Db) -> None:
         self._db = db
 
-    def owned_pairs(self) -> frozenset[Pair]:
-        # Columns unpacked, not rows by name, and no collection while the set grows:
+    def owned_pairs(self) -> Pairs:
+        # Columns unpacked, not rows by name, and no collection while the sets grow:
         # a quarter of the CPU at 100,000 pairs.
         query = select(_O.c.certificate_id, _O.c.user_id)
+        grouped: dict[int, set[int]] = {}
         with self._db.read() as conn, cyclic_gc.paused():
-            return frozenset((cert, user) for cert, user in conn.execute(query))
+            for cert, user in conn.execute(query):
+                users = grouped.get(cert)
+                if users is None:
+                    users = grouped[cert] = set()
+                users.add(user)
+            return Pairs(grouped)
 
     def owned_certificates(self) -> set[int]:
         with self._db.read() as conn:
