@@ -349,7 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # One per run: the clients register every token they read, the logger and the
     # error lines below hide them.
     redactor = Redactor()
-    heap.return_large_blocks()
+    heap.tune_allocator()
     try:
         args = build_parser().parse_args(argv)
         needs_apis = args.command in ("sync", "plan", "run", "explain", "approve", "apply") or (
