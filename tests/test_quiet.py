@@ -13,11 +13,13 @@ import pytest
 
 from certsync.clients.session import open_clients
 from certsync.engine.cycle import run_sync
+from certsync.engine.quiet import QuietCheck, inputs_digest
 from certsync.engine.report import SyncOptions
 from certsync.sandbox import SandboxState, World, generate
 from certsync.settings import load_settings
 from certsync.store import Store
-from certsync.store.snapshot import PullSnapshots
+from certsync.store.mappings import MappingStore
+from certsync.store.snapshot import MadeFrom, PullSnapshots
 from tests.conftest import Cli
 from tests.test_e2e import sync
 
@@ -130,11 +132,13 @@ def test_a_changed_body_mapping_or_day_or_a_run_between_forces_a_decision(
             report = run_sync(settings, store, clients, SyncOptions(today=tomorrow))
             assert report.unchanged_since is None and "plan_cpu_seconds" in report.timings
             # Quiet: neither the body nor the kept snapshot is decoded.
-            # Nor is the mapping file parsed again: its bytes are those last imported.
+            # Nor is the mapping file parsed again: its bytes are those last imported;
+            # nor are the user mappings read: their revision stands for them.
             with (
                 mock.patch("certsync.engine.gather.decode_pull", side_effect=AssertionError),
                 mock.patch.object(PullSnapshots, "load", side_effect=AssertionError),
                 mock.patch("certsync.engine.cycle.load_mapping_file", side_effect=AssertionError),
+                mock.patch.object(MappingStore, "users", side_effect=AssertionError),
             ):
                 report = run_sync(settings, store, clients, SyncOptions(today=tomorrow))
             assert report.unchanged_since is not None and report.error is None
@@ -163,3 +167,26 @@ def test_the_mapping_file_is_imported_again_whenever_the_store_may_differ(
     mappings.write_text(mappings.read_text() + '\n[[types]]\nnatecosmic = "x"\n')
     broken = cli("sync")
     assert broken.returncode == 2 and "mappings.toml" in broken.stderr
+
+
+def test_the_digest_moves_with_the_mappings_revision_and_the_users_emails() -> None:
+    """The mappings stand in a quiet cycle's digest as their revision, and, where they
+    name emails, as Monotree's users by email: a new hire's email resolves a mapping."""
+    made_from = MadeFrom(source="http://127.0.0.1:1", digest="a" * 64, etag='"1"')
+    check = QuietCheck(date(2026, 11, 30), 500)
+
+    def digest(revision: str, by_email: dict[str, int] | None) -> str:
+        return inputs_digest(
+            made_from=made_from,
+            mappings_revision=revision,
+            users_by_email=by_email,
+            unresolved=(),
+            templates={},
+            check=check,
+        )
+
+    base = digest("r1", None)
+    assert digest("r1", None) == base
+    assert digest("r2", None) != base
+    assert digest("r1", {"jo@example.com": 7}) != digest("r1", {})
+    assert digest("r1", {"jo@example.com": 7}) != digest("r1", {"jo@example.com": 8})

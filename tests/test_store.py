@@ -256,8 +256,13 @@ def test_mappings_round_trip_and_import_twice_changes_nothing(store: Store, tmp_
         [UserMapping("nc-1", 501), UserMapping("nc-2", monotree_email="jo@example.com")],
         Policy(notify_on_revoke=True, max_revoke_min=3),
     )
+    assert store.mappings.revision() == ""
     first = store.mappings.import_file(mf)
     assert (first.types_added, first.users_added, first.policy_changed) == (1, 2, True)
+    revision = store.mappings.revision()
+    assert revision and store.mappings.users_without_id() == [
+        UserMapping("nc-2", None, "jo@example.com")
+    ]
     assert store.mappings.types() == [TypeMapping("food-safety", 12, True)]
     assert store.mappings.users() == [
         UserMapping("nc-1", 501),
@@ -266,6 +271,8 @@ def test_mappings_round_trip_and_import_twice_changes_nothing(store: Store, tmp_
     assert store.mappings.policy() == Policy(notify_on_revoke=True, max_revoke_min=3)
     again = store.mappings.import_file(mf)
     assert not again.changed and again.unchanged == 3
+    # Every import is a new revision: a quiet cycle's digest stands it for the mappings.
+    assert store.mappings.revision() not in ("", revision)
 
 
 def test_import_upserts_and_prune_removes_and_counts(store: Store, tmp_path: Path) -> None:

@@ -105,8 +105,17 @@ def pull_certifications(store: Store, clients: Clients, *, conditional: bool = T
 
 
 def _mappings(
-    store: Store, mapping_file: MappingFile | None, by_email: Mapping[str, int]
+    store: Store,
+    mapping_file: MappingFile | None,
+    by_email: Mapping[str, int],
+    *,
+    all_users: bool = True,
 ) -> tuple[Mappings, list[UserMapping]]:
+    """Without `all_users`, only the user mappings without a Monotree id (the ones that
+    may be left unresolved): what a cycle needs until it knows it must decide."""
+    if mapping_file is None and not all_users:
+        m = store.mappings
+        return resolve_mappings(m.types(), m.users_without_id(), m.policy(), by_email)
     if mapping_file is None:
         return store.resolved_mappings(by_email)
     # The file is what the store holds after its import (with prune): a dry run
@@ -154,7 +163,10 @@ def gather(
     `also_read` templates are read afresh even on an incremental cycle. With `quiet`,
     an incremental cycle whose inputs are `quiet.since` decodes nothing: `Unchanged`."""
     by_email: Mapping[str, int] = store.users.by_email()
-    mappings, unresolved = _mappings(store, mapping_file, by_email)
+    # A cycle that may turn out quiet reads the user mappings (25,000 in a large tenant)
+    # only once it knows it must decide: their revision stands for them in the digest.
+    every_user = quiet is None or mapping_file is not None
+    mappings, unresolved = _mappings(store, mapping_file, by_email, all_users=every_user)
     has_email_users = (
         any(u.monotree_email for u in mapping_file.users)
         if mapping_file is not None
@@ -167,6 +179,7 @@ def gather(
         listed_users = clients.monotree.list_users()
         by_email = {normal_email(u.email) or "": u.id for u in listed_users if u.email}
         mappings, unresolved = _mappings(store, mapping_file, by_email)
+        every_user = True
         # Only a list read in this very cycle may call a user missing: an older
         # one has not seen today's new hires.
         missing_users = frozenset(set(mappings.users.values()) - {u.id for u in listed_users})
@@ -237,8 +250,8 @@ def gather(
             if quiet is not None and not (full or read or gone or also_read):
                 inputs = inputs_digest(
                     made_from=pulled.made_from,
-                    mappings=mappings,
-                    removed=removed,
+                    mappings_revision=store.mappings.revision(),
+                    users_by_email=by_email if has_email_users else None,
                     unresolved=_emails(unresolved),
                     templates=listed,
                     check=quiet,
@@ -259,6 +272,8 @@ def gather(
             pull = pulled.pull
         finally:
             pulled.close()
+    if not every_user:
+        mappings, unresolved = _mappings(store, mapping_file, by_email)
 
     known = [
         c for c in [*mapped, *unmapped_owned] if c not in read and c in listed and c not in gone

@@ -2,10 +2,11 @@
 decided there was nothing to do, the cycle decides nothing again.
 
 The inputs are summed up in one digest: the pull's body (its SHA-256, or the
-validators Natecosmic answered 304 to), the mappings as resolved (types, users,
-policy, and those removed), the template list as read in this cycle (a template
-deleted, retitled, unpublished, or whose `active_users_count` moved, changes it),
-the UTC date (a certificate expires on a date), the chunk size and the release.
+validators Natecosmic answered 304 to), the mappings (the store's revision of
+them, and Monotree's users by email where mappings name emails), the template list
+as read in this cycle (a template deleted, retitled, unpublished, or whose
+`active_users_count` moved, changes it), the UTC date (a certificate expires on a
+date), the chunk size and the release.
 The rest a decision reads, certsync's own holdings and ownership, changes only in a
 run, so the digest counts only when the run right before this one (by the store's
 count of runs) is the run that recorded it, and that run ended converged.
@@ -50,36 +51,32 @@ class Unchanged:
     counts_untrusted: tuple[int, ...] = field(default=())
 
 
-def _mappings(mappings: Mappings) -> list[object]:
-    return [
-        sorted((k, t.monotree, t.authoritative) for k, t in mappings.types.items()),
-        sorted(mappings.users.items()),
-        repr(mappings.policy),
-    ]
-
-
 def inputs_digest(
     *,
     made_from: MadeFrom,
-    mappings: Mappings,
-    removed: Mappings,
+    mappings_revision: str,
+    users_by_email: Mapping[str, int] | None,
     unresolved: tuple[str, ...],
     templates: Mapping[int, Template],
     check: QuietCheck,
 ) -> str:
-    """One digest of everything a decision is made from, but the store's own holdings."""
+    """One digest of everything a decision is made from, but the store's own holdings.
+
+    The mappings stand as the store's revision of them (every import makes a new one),
+    not as the 25,000 user mappings of a large tenant, which a quiet cycle then never
+    reads; with email mappings, Monotree's users by email too, which resolve them."""
     document = [
         __version__,
         made_from.dumps(),
-        _mappings(mappings),
-        _mappings(removed),
+        mappings_revision,
+        None if users_by_email is None else sorted(users_by_email.items()),
         list(unresolved),
         [repr(templates[c]) for c in sorted(templates)],
         check.today.isoformat(),
         check.chunk_size,
     ]
-    # msgspec's encoder, not json.dumps: 25,000 user mappings cost a tenth of a quiet
-    # cycle's CPU to serialise in Python.
+    # msgspec's encoder, not json.dumps: 25,000 users cost a tenth of a quiet cycle's
+    # CPU to serialise in Python.
     return hashlib.sha256(msgspec.json.encode(document)).hexdigest()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -19,6 +20,7 @@ from certsync.store.values import get_value, set_value
 
 # The files the store's mappings were last imported from whole (with prune).
 _SOURCE = "mappings_source"
+_REVISION = "mappings_revision"
 
 _T = table_of(TypeMappingRow)
 _U = table_of(UserMappingRow)
@@ -63,6 +65,9 @@ class MappingStore:
         store then holds exactly the file those bytes make (`imported_from`)."""
         with self._db.write() as conn:
             set_value(conn, _SOURCE, (source or "") if prune else "")
+            # Every import is a new revision, whatever it changed: a cycle may then stand
+            # the revision for the mappings (`revision`) without reading them.
+            set_value(conn, _REVISION, uuid.uuid4().hex)
             old_types = {r.natecosmic: r for r in conn.execute(select(_T))}
             new_types = {t.natecosmic: t for t in mapping_file.types}
             t_add = [t for k, t in new_types.items() if k not in old_types]
@@ -146,6 +151,20 @@ class MappingStore:
             if r.kind == "user"
         ]
         return types, users
+
+    def revision(self) -> str:
+        """Changes whenever the mappings may have (every import, the only way they are
+        written); empty before the first import of this release."""
+        with self._db.read() as conn:
+            return get_value(conn, _REVISION) or ""
+
+    def users_without_id(self) -> list[UserMapping]:
+        """The user mappings that name no Monotree id (by email): the only ones that
+        may be left unresolved."""
+        query = select(_U.c.natecosmic, _U.c.monotree, _U.c.monotree_email)
+        with self._db.read() as conn:
+            rows = conn.execute(query.where(_U.c.monotree.is_(None)).order_by(_U.c.natecosmic))
+            return [UserMapping(nc, monotree, email) for nc, monotree, email in rows]
 
     def types(self) -> list[TypeMapping]:
         with self._db.read() as conn:
