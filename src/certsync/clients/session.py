@@ -11,9 +11,6 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
-# httpx loads its transport (httpcore: 35 ms of CPU) when the first client is made;
-# loaded with the other imports, a command's start pays it, not its first cycle.
-import httpcore  # noqa: F401
 import httpx
 import structlog
 
