@@ -10,6 +10,8 @@ import stat
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from certsync.errors import StoreError
 from certsync.store import Store, sqlite_file
@@ -131,3 +133,32 @@ def test_a_seal_that_cannot_be_written_costs_only_the_next_check(
     assert not (tmp_path / "certsync.db.sealed.tmp").exists()
     _closed_store(path)
     assert checks == [path]
+
+
+def test_a_command_that_met_a_database_error_leaves_no_seal(
+    tmp_path: Path, checks: list[Path]
+) -> None:
+    """A damaged page found mid-run leaves the file as it was: without this, its old seal
+    would still match it and the next command would skip the check again."""
+    path = tmp_path / "certsync.db"
+    _closed_store(path)
+    assert sqlite_file.is_sealed(path)
+    store = Store(f"sqlite:///{path}")
+    with pytest.raises(OperationalError), store.engine.connect() as conn:
+        conn.execute(text("SELECT * FROM no_such_table"))
+    store.close()
+    assert not (tmp_path / "certsync.db.sealed").exists()
+    _closed_store(path)
+    assert checks == [path]
+
+
+def test_a_link_to_the_database_is_sealed_as_the_file_it_points_to(tmp_path: Path) -> None:
+    """SQLite keeps its log beside the file a link points to: that is where it is looked for."""
+    (tmp_path / "data").mkdir()
+    real = tmp_path / "data" / "certsync.db"
+    _closed_store(real)
+    link = tmp_path / "certsync.db"
+    link.symlink_to(real)
+    assert sqlite_file.is_sealed(link)
+    (tmp_path / "data" / "certsync.db-wal").write_bytes(b"\0" * 32)
+    assert not sqlite_file.is_sealed(link)

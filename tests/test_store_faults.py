@@ -58,6 +58,8 @@ def test_a_corrupted_database(cli: Cli, world: World) -> None:
     """A damaged file is detected at start: exit 2, a clear message, the file left byte for byte."""
     sync(cli)
     path = cli.cwd / "certsync.db"
+    # A sync that ended well sealed the file; the damage below, written since, voids it.
+    assert (cli.cwd / "certsync.db.sealed").exists()
     con = sqlite3.connect(path)
     con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     con.close()

@@ -154,6 +154,7 @@ class Store:
         if path is not None:
             sqlite_file.preflight(path)
         self._path = path
+        self._errors = 0  # database errors seen: no seal at close (`sqlite_file`)
         sqlite = url.startswith("sqlite")
         try:
             target = _with_password(url, password)
@@ -170,6 +171,7 @@ class Store:
             raise StoreError(f"cannot use CERTSYNC_DATABASE_URL: {_url_problem(url)}") from None
         if self._engine.dialect.name == "sqlite":
             event.listen(self._engine, "connect", _sqlite_pragmas)
+            event.listen(self._engine, "handle_error", self._saw_error)
         self._db = Db(self._engine)
         self.lock = Lease(self._db, row=WRITER, lease_seconds=lock_lease_seconds)
         self.leader = Lease(self._db, row=LEADER, lease_seconds=lock_lease_seconds, fences=False)
@@ -206,8 +208,15 @@ class Store:
 
     def close(self) -> None:
         self._engine.dispose()
-        if self._path is not None:
+        if self._path is None:
+            return
+        if self._errors:
+            sqlite_file.unseal(self._path)
+        else:
             sqlite_file.seal(self._path)
+
+    def _saw_error(self, _context: Any) -> None:
+        self._errors += 1
 
     def ping(self) -> None:
         """Raise StoreError unless the database answers (the daemon's readiness). An older

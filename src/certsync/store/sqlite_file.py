@@ -12,8 +12,11 @@ rollback journal waiting beside it. Any write changes the change time, which no
 tool can set back (`touch` sets the modification time only), so a file written by
 another program, copied or restored over it, or left by a crashed run is checked in
 full; SQLite still checks each page it reads. What a seal cannot see is a disk
-changing a block under an unchanged file: such a page is reported by SQLite when a
-command reads it, as every database error is (`StoreError`).
+changing a block under an unchanged file: SQLite reports such a page when a command
+reads it, as every database error is reported (`StoreError`), and a command that met
+any database error leaves no seal, so the next one checks the file in full. Sealed on
+POSIX systems only, and trusted only where the file's times are finer than a
+millisecond.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import contextlib
 import json
 import os
 import sqlite3
+import tempfile
 from pathlib import Path
 
 from certsync.errors import StoreError
@@ -56,35 +60,53 @@ def preflight(path: Path) -> None:
 
 def seal(path: Path) -> None:
     """Note that certsync closed this file cleanly, as it is now (every connection of
-    this process closed first). Not sealed while a log or journal waits beside it: then
-    another process still has it open, or a write was cut short. A seal that cannot be
-    written costs the next command a full check, nothing else."""
+    this process closed first, and no database error seen: see `unseal`). Not sealed
+    while a log or journal waits beside it: then another process still has it open,
+    or a write was cut short. A seal that cannot be written costs the next command a
+    full check, nothing else."""
+    if os.name != "posix":
+        return  # elsewhere the change time may be the creation time
+    path = path.resolve()  # SQLite keeps its log beside the file a link points to
     try:
         if _pending(path):
             return
         facts = _facts(path)
         if _pending(path):
             return  # written to while it was looked at
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.sealed.")
     except OSError:
         return
-    temporary = path.with_name(f"{path.name}.sealed.tmp")
     try:
-        fd = os.open(temporary, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:  # mkstemp makes it 0600
             json.dump(facts, out)
         os.replace(temporary, _seal_of(path))
     except OSError:
         with contextlib.suppress(OSError):
-            temporary.unlink(missing_ok=True)
+            os.unlink(temporary)
+
+
+def unseal(path: Path) -> None:
+    """Take the seal away: the next command checks every page. After a database error
+    (a page SQLite found damaged, an I/O error), which a file unchanged since would
+    otherwise not be checked for again."""
+    with contextlib.suppress(OSError):
+        _seal_of(path.resolve()).unlink(missing_ok=True)
 
 
 def is_sealed(path: Path) -> bool:
     """True when the file is as certsync left it at its last clean close."""
+    if os.name != "posix":
+        return False
+    path = path.resolve()
     try:
         kept = json.loads(_seal_of(path).read_text(encoding="utf-8"))
-        return not _pending(path) and kept == _facts(path)
+        facts = _facts(path)
     except (OSError, ValueError):
         return False
+    # Times kept to the second only (some network and older file systems) could not
+    # tell a write made in the second of the close: such a file is always checked.
+    coarse = facts["changed_ns"] % 1_000_000 == 0
+    return not coarse and not _pending(path) and kept == facts
 
 
 def _seal_of(path: Path) -> Path:
