@@ -15,6 +15,7 @@ from certsync.clients.session import open_clients
 from certsync.engine.cycle import run_sync
 from certsync.engine.quiet import QuietCheck, inputs_digest
 from certsync.engine.report import SyncOptions
+from certsync.models import Mappings
 from certsync.sandbox import SandboxState, World, generate
 from certsync.settings import load_settings
 from certsync.store import Store
@@ -169,24 +170,27 @@ def test_the_mapping_file_is_imported_again_whenever_the_store_may_differ(
     assert broken.returncode == 2 and "mappings.toml" in broken.stderr
 
 
-def test_the_digest_moves_with_the_mappings_revision_and_the_users_emails() -> None:
-    """The mappings stand in a quiet cycle's digest as their revision, and, where they
-    name emails, as Monotree's users by email: a new hire's email resolves a mapping."""
+def test_the_digest_moves_with_the_mappings_revision_and_what_emails_resolve_to() -> None:
+    """The mappings stand in a quiet cycle's digest as their revision, and as what
+    Monotree's users make of the mappings by email: a new hire's email resolves one."""
     made_from = MadeFrom(source="http://127.0.0.1:1", digest="a" * 64, etag='"1"')
     check = QuietCheck(date(2026, 11, 30), 500)
+    nothing = Mappings(types={}, users={})
 
-    def digest(revision: str, by_email: dict[str, int] | None) -> str:
+    def digest(revision: str, by_email: dict[str, int], removed: Mappings = nothing) -> str:
         return inputs_digest(
             made_from=made_from,
             mappings_revision=revision,
-            users_by_email=by_email,
+            by_email=by_email,
+            removed=removed,
             unresolved=(),
             templates={},
             check=check,
         )
 
-    base = digest("r1", None)
-    assert digest("r1", None) == base
-    assert digest("r2", None) != base
-    assert digest("r1", {"jo@example.com": 7}) != digest("r1", {})
-    assert digest("r1", {"jo@example.com": 7}) != digest("r1", {"jo@example.com": 8})
+    base = digest("r1", {})
+    assert digest("r1", {}) == base
+    assert digest("r2", {}) != base
+    assert digest("r1", {"nc-7": 7}) != base
+    assert digest("r1", {"nc-7": 7}) != digest("r1", {"nc-7": 8})
+    assert digest("r1", {}, Mappings(types={}, users={"nc-9": 9})) != base

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import sys
 
 # glibc's mallopt parameters: the size from which a block gets a mapping of its own,
@@ -38,4 +39,5 @@ def tune_allocator() -> None:
         return
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt(_M_MMAP_THRESHOLD, _THRESHOLD)
-    mallopt(_M_ARENA_MAX, _ARENAS)
+    if "MALLOC_ARENA_MAX" not in os.environ:  # an operator's own choice stands
+        mallopt(_M_ARENA_MAX, _ARENAS)

@@ -164,7 +164,9 @@ def gather(
     an incremental cycle whose inputs are `quiet.since` decodes nothing: `Unchanged`."""
     by_email: Mapping[str, int] = store.users.by_email()
     # A cycle that may turn out quiet reads the user mappings (25,000 in a large tenant)
-    # only once it knows it must decide: their revision stands for them in the digest.
+    # only once it knows it must decide: their revision stands for them in the digest,
+    # read before them (an import may run beside the cycle: the next one then decides).
+    revision = store.mappings.revision()
     every_user = quiet is None or mapping_file is not None
     mappings, unresolved = _mappings(store, mapping_file, by_email, all_users=every_user)
     has_email_users = (
@@ -250,8 +252,9 @@ def gather(
             if quiet is not None and not (full or read or gone or also_read):
                 inputs = inputs_digest(
                     made_from=pulled.made_from,
-                    mappings_revision=store.mappings.revision(),
-                    users_by_email=by_email if has_email_users else None,
+                    mappings_revision=revision,
+                    by_email=_resolved_by_email(store, mapping_file, mappings, by_email),
+                    removed=removed,
                     unresolved=_emails(unresolved),
                     templates=listed,
                     check=quiet,
@@ -298,6 +301,19 @@ def gather(
         counts_moved=tuple(moved),
         counts_untrusted=tuple(untrusted(states, (c for c in mapped if c not in read))),
     )
+
+
+def _resolved_by_email(
+    store: Store, mapping_file: MappingFile | None, mappings: Mappings, by_email: Mapping[str, int]
+) -> Mapping[str, int]:
+    """What Monotree's users contribute to the mappings: the user mappings without a
+    Monotree id, as their emails resolve today (few, in most tenants)."""
+    id_less = (
+        store.mappings.users_without_id()
+        if mapping_file is None
+        else [u for u in mapping_file.users if u.monotree is None]
+    )
+    return resolve_mappings((), id_less, mappings.policy, by_email)[0].users
 
 
 def _emails(unresolved: list[UserMapping]) -> tuple[str, ...]:

@@ -3,7 +3,7 @@ decided there was nothing to do, the cycle decides nothing again.
 
 The inputs are summed up in one digest: the pull's body (its SHA-256, or the
 validators Natecosmic answered 304 to), the mappings (the store's revision of
-them, and Monotree's users by email where mappings name emails), the template list
+them, and what Monotree's users make of the mappings by email), the template list
 as read in this cycle (a template deleted, retitled, unpublished, or whose
 `active_users_count` moved, changes it), the UTC date (a certificate expires on a
 date), the chunk size and the release.
@@ -51,11 +51,20 @@ class Unchanged:
     counts_untrusted: tuple[int, ...] = field(default=())
 
 
+def _mappings(mappings: Mappings) -> list[object]:
+    return [
+        sorted((k, t.monotree, t.authoritative) for k, t in mappings.types.items()),
+        sorted(mappings.users.items()),
+        repr(mappings.policy),
+    ]
+
+
 def inputs_digest(
     *,
     made_from: MadeFrom,
     mappings_revision: str,
-    users_by_email: Mapping[str, int] | None,
+    by_email: Mapping[str, int],
+    removed: Mappings,
     unresolved: tuple[str, ...],
     templates: Mapping[int, Template],
     check: QuietCheck,
@@ -64,19 +73,21 @@ def inputs_digest(
 
     The mappings stand as the store's revision of them (every import makes a new one),
     not as the 25,000 user mappings of a large tenant, which a quiet cycle then never
-    reads; with email mappings, Monotree's users by email too, which resolve them."""
+    reads; beside it, what Monotree's user list makes of them, which changes without
+    an import: the mappings by email as resolved (`by_email`), and those removed."""
     document = [
         __version__,
         made_from.dumps(),
         mappings_revision,
-        None if users_by_email is None else sorted(users_by_email.items()),
+        sorted(by_email.items()),
+        _mappings(removed),
         list(unresolved),
         [repr(templates[c]) for c in sorted(templates)],
         check.today.isoformat(),
         check.chunk_size,
     ]
-    # msgspec's encoder, not json.dumps: 25,000 users cost a tenth of a quiet cycle's
-    # CPU to serialise in Python.
+    # msgspec's encoder, not json.dumps: a few thousand templates' lines and mappings
+    # serialised in Python cost a tenth of a quiet cycle's CPU.
     return hashlib.sha256(msgspec.json.encode(document)).hexdigest()
 
 
