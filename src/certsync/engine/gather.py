@@ -105,17 +105,8 @@ def pull_certifications(store: Store, clients: Clients, *, conditional: bool = T
 
 
 def _mappings(
-    store: Store,
-    mapping_file: MappingFile | None,
-    by_email: Mapping[str, int],
-    *,
-    all_users: bool = True,
+    store: Store, mapping_file: MappingFile | None, by_email: Mapping[str, int]
 ) -> tuple[Mappings, list[UserMapping]]:
-    """Without `all_users`, only the user mappings without a Monotree id (the ones that
-    may be left unresolved): what a cycle needs until it knows it must decide."""
-    if mapping_file is None and not all_users:
-        m = store.mappings
-        return resolve_mappings(m.types(), m.users_without_id(), m.policy(), by_email)
     if mapping_file is None:
         return store.resolved_mappings(by_email)
     # The file is what the store holds after its import (with prune): a dry run
@@ -168,7 +159,14 @@ def gather(
     # read before them (an import may run beside the cycle: the next one then decides).
     revision = store.mappings.revision()
     every_user = quiet is None or mapping_file is not None
-    mappings, unresolved = _mappings(store, mapping_file, by_email, all_users=every_user)
+    # The user mappings without a Monotree id: the only ones left unresolved, and what
+    # Monotree's users make of the mappings (for the digest). Read once.
+    id_less = [] if quiet is None else _without_id(store, mapping_file)
+    if every_user:
+        mappings, unresolved = _mappings(store, mapping_file, by_email)
+    else:
+        m = store.mappings
+        mappings, unresolved = resolve_mappings(m.types(), id_less, m.policy(), by_email)
     has_email_users = (
         any(u.monotree_email for u in mapping_file.users)
         if mapping_file is not None
@@ -253,7 +251,7 @@ def gather(
                 inputs = inputs_digest(
                     made_from=pulled.made_from,
                     mappings_revision=revision,
-                    by_email=_resolved_by_email(store, mapping_file, mappings, by_email),
+                    by_email=resolve_mappings((), id_less, mappings.policy, by_email)[0].users,
                     removed=removed,
                     unresolved=_emails(unresolved),
                     templates=listed,
@@ -303,17 +301,10 @@ def gather(
     )
 
 
-def _resolved_by_email(
-    store: Store, mapping_file: MappingFile | None, mappings: Mappings, by_email: Mapping[str, int]
-) -> Mapping[str, int]:
-    """What Monotree's users contribute to the mappings: the user mappings without a
-    Monotree id, as their emails resolve today (few, in most tenants)."""
-    id_less = (
-        store.mappings.users_without_id()
-        if mapping_file is None
-        else [u for u in mapping_file.users if u.monotree is None]
-    )
-    return resolve_mappings((), id_less, mappings.policy, by_email)[0].users
+def _without_id(store: Store, mapping_file: MappingFile | None) -> list[UserMapping]:
+    if mapping_file is None:
+        return store.mappings.users_without_id()
+    return [u for u in mapping_file.users if u.monotree is None]
 
 
 def _emails(unresolved: list[UserMapping]) -> tuple[str, ...]:

@@ -161,10 +161,8 @@ class MappingStore:
     def users_without_id(self) -> list[UserMapping]:
         """The user mappings that name no Monotree id (by email): the only ones that
         may be left unresolved."""
-        query = select(_U.c.natecosmic, _U.c.monotree, _U.c.monotree_email)
         with self._db.read() as conn:
-            rows = conn.execute(query.where(_U.c.monotree.is_(None)).order_by(_U.c.natecosmic))
-            return [UserMapping(nc, monotree, email) for nc, monotree, email in rows]
+            return self._all_users(conn, _U.c.monotree.is_(None))
 
     def types(self) -> list[TypeMapping]:
         with self._db.read() as conn:
@@ -176,11 +174,13 @@ class MappingStore:
             return self._all_users(conn)
 
     @staticmethod
-    def _all_users(conn: Connection) -> list[UserMapping]:
+    def _all_users(conn: Connection, which: ColumnElement[bool] | None = None) -> list[UserMapping]:
         # Every cycle reads them all (25,000 in a large tenant), and an import compares
         # them all: columns unpacked from rows fetched whole, a third of the CPU of
         # reading them row by row, by name.
         query = select(_U.c.natecosmic, _U.c.monotree, _U.c.monotree_email)
+        if which is not None:
+            query = query.where(which)
         with cyclic_gc.paused():
             rows = conn.execute(query.order_by(_U.c.natecosmic)).all()
             return [UserMapping(nc, monotree, email) for nc, monotree, email in rows]
