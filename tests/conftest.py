@@ -171,6 +171,22 @@ class Cli:
             check=False,
         )
 
+    def settings(self) -> Settings:
+        """The settings the command runs with, for a cycle run in this process."""
+        return load_settings(
+            natecosmic={
+                "base_url": self.env["CERTSYNC_NATECOSMIC__BASE_URL"],
+                "token": self.env["CERTSYNC_NATECOSMIC__TOKEN"],
+            },
+            monotree={
+                "base_url": self.env["CERTSYNC_MONOTREE__BASE_URL"],
+                "token": self.env["CERTSYNC_MONOTREE__TOKEN"],
+            },
+            database_url=self.env["CERTSYNC_DATABASE_URL"],
+            mappings_file=self.cwd / "mappings.toml",
+            secrets_dir=self.cwd,
+        )
+
     def using(self, env: Mapping[str, str]) -> Cli:
         """The same command and folder with `env` on top of the environment."""
         return replace(self, env={**self.env, **env})

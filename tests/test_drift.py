@@ -6,13 +6,19 @@ from __future__ import annotations
 
 import math
 from datetime import date
+from unittest import mock
 
 import pytest
 
-from certsync.engine.counts import expected_range
+from certsync.clients.session import open_clients
+from certsync.engine.counts import count_ranges, counts_moved, expected_range
+from certsync.engine.cycle import run_sync
+from certsync.models import CountRow, Template
 from certsync.months import add_months
 from certsync.sandbox import SandboxState, World, generate
 from certsync.sandbox.state import MonotreeUser
+from certsync.store import Store
+from certsync.store.holdings import HoldingStore
 from tests.conftest import Cli
 from tests.test_e2e import sync
 
@@ -63,6 +69,51 @@ def test_a_hand_unassign_is_repaired_on_the_next_cycle_for_a_few_requests(
     table = cli("sync")
     assert "nothing to do" in table.stdout or "No changes" in table.stdout
     assert sync(cli)["templates_read"] == []  # the repair is what certsync now knows
+
+
+def test_after_a_run_with_nothing_to_do_its_expected_counts_still_catch_a_hand_change(
+    cli: Cli, sandbox_state: SandboxState, world: World
+) -> None:
+    """The run before had nothing to do, so the store holds what it held then: the
+    counts it expected today stand, and the holdings are not grouped again. A hand
+    unassign moves its template's count out of them all the same."""
+    sync(cli)
+    assert sync(cli)["write_requests"] == []  # nothing to do: its expected counts kept
+    cert, user = held_by_certsync(sandbox_state)
+    sandbox_state.unassign(cert, user)
+    settings = cli.settings()
+    store = Store(settings.database_url)
+    try:
+        with (
+            open_clients(settings) as clients,
+            mock.patch.object(HoldingStore, "count_basis", side_effect=AssertionError),
+        ):
+            report = run_sync(settings, store, clients)
+        assert report.error is None and report.templates_read == [cert]
+        assert (cert, user) in sandbox_state.active_pairs()
+    finally:
+        store.close()
+    # The repair wrote holdings: the next run groups them afresh, and is then quiet.
+    assert sync(cli)["templates_read"] == []
+
+
+def test_kept_count_ranges_are_reckoned_again_for_another_validity_or_when_missing() -> None:
+    def template(cert: int, validity: int | None, count: int) -> Template:
+        return Template(cert, f"T{cert}", validity_months=validity, active_users_count=count)
+
+    listed = {1: template(1, 12, 5), 2: template(2, 24, 5), 3: template(3, 12, 9)}
+    kept = {1: (12, 5, 5), 2: (12, 5, 5)}  # 2 was reckoned with another validity
+    asked: list[list[int]] = []
+
+    def basis_of(certs: list[int]) -> dict[int, list[CountRow]]:
+        asked.append(certs)
+        return {c: [(True, None, D, 7)] for c in certs}
+
+    ranges = count_ranges([1, 2, 3], listed, kept, basis_of, D)
+    assert asked == [[2, 3]]
+    assert ranges == {1: (12, 5, 5), 2: (24, 7, 7), 3: (12, 7, 7)}
+    assert [m.certificate_id for m in counts_moved(listed, ranges)] == [2, 3]
+    assert count_ranges([1], listed, kept, basis_of, D) == {1: (12, 5, 5)} and len(asked) == 1
 
 
 def test_a_hand_assign_is_read_and_revoked_only_where_the_type_is_authoritative(

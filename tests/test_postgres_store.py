@@ -76,3 +76,22 @@ def test_an_unreadable_password_file_names_the_setting(cli: Cli, postgres: Postg
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "CERTSYNC_DATABASE_PASSWORD_FILE: cannot read" in result.stderr
+
+
+def test_on_postgresql_an_unchanged_pull_is_a_304_and_decides_nothing(
+    cli: Cli, postgres: Postgres
+) -> None:
+    """The kept snapshot is known as the one this release wrote (its time and count, as
+    PostgreSQL gives them back), so Natecosmic is asked with its validators."""
+    state = SandboxState(rate_limit=None)
+    world = generate(state, users=20, types=2, seed=4, today=date.today())
+    (cli.cwd / "mappings.toml").write_text(world.mapping_toml)
+    with Sandbox(state) as sandbox:
+        on_pg = cli.using({**sandbox.env(), "CERTSYNC_DATABASE_URL": postgres.new_database()})
+        docs = []
+        for _ in range(3):
+            result = on_pg("sync", "--format", "json")
+            assert result.returncode == 0, result.stderr[-2000:]
+            docs.append(json.loads(result.stdout))
+    assert docs[2]["unchanged_since"] == docs[1]["run_id"]
+    assert state.statuses["natecosmic 304"] == 2

@@ -45,10 +45,17 @@ def test_the_kept_pull_carries_what_it_was_made_from_and_its_rejected_records(
     assert [r.id for r in kept.records] == ["r1"]
     # Made by another release: its parse may differ, so it stands for no body of ours.
     assert not replace(made, version="0.0.1").same_parser(source)
-    # An older release rewrites the document and leaves the stored value behind.
+    # Any other writer writes its own time, even with the very same document.
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE pull_snapshot SET pulled_at = '2026-01-02 03:04:05.000006'"))
+    assert store.snapshots.made_from() is None
+    store.snapshots.save([record], [refused], made_from=made)
+    assert store.snapshots.made_from() == made
+    # An older release rewrites the document (at its own time, as every save writes)
+    # and leaves the stored value behind.
     with store.engine.begin() as conn:
         conn.execute(
-            text("UPDATE pull_snapshot SET body = :b"),
+            text("UPDATE pull_snapshot SET body = :b, pulled_at = '2026-01-03 00:00:00.000001'"),
             {"b": _earlier_release_document({"format": 2, "types": [], "rows": {}})},
         )
     assert store.snapshots.made_from() is None

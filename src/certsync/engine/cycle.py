@@ -6,7 +6,6 @@ import time
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,8 +18,8 @@ from certsync.engine.decide import decide
 from certsync.engine.describe import describe_observation, describe_unchanged, user_labels
 from certsync.engine.gather import Pulled, gather, gather_users
 from certsync.engine.observation import Observation
-from certsync.engine.quiet import QUIET_KEY, QuietCheck, QuietRecord, Unchanged, last_quiet
-from certsync.engine.report import Kind, Outcome, SyncOptions, SyncReport
+from certsync.engine.quiet import QuietCheck, Unchanged, last_quiet, remember_quiet
+from certsync.engine.report import Kind, Outcome, PhaseClock, SyncOptions, SyncReport
 from certsync.engine.review import digests, reviewed_decision
 from certsync.errors import CertsyncError, LeaseLostError, StopRequested
 from certsync.mappings_file import MappingFile, load_mapping_file, source_digest
@@ -216,7 +215,7 @@ def _cycle(
     should_stop: Callable[[], bool],
 ) -> None:
     dry = options.dry_run
-    clock = _PhaseClock(report.timings)
+    clock = PhaseClock(report.timings)
     today = options.today or now.date()
 
     def keep_pull(pulled: Pulled) -> None:
@@ -272,15 +271,27 @@ def _cycle(
             lap=clock.lap,
             on_pull=keep_pull,
             file_imported=not dry,
-            quiet=QuietCheck(today, settings.sync.chunk_size, quiet.inputs if quiet else None)
+            quiet=QuietCheck(
+                today,
+                settings.sync.chunk_size,
+                quiet.inputs if quiet else None,
+                quiet.ranges_on(now.date()) if quiet else {},
+            )
             if may_skip
             else None,
         )
         if isinstance(seen, Unchanged):
             assert quiet is not None
             describe_unchanged(report, seen, quiet)
-            again = replace(quiet, run=report.run_id, seq=store.journal.sequence())
-            store.values.set(QUIET_KEY, again.dumps())
+            remember_quiet(
+                store,
+                run=report.run_id,
+                inputs=quiet.inputs,
+                records=quiet.records,
+                counts=quiet.counts,
+                day=now.date(),
+                ranges=seen.count_ranges,
+            )
             return
     describe_observation(report, seen)
     if not dry:
@@ -354,14 +365,15 @@ def _cycle(
         clock.lap("apply_seconds")
     if seen.inputs is not None and not report.requests and report.outcome is Outcome.CONVERGED:
         # Nothing to do: a next cycle on the same inputs decides nothing either.
-        done = QuietRecord(
-            report.run_id,
-            store.journal.sequence(),
-            seen.inputs,
-            len(seen.pull.records),
-            report.counts(),
+        remember_quiet(
+            store,
+            run=report.run_id,
+            inputs=seen.inputs,
+            records=len(seen.pull.records),
+            counts=report.counts(),
+            day=now.date(),
+            ranges=seen.count_ranges,
         )
-        store.values.set(QUIET_KEY, done.dumps())
     if seen.full and not dry:
         # A missing template does not make every later cycle full: it is asked for
         # again (one request) and reported on each cycle until its mapping is fixed.
@@ -376,19 +388,6 @@ def _kept_pull(store: Store, max_age: float | None) -> Pull | None:
     if kept is None or (utcnow() - kept.pulled_at).total_seconds() > max_age:
         return None
     return Pull(kept.records, kept.rejected)
-
-
-class _PhaseClock:
-    """Wall seconds of each phase of a cycle, for the report and the benchmark."""
-
-    def __init__(self, into: dict[str, float]) -> None:
-        self._into = into
-        self._last = time.monotonic()
-
-    def lap(self, name: str) -> None:
-        now = time.monotonic()
-        self._into[name] = round(self._into.get(name, 0.0) + now - self._last, 4)
-        self._last = now
 
 
 def _check_stop(should_stop: Callable[[], bool]) -> None:

@@ -17,7 +17,14 @@ from certsync.clients.holders import read_holders
 from certsync.clients.monotree import user_holding
 from certsync.clients.natecosmic import decode_pull
 from certsync.clients.session import Clients
-from certsync.engine.counts import CountMoved, counts_moved, untrusted
+from certsync.engine.counts import (
+    CountMoved,
+    CountRange,
+    count_ranges,
+    counts_moved,
+    untrusted,
+    watched,
+)
 from certsync.engine.observation import Observation
 from certsync.engine.quiet import QuietCheck, Unchanged, inputs_digest
 from certsync.errors import NotFoundError, ResponseFormatError, StopRequested
@@ -190,11 +197,11 @@ def gather(
     # Which templates certsync wrote to; the pairs themselves only once the cycle decides.
     unmapped_owned = sorted(store.holdings.owned_certificates() - set(mapped))
     states = store.holdings.template_states()
-    # What Monotree's counts should say, to see a change made by hand (`counts.py`).
-    basis = {} if full else store.holdings.count_basis(mapped)
     abandon = threading.Event()
     lap("load_seconds")
     moved: list[CountMoved] = []
+    # What Monotree's counts should say, to see a change made by hand (`counts.py`).
+    ranges: dict[int, CountRange] = {}
 
     def read_monotree() -> tuple[dict[int, Template], dict[int, dict[int, Holding]], list[int]]:
         # The template list is read every cycle: it proves the token and the URL,
@@ -206,11 +213,16 @@ def gather(
             to_read = present + (extra if mappings.policy.revoke_unmapped else [])
         else:
             to_read = [c for c in present if c not in states or states[c].dirty]
-            moved.extend(
-                counts_moved(
-                    listed, [c for c in present if c not in to_read], states, basis, now.date()
+            ranges.update(
+                count_ranges(
+                    watched(listed, [c for c in present if c not in to_read], states),
+                    listed,
+                    {} if quiet is None else quiet.ranges,
+                    store.holdings.count_basis,
+                    now.date(),
                 )
             )
+            moved.extend(counts_moved(listed, ranges))
             to_read += [m.certificate_id for m in moved]
             # What a person reviewed is read afresh, mapped or not (revoke_unmapped).
             to_read += sorted(c for c in also_read if c in listed and c not in to_read)
@@ -269,6 +281,7 @@ def gather(
                             c for c in mapped if c in listed and not listed[c].is_published
                         ),
                         counts_untrusted=tuple(untrusted(states, mapped)),
+                        count_ranges=ranges,
                     )
             pull = pulled.pull
         finally:
@@ -298,6 +311,7 @@ def gather(
         inputs=inputs,
         counts_moved=tuple(moved),
         counts_untrusted=tuple(untrusted(states, (c for c in mapped if c not in read))),
+        count_ranges=ranges,
     )
 
 

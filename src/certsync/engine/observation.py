@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Set
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from certsync.engine.counts import CountMoved
+from certsync.engine.counts import CountMoved, CountRange
 from certsync.models import Holding, Holdings, Mappings, Pair, Pull, Template, User
 
 
@@ -39,6 +39,8 @@ class Observation:
     # and mapped ones not read whose count cannot be trusted to show such a change.
     counts_moved: tuple[CountMoved, ...] = ()
     counts_untrusted: tuple[int, ...] = ()
+    # The count each watched template should show today, as reckoned in this cycle.
+    count_ranges: Mapping[int, CountRange] = field(default_factory=dict)
 
     @property
     def unpublished_templates(self) -> tuple[int, ...]:

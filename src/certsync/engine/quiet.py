@@ -23,6 +23,7 @@ from datetime import date
 import msgspec
 
 from certsync import __version__
+from certsync.engine.counts import CountRange
 from certsync.models import Mappings, Template
 from certsync.store import MadeFrom, Store
 
@@ -30,11 +31,13 @@ from certsync.store import MadeFrom, Store
 @dataclass(frozen=True, slots=True)
 class QuietCheck:
     """What `gather` needs to tell a quiet cycle: today, the chunk size, and the digest
-    of the last cycle that had nothing to do (None: this cycle must decide)."""
+    of the last cycle that had nothing to do (None: this cycle must decide). `ranges`:
+    the template counts it expected, when reckoned today (the holdings are the same)."""
 
     today: date
     chunk_size: int
     since: str | None = None
+    ranges: Mapping[int, CountRange] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +52,7 @@ class Unchanged:
     unmapped_owned: tuple[int, ...] = field(default=())
     unpublished_templates: tuple[int, ...] = field(default=())
     counts_untrusted: tuple[int, ...] = field(default=())
+    count_ranges: Mapping[int, CountRange] = field(default_factory=dict)
 
 
 def _mappings(mappings: Mappings) -> list[object]:
@@ -97,13 +101,19 @@ QUIET_KEY = "quiet_inputs"
 @dataclass(frozen=True, slots=True)
 class QuietRecord:
     """Kept in the store: the run that had nothing to do (its id and its number among
-    the store's runs), its inputs, and what it counted."""
+    the store's runs), its inputs, and what it counted. That run changed no holding, so
+    the template counts it expected (`ranges`, reckoned on `day`) still stand that day."""
 
     run: str
     seq: int
     inputs: str
     records: int
     counts: dict[str, int]
+    day: str = ""
+    ranges: Mapping[int, CountRange] = field(default_factory=dict)
+
+    def ranges_on(self, day: date) -> Mapping[int, CountRange]:
+        return self.ranges if self.day == day.isoformat() else {}
 
     def dumps(self) -> str:
         return json.dumps(
@@ -113,6 +123,8 @@ class QuietRecord:
                 "inputs": self.inputs,
                 "records": self.records,
                 "counts": self.counts,
+                "day": self.day,
+                "ranges": [[c, *r] for c, r in self.ranges.items()],
             }
         )
 
@@ -126,6 +138,11 @@ class QuietRecord:
                 kept["inputs"],
                 int(kept["records"]),
                 dict(kept["counts"]),
+                str(kept.get("day", "")),
+                {
+                    int(c): (None if v is None else int(v), int(low), int(high))
+                    for c, v, low, high in kept.get("ranges", [])
+                },
             )
         except (ValueError, TypeError, KeyError):
             return None
@@ -139,3 +156,20 @@ def last_quiet(store: Store) -> QuietRecord | None:
     if kept is None or kept.seq != store.journal.sequence() - 1:
         return None
     return kept if store.journal.outcome(kept.run) == "converged" else None
+
+
+def remember_quiet(
+    store: Store,
+    *,
+    run: str,
+    inputs: str,
+    records: int,
+    counts: dict[str, int],
+    day: date,
+    ranges: Mapping[int, CountRange],
+) -> None:
+    """Keep a run that had nothing to do (a quiet one, or one that decided nothing), for
+    the next run to compare its inputs with."""
+    seq = store.journal.sequence()
+    kept = QuietRecord(run, seq, inputs, records, counts, day.isoformat(), dict(ranges))
+    store.values.set(QUIET_KEY, kept.dumps())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import time
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal, Protocol
@@ -139,3 +140,16 @@ def type_keys(mappings: Mappings) -> dict[int, list[str]]:
     for key, t in sorted(mappings.types.items()):
         out.setdefault(t.monotree, []).append(key)
     return out
+
+
+class PhaseClock:
+    """Wall seconds of each phase of a cycle, for the report and the benchmark."""
+
+    def __init__(self, into: dict[str, float]) -> None:
+        self._into = into
+        self._last = time.monotonic()
+
+    def lap(self, name: str) -> None:
+        now = time.monotonic()
+        self._into[name] = round(self._into.get(name, 0.0) + now - self._last, 4)
+        self._last = now
