@@ -256,8 +256,9 @@ def test_mappings_round_trip_and_import_twice_changes_nothing(store: Store, tmp_
         [UserMapping("nc-1", 501), UserMapping("nc-2", monotree_email="jo@example.com")],
         Policy(notify_on_revoke=True, max_revoke_min=3),
     )
-    assert store.mappings.revision() == ""
+    assert store.mappings.revision() == "" and not store.mappings.has_email()
     first = store.mappings.import_file(mf)
+    assert store.mappings.has_email()
     assert (first.types_added, first.users_added, first.policy_changed) == (1, 2, True)
     revision = store.mappings.revision()
     assert revision and store.mappings.users_without_id() == [

@@ -26,8 +26,9 @@ class TypeMappingRow(SQLModel, table=True):
 class UserMappingRow(SQLModel, table=True):
     __tablename__ = "user_mapping"
     natecosmic: str = Field(primary_key=True)
-    monotree: int | None = None
-    monotree_email: str | None = None
+    # Indexed: every cycle asks for those without an id and whether any names an email.
+    monotree: int | None = Field(default=None, index=True)
+    monotree_email: str | None = Field(default=None, index=True)
 
 
 class RemovedMappingRow(SQLModel, table=True):
