@@ -44,6 +44,11 @@ def test_every_cycle_meets_the_request_lower_bound_at_1000_records() -> None:
     assert changed.run.doc["counts"]["assign"] >= changed.extra["hired"]
     drift = result["cycles"][6]  # a hand unassign: that template read, the holding restored
     assert len(drift.run.doc["templates_read"]) == 1 and drift.run.doc["counts"]["assign"] == 1
+    # The bare client read every holder page the bound counts, and saw every holder.
+    second = result["cycles"][1]
+    reads = second.extra["read_floor"]
+    assert reads.pages == second.bound["reads"] - 1  # the template list is the other read
+    assert reads.holders == second.extra["holders_listed"] > 0
     # The daemon's quiet cycles were measured (a cycle that decided would have ended the
     # benchmark), the one with a 304 costing no more than the one that reads the body.
     daemon = result["daemon"]

@@ -1,0 +1,67 @@
+"""The read floor of a full cycle: how fast a bare client reads the same holder pages
+from the same sandbox, in a process of its own.
+
+The latency bound counts only the 20 ms the sandbox waits before each answer, as if
+it then answered at once. It does not: it builds and serialises each page, one at a
+time (one asyncio loop), on two cores it shares with certsync. A client that does
+nothing but ask (httpx, CONCURRENCY in flight, as certsync) and `json.loads` each page
+shows what of the bound no implementation reaches, as the pull floor does for the pull.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from dataclasses import dataclass
+
+PER_PAGE = 50
+
+READS_ONLY = """
+import json, os, sys, time
+from concurrent.futures import ThreadPoolExecutor
+import httpx
+base = os.environ["CERTSYNC_MONOTREE__BASE_URL"] + "/api/open/v1"
+auth = {"Authorization": "Bearer " + os.environ["CERTSYNC_MONOTREE__TOKEN"]}
+pages, concurrency = json.loads(sys.argv[1]), int(sys.argv[2])
+limits = httpx.Limits(max_connections=concurrency)
+with httpx.Client(base_url=base, headers=auth, limits=limits) as client:
+    def read(task):
+        answer = client.get(f"/certificates/{task[0]}/users", params={"page": task[1], "per_page": 50})
+        answer.raise_for_status()
+        return len(json.loads(answer.content)["data"])
+    started, cpu = time.perf_counter(), time.process_time()
+    client.get("/certificates", params={"per_page": 50}).raise_for_status()
+    with ThreadPoolExecutor(concurrency) as pool:
+        held = sum(pool.map(read, pages))
+    print(time.perf_counter() - started, time.process_time() - cpu, held)
+"""
+
+
+@dataclass(frozen=True)
+class ReadFloor:
+    """Wall and CPU seconds of the bare reads: the template list, then every page of
+    every template's holders, all asked for at once (no page waits for the first)."""
+
+    wall: float
+    cpu: float
+    pages: int
+    holders: int
+
+
+def read_floor(env: dict[str, str], holders: dict[int, int], concurrency: int) -> ReadFloor:
+    pages = [
+        (cert, page)
+        for cert, count in holders.items()
+        for page in range(1, max(1, math.ceil(count / PER_PAGE)) + 1)
+    ]
+    out = subprocess.run(
+        [sys.executable, "-c", READS_ONLY, json.dumps(pages), str(concurrency)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    wall, cpu, held = out.stdout.split()
+    return ReadFloor(float(wall), float(cpu), len(pages), int(held))
