@@ -24,15 +24,17 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 base = os.environ["CERTSYNC_MONOTREE__BASE_URL"] + "/api/open/v1"
 auth = {"Authorization": "Bearer " + os.environ["CERTSYNC_MONOTREE__TOKEN"]}
-pages, concurrency = json.loads(sys.argv[1]), int(sys.argv[2])
+asked = json.load(sys.stdin)
+pages, lists, per_page, concurrency = asked["pages"], asked["lists"], asked["per_page"], asked["concurrency"]
 limits = httpx.Limits(max_connections=concurrency)
 with httpx.Client(base_url=base, headers=auth, limits=limits) as client:
     def read(task):
-        answer = client.get(f"/certificates/{task[0]}/users", params={"page": task[1], "per_page": 50})
+        answer = client.get(f"/certificates/{task[0]}/users", params={"page": task[1], "per_page": per_page})
         answer.raise_for_status()
         return len(json.loads(answer.content)["data"])
     started, cpu = time.perf_counter(), time.process_time()
-    client.get("/certificates", params={"per_page": 50}).raise_for_status()
+    for page in range(1, lists + 1):
+        client.get("/certificates", params={"page": page, "per_page": per_page}).raise_for_status()
     with ThreadPoolExecutor(concurrency) as pool:
         held = sum(pool.map(read, pages))
     print(time.perf_counter() - started, time.process_time() - cpu, held)
@@ -41,8 +43,9 @@ with httpx.Client(base_url=base, headers=auth, limits=limits) as client:
 
 @dataclass(frozen=True)
 class ReadFloor:
-    """Wall and CPU seconds of the bare reads: the template list, then every page of
-    every template's holders, all asked for at once (no page waits for the first)."""
+    """Wall and CPU seconds of the bare reads: the template list's pages, then every
+    page of every template's holders, all asked for at once (no page waits for the
+    first)."""
 
     wall: float
     cpu: float
@@ -50,14 +53,26 @@ class ReadFloor:
     holders: int
 
 
-def read_floor(env: dict[str, str], holders: dict[int, int], concurrency: int) -> ReadFloor:
+def read_floor(
+    env: dict[str, str], holders: dict[int, int], templates: int, concurrency: int
+) -> ReadFloor:
+    """`templates` counts the whole list (ceil(T/50) pages), not only those held."""
     pages = [
         (cert, page)
         for cert, count in holders.items()
         for page in range(1, max(1, math.ceil(count / PER_PAGE)) + 1)
     ]
     out = subprocess.run(
-        [sys.executable, "-c", READS_ONLY, json.dumps(pages), str(concurrency)],
+        [sys.executable, "-c", READS_ONLY],
+        # On stdin, not argv: 2,000 pages of a large tenant would crowd a command line.
+        input=json.dumps(
+            {
+                "pages": pages,
+                "lists": max(1, math.ceil(templates / PER_PAGE)),
+                "per_page": PER_PAGE,
+                "concurrency": concurrency,
+            }
+        ),
         env=env,
         capture_output=True,
         text=True,

@@ -341,7 +341,7 @@ def bench_size(size: int, *, naive: bool, latency: float = LATENCY) -> dict[str,
             extra["pull_floor"] = pull_floor(env)
             if name == "second full":
                 assert holders is not None
-                extra["read_floor"] = read_floor(env, holders, CONCURRENCY)
+                extra["read_floor"] = read_floor(env, holders, len(world.template_ids), CONCURRENCY)
                 extra["holders_listed"] = sum(holders.values())
             state.reset_counts()
             run = certsync(env, folder, *args)
