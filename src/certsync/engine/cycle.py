@@ -23,7 +23,7 @@ from certsync.engine.report import Kind, Outcome, PhaseClock, SyncOptions, SyncR
 from certsync.engine.review import digests, reviewed_decision
 from certsync.errors import CertsyncError, LeaseLostError, StopRequested
 from certsync.mappings_file import MappingFile, load_mapping_file, source_digest
-from certsync.models import HoldBack, Pull
+from certsync.models import HoldBack
 from certsync.settings import Settings
 from certsync.store import PullDelta, Store, utcnow
 
@@ -240,7 +240,6 @@ def _cycle(
 
     seen: Observation | Unchanged
     if options.scope.users is not None:
-        kept = _kept_pull(store, options.kept_pull_max_age)
         seen = gather_users(
             store=store,
             clients=clients,
@@ -251,7 +250,7 @@ def _cycle(
             lap=clock.lap,
             on_pull=keep_pull,
             file_imported=not dry,
-            pull=kept,
+            pull=store.snapshots.recent(options.kept_pull_max_age),
             should_stop=should_stop,
         )
     else:
@@ -351,14 +350,11 @@ def _cycle(
             reason=decision.plan.held_back_reason,
         )
 
-    full, inputs, records, ranges = (
-        seen.full,
-        seen.inputs,
-        len(seen.pull.records),
-        seen.count_ranges,
-    )
-    # The writes need none of what was read: the pull, the holdings and the ownership go
-    # before them (10 MB at 100,000 records, at the first full cycle's peak).
+    full, inputs, ranges = seen.full, seen.inputs, seen.count_ranges
+    records = len(seen.pull.records)
+    # The writes need none of what was read: the pull (also one kept for a sync of some
+    # people), the holdings and the ownership go before them (10 MB at 100,000 records,
+    # at the first full cycle's peak).
     del seen, decision
     if not dry and report.requests:
         say(f"applying {len(report.requests)} write request(s)")
@@ -387,16 +383,6 @@ def _cycle(
         # A missing template does not make every later cycle full: it is asked for
         # again (one request) and reported on each cycle until its mapping is fixed.
         store.values.set("last_full_at", utcnow().isoformat())
-
-
-def _kept_pull(store: Store, max_age: float | None) -> Pull | None:
-    """The pull the last sync kept, when it is recent enough to stand for a fresh one."""
-    if max_age is None:
-        return None
-    kept = store.snapshots.load()
-    if kept is None or (utcnow() - kept.pulled_at).total_seconds() > max_age:
-        return None
-    return Pull(kept.records, kept.rejected)
 
 
 def _check_stop(should_stop: Callable[[], bool]) -> None:

@@ -23,7 +23,7 @@ import msgspec
 from sqlalchemy import Connection, delete, insert, select
 
 from certsync import __version__, cyclic_gc
-from certsync.models import CertificationRecord, CertificationType, RejectedRecord
+from certsync.models import CertificationRecord, CertificationType, Pull, RejectedRecord
 from certsync.store.db import Db, table_of
 from certsync.store.lock import utcnow
 from certsync.store.tables import PullSnapshotRow
@@ -323,6 +323,16 @@ class PullSnapshots:
                 return None if document is None else _kept(pulled_at, document)
             except _UNREADABLE:
                 return None
+
+    def recent(self, max_age: float | None) -> Pull | None:
+        """The pull kept, when it is recent enough (`max_age` seconds; None: never) to
+        stand for a fresh one, as a webhook's sync of one person takes it."""
+        if max_age is None:
+            return None
+        kept = self.load()
+        if kept is None or (utcnow() - kept.pulled_at).total_seconds() > max_age:
+            return None
+        return Pull(kept.records, kept.rejected)
 
 
 def _kept(pulled_at: datetime, document: _Document) -> KeptPull:
