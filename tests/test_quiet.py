@@ -13,7 +13,7 @@ import pytest
 
 from certsync.clients.session import open_clients
 from certsync.engine.cycle import run_sync
-from certsync.engine.quiet import QuietCheck, inputs_digest
+from certsync.engine.quiet import QuietCheck, QuietRecord, inputs_digest, reckoned_on
 from certsync.engine.report import SyncOptions
 from certsync.models import Mappings
 from certsync.sandbox import SandboxState, World, generate
@@ -184,3 +184,20 @@ def test_the_digest_moves_with_the_mappings_revision_and_what_emails_resolve_to(
     assert digest("r1", {"nc-7": 7}) != base
     assert digest("r1", {"nc-7": 7}) != digest("r1", {"nc-7": 8})
     assert digest("r1", {}, Mappings(types={}, users={"nc-9": 9})) != base
+
+
+def test_the_counts_a_quiet_run_expected_stand_only_that_day_and_release(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The template counts a run with nothing to do expected are reused by the next
+    run only on the same UTC day (a holding may expire overnight) and by the same
+    release (whose reckoning may differ); kept in the store, they come back whole."""
+    day = date(2026, 12, 1)
+    kept = QuietRecord("run1", 7, "d" * 64, 120, {"assign": 0}, reckoned_on(day), {12: (24, 3, 5)})
+    back = QuietRecord.loads(kept.dumps())
+    assert back == kept
+    assert back.ranges_on(day) == {12: (24, 3, 5)}
+    assert back.ranges_on(day + timedelta(days=1)) == {}
+    monkeypatch.setattr("certsync.engine.quiet.__version__", "99.0.0")
+    assert back.ranges_on(day) == {}
+    assert QuietRecord.loads("{not json") is None and QuietRecord.loads(None) is None

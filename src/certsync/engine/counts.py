@@ -54,7 +54,7 @@ def count_ranges(
     one reckoned with another validity, or none kept, is reckoned again from `basis_of`
     (the store's grouping of 95,000 holdings: a fifth of a quiet cycle's CPU)."""
     out: dict[int, CountRange] = {}
-    again = []
+    again: list[int] = []
     for cert in certs:
         range_ = kept.get(cert)
         if range_ is not None and range_[0] == listed[cert].validity_months:

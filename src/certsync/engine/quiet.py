@@ -98,11 +98,16 @@ def inputs_digest(
 QUIET_KEY = "quiet_inputs"
 
 
+def reckoned_on(day: date) -> str:
+    return f"{day.isoformat()}/{__version__}"
+
+
 @dataclass(frozen=True, slots=True)
 class QuietRecord:
     """Kept in the store: the run that had nothing to do (its id and its number among
     the store's runs), its inputs, and what it counted. That run changed no holding, so
-    the template counts it expected (`ranges`, reckoned on `day`) still stand that day."""
+    the template counts it expected (`ranges`, reckoned on `day` by this release) still
+    stand that day: `day` names the release too, whose reckoning may differ."""
 
     run: str
     seq: int
@@ -113,7 +118,7 @@ class QuietRecord:
     ranges: Mapping[int, CountRange] = field(default_factory=dict)
 
     def ranges_on(self, day: date) -> Mapping[int, CountRange]:
-        return self.ranges if self.day == day.isoformat() else {}
+        return self.ranges if self.day == reckoned_on(day) else {}
 
     def dumps(self) -> str:
         return json.dumps(
@@ -171,5 +176,5 @@ def remember_quiet(
     """Keep a run that had nothing to do (a quiet one, or one that decided nothing), for
     the next run to compare its inputs with."""
     seq = store.journal.sequence()
-    kept = QuietRecord(run, seq, inputs, records, counts, day.isoformat(), dict(ranges))
+    kept = QuietRecord(run, seq, inputs, records, counts, reckoned_on(day), dict(ranges))
     store.values.set(QUIET_KEY, kept.dumps())
