@@ -276,6 +276,17 @@ def test_mappings_round_trip_and_import_twice_changes_nothing(store: Store, tmp_
     assert store.mappings.revision() not in ("", revision)
 
 
+def test_mappings_by_id_only_have_no_email_to_resolve(store: Store, tmp_path: Path) -> None:
+    """Users mapped by Monotree id only: a cycle has no email to look up in Monotree's
+    user list; one mapped by email added, it has."""
+    only_ids = [UserMapping("nc-1", 501), UserMapping("nc-2", 502)]
+    store.mappings.import_file(mapping_file(tmp_path, [TypeMapping("a", 1)], only_ids))
+    assert not store.mappings.has_email() and store.mappings.users_without_id() == []
+    by_email = UserMapping("nc-3", monotree_email="kim@example.com")
+    store.mappings.import_file(mapping_file(tmp_path, [TypeMapping("a", 1)], [*only_ids, by_email]))
+    assert store.mappings.has_email()
+
+
 def test_import_upserts_and_prune_removes_and_counts(store: Store, tmp_path: Path) -> None:
     """Import updates changed rows; --prune removes what the file no longer names, and says how many."""
     store.mappings.import_file(
