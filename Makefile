@@ -44,7 +44,7 @@ reliability: $(STAMP)
 		tests/test_faults.py tests/test_crash.py tests/test_store_faults.py tests/test_soak.py \
 		tests/test_hostile_input.py tests/test_security.py tests/test_secrets.py tests/test_failover.py
 
-# Requests, time and memory at 1,000 / 10,000 / 100,000 / 300,000 records (about 12 minutes).
+# Requests, time and memory at 1,000 / 10,000 / 100,000 / 300,000 records (about 16 minutes).
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
