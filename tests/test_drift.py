@@ -93,8 +93,12 @@ def test_after_a_run_with_nothing_to_do_its_expected_counts_still_catch_a_hand_c
         assert (cert, user) in sandbox_state.active_pairs()
     finally:
         store.close()
-    # The repair wrote holdings: the next run groups them afresh, and is then quiet.
-    assert sync(cli)["templates_read"] == []
+    # The repair wrote holdings: the next run decides again and finds no drift in
+    # them, and the one after it is quiet.
+    after = sync(cli)
+    assert after["templates_read"] == [] and after["unchanged_since"] is None
+    assert after["write_requests"] == []
+    assert sync(cli)["unchanged_since"] == after["run_id"]
 
 
 def test_kept_count_ranges_are_reckoned_again_for_another_validity_or_when_missing() -> None:
