@@ -80,3 +80,22 @@ def read_floor(
     )
     wall, cpu, held = out.stdout.split()
     return ReadFloor(float(wall), float(cpu), len(pages), int(held))
+
+
+def show(rows: list[tuple[int, ReadFloor, float, float]]) -> None:
+    """Each size's second full cycle against its floor: (records, the floor, the
+    cycle's wall seconds, its latency bound)."""
+    print(
+        "\n## The second full cycle against its read floor: a bare httpx client reading the same\n"
+        "## holder pages (4 in flight, json.loads each) from the same sandbox, in a process of its own"
+    )
+    print(
+        f"{'records':>8} {'pages':>6} {'run s':>7} {'bound s':>8} {'floor s':>8} "
+        f"{'floor/bound':>12} {'run/floor':>10} {'floor cpu/page':>15}"
+    )
+    for records, reads, duration, bound in rows:
+        print(
+            f"{records:>8} {reads.pages:>6} {duration:7.2f} {bound:8.2f} "
+            f"{reads.wall:8.2f} {reads.wall / bound:12.2f} "
+            f"{duration / reads.wall:10.2f} {reads.cpu / reads.pages * 1000:12.2f} ms"
+        )

@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from daemon_quiet import quiet_in_daemon
 from naive import run_naive
 from read_floor import read_floor
+from read_floor import show as show_read_floor
 
 CHUNK = 500
 CONCURRENCY = 4
@@ -545,23 +546,14 @@ def show_targets(results: list[dict[str, Any]]) -> None:
         "daemon 304, daemon same: a quiet cycle's CPU in `certsync run` (the process's, all its "
         "threads; median of 3) over the fetch's"
     )
-    print(
-        "\n## The second full cycle against its read floor: a bare httpx client reading the same\n"
-        "## holder pages (4 in flight, json.loads each) from the same sandbox, in a process of its own"
+    show_read_floor(
+        [
+            (r["records"], c.extra["read_floor"], c.run.doc["duration_seconds"], c.latency_bound)
+            for r in results
+            for c in r["cycles"]
+            if c.name == "second full"
+        ]
     )
-    print(
-        f"{'records':>8} {'pages':>6} {'run s':>7} {'bound s':>8} {'floor s':>8} "
-        f"{'floor/bound':>12} {'run/floor':>10} {'floor cpu/page':>15}"
-    )
-    for r in results:
-        second = next(c for c in r["cycles"] if c.name == "second full")
-        reads = second.extra["read_floor"]
-        duration = second.run.doc["duration_seconds"]
-        print(
-            f"{r['records']:>8} {reads.pages:>6} {duration:7.2f} {second.latency_bound:8.2f} "
-            f"{reads.wall:8.2f} {reads.wall / second.latency_bound:12.2f} "
-            f"{duration / reads.wall:10.2f} {reads.cpu / reads.pages * 1000:12.2f} ms"
-        )
     big = sorted(per_record)
     if len(big) >= 2 and big[-2] >= 100_000:
         print(

@@ -99,6 +99,7 @@ QUIET_KEY = "quiet_inputs"
 
 
 def reckoned_on(day: date) -> str:
+    """What the kept counts were reckoned on: the UTC day, and the release reckoning."""
     return f"{day.isoformat()}/{__version__}"
 
 
