@@ -16,7 +16,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-PER_PAGE = 50
+from certsync.clients.pagination import PER_PAGE
 
 READS_ONLY = """
 import json, os, sys, time

@@ -25,6 +25,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from certsync.clients.pagination import PER_PAGE
 from certsync.sandbox import (
     FaultConfig,
     MonotreeUser,
@@ -45,7 +46,6 @@ CHUNK = 500
 CONCURRENCY = 4
 LATENCY = 0.020
 RATE_LIMIT = 600
-PER_PAGE = 50
 # size -> (templates, certifications per user)
 SHAPES = {1_000: (5, 2), 10_000: (10, 4), 100_000: (20, 5), 300_000: (20, 5)}
 # The CPU of `main` alone is printed too: the interpreter's start and certsync's
