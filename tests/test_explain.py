@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date, datetime
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -232,7 +233,7 @@ def test_an_earlier_record_of_the_same_type_gives_way_to_the_later() -> None:
 
 
 def test_drift_is_reported_not_acted_on() -> None:
-    drifting = replace(held(FOOD, 501, expires=date(2027, 9, 1)), expiry_known=True)
+    drifting = msgspec.structs.replace(held(FOOD, 501, expires=date(2027, 9, 1)), expiry_known=True)
     e = explain(ANN, seen([rec()], [drifting]), {}, TODAY)
     assert only(e).startswith("nothing: held; expiry differs (Monotree 2027-09-01")
 
