@@ -133,6 +133,11 @@ def _read_csv(path: Path, shown: str) -> list[UserMapping]:
                     raw["monotree"] = int(values["monotree"])
                 if values.get("monotree_email"):
                     raw["monotree_email"] = values["monotree_email"]
+                elif raw["natecosmic"] and raw.get("monotree", 0) > 0:
+                    # The common row, valid as it stands: what the model below would
+                    # make of it, without its cost (a third of reading 25,000 rows).
+                    out.append(UserMapping(raw["natecosmic"], raw["monotree"], None))
+                    continue
                 try:
                     entry = _UserIn.model_validate(raw)
                 except ValidationError as exc:
