@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from certsync.errors import ConfigError
 from certsync.mappings_file import load_mapping_file
@@ -111,6 +113,22 @@ def test_a_full_file_with_csv(tmp_path: Path) -> None:
             "natecosmic,monotree\nu1,1\nu2,two\n",
             "users.csv line 3: monotree 'two' is not a whole number",
         ),
+        # Rows the common-row shortcut must leave to the model, and its messages.
+        (
+            "users_csv = 'users.csv'",
+            "natecosmic,monotree\nu1,1\nu2,0\n",
+            "users.csv line 3: monotree: Input should be greater than 0",
+        ),
+        (
+            "users_csv = 'users.csv'",
+            "natecosmic,monotree\n ,5\n",
+            "users.csv line 2: natecosmic: String should have at least 1 character",
+        ),
+        (
+            "users_csv = 'users.csv'",
+            "natecosmic,monotree,monotree_email\nu1,5,a@example.com\n",
+            "users.csv line 2: give exactly one of 'monotree' and 'monotree_email'",
+        ),
         (
             "users_csv = 'users.csv'",
             "natecosmic,monotree\nu1,1,extra\n",
@@ -137,6 +155,35 @@ def test_each_fault_names_file_entry_and_problem(
         load_mapping_file(path)
     assert message in str(exc.value)
     assert str(tmp_path) in str(exc.value)
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.text(st.characters(codec="ascii", exclude_characters=',"\r\n'), max_size=6),
+            st.integers(min_value=1, max_value=10**9),
+        ),
+        min_size=1,
+        max_size=8,
+        unique_by=(lambda r: r[0].strip(), lambda r: r[1]),
+    )
+)
+def test_csv_rows_by_id_load_as_written(tmp_path: Path, rows: list[tuple[str, int]]) -> None:
+    """A row with a Monotree id loads as its trimmed natecosmic id and that id; a blank
+    natecosmic id is refused, whichever way the row is read."""
+    path = write(
+        tmp_path,
+        "users_csv = 'users.csv'",
+        "natecosmic,monotree\n" + "".join(f"{nc},{mid}\n" for nc, mid in rows),
+    )
+    if any(not nc.strip() for nc, _ in rows):
+        with pytest.raises(ConfigError, match="natecosmic: String should have at least 1"):
+            load_mapping_file(path)
+        return
+    assert load_mapping_file(path).users == tuple(
+        UserMapping(nc.strip(), mid, None) for nc, mid in rows
+    )
 
 
 def certsync_in(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
