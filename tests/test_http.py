@@ -48,6 +48,21 @@ def test_429_with_retry_after_waits_then_succeeds(make_http: Make, fake_time: Fa
 
 
 @respx.mock
+@pytest.mark.parametrize("value", ["\u00b2", "\u0661\u0662", "12abc", ""])
+def test_a_strange_rate_limit_header_is_ignored(make_http: Make, value: str) -> None:
+    """Whatever a remaining-requests header holds (a superscript two passes `isdigit`
+    and fails `int`), the answer is read, never a traceback."""
+    respx.get(URL).mock(
+        return_value=httpx.Response(
+            200,
+            headers=[(b"x-ratelimit-remaining", value.encode())],
+            json={"data": {"id": 12}},
+        )
+    )
+    assert make_http().request("GET", URL, scope="read:certificates") == {"data": {"id": 12}}
+
+
+@respx.mock
 def test_retry_after_as_http_date_is_honoured(make_http: Make, fake_time: FakeTime) -> None:
     """`Retry-After` given as an HTTP date waits until that moment."""
     date = formatdate(fake_time.now + 5, usegmt=True)

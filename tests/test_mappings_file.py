@@ -113,6 +113,11 @@ def test_a_full_file_with_csv(tmp_path: Path) -> None:
             "natecosmic,monotree\nu1,1\nu2,two\n",
             "users.csv line 3: monotree 'two' is not a whole number",
         ),
+        (
+            "users_csv = 'users.csv'",
+            "natecosmic,monotree\nu1,\u00b2\n",
+            "users.csv line 2: monotree '\u00b2' is not a whole number",
+        ),
         # Rows the common-row shortcut must leave to the model, and its messages.
         (
             "users_csv = 'users.csv'",

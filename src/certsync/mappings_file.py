@@ -125,7 +125,7 @@ def _read_csv(path: Path, shown: str) -> list[UserMapping]:
                 values = {k: (v or "").strip() for k, v in row.items() if k is not None}
                 raw: dict[str, Any] = {"natecosmic": values.get("natecosmic", "")}
                 if values.get("monotree"):
-                    if not values["monotree"].isdigit():
+                    if not values["monotree"].isdecimal():
                         raise ConfigError(
                             f"{shown} line {line}: monotree {values['monotree']!r} "
                             "is not a whole number"

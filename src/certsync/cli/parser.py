@@ -51,7 +51,7 @@ def _day(text: str) -> date:
 
 
 def _days(text: str) -> int:
-    if not text.isdigit():
+    if not text.isdecimal():
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days")
     return int(text)
 

@@ -236,7 +236,7 @@ class ApiHttp:
                 headers = response.headers
                 self.counter.record(self.api, method, response.status_code)
                 remaining = headers.get("x-ratelimit-remaining")
-                if remaining is not None and remaining.isdigit():
+                if remaining is not None and remaining.isdecimal():
                     self.counter.record_budget(self.api, float(remaining))
                 if 200 <= response.status_code < 300 or (
                     response.status_code == 304 and call.validators
@@ -256,7 +256,7 @@ class ApiHttp:
         """The body as it arrives, refused past max_response_bytes: memory stays bounded."""
         limit = self._settings.max_response_bytes
         declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
+        if declared.isdecimal() and int(declared) > limit:
             raise ResponseFormatError(
                 self.api,
                 f"response of {int(declared)} bytes exceeds the limit of {limit} bytes "

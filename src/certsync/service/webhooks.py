@@ -93,7 +93,7 @@ def webhook_app(
 
     async def receive(request: Request) -> Response:
         length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > MAX_BODY:
+        if length.isdecimal() and int(length) > MAX_BODY:
             return _answer(413, "too-large", count)
         body = b""
         async for chunk in request.stream():
