@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from certsync.actions import HoldBack, Plan, Revoke
 from certsync.cli.exit_codes import for_report
 from certsync.cli.parser import build_parser
 from certsync.engine.report import SyncReport
 from certsync.errors import AuthError, RetriableError
-from certsync.models import HoldBack, Plan, Revoke
 from tests.conftest import CERTSYNC, clean_env
 from tests.zygote import Zygote
 

@@ -9,22 +9,18 @@ from datetime import date, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from certsync.actions import Assign, Plan, Renewal, Revoke, Unmanaged
 from certsync.engine.plan import guard_revokes, plan, write_requests
 from certsync.engine.scope import Scope
 from certsync.models import (
-    Assign,
     CertificationRecord,
     CertificationType,
     Holding,
     Holdings,
     Mappings,
     Pair,
-    Plan,
     Policy,
-    Renewal,
-    Revoke,
     TypeMapping,
-    Unmanaged,
 )
 from certsync.writes import AssignRequest, ResetRequest
 

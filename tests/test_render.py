@@ -6,9 +6,9 @@ import io
 import json
 from datetime import date
 
+from certsync.actions import Assign, Plan, Revoke
 from certsync.cli.render import to_json, write_report
 from certsync.engine.report import SyncReport
-from certsync.models import Assign, Plan, Revoke
 
 
 def test_the_written_json_report_is_the_document_made_whole() -> None:

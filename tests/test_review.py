@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from certsync.actions import Assign, Plan, Renewal, Revoke
 from certsync.engine.decide import decide
 from certsync.engine.review import Reviewed, digests, restrict, reviewed_decision
 from certsync.engine.scope import Scope
 from certsync.errors import StalePlanError
-from certsync.models import Assign, Plan, Renewal, Revoke
 from certsync.store import HeldPlanError, Store
 from tests.test_explain import seen
 from tests.test_plan import FIRE, FOOD, TODAY, held, rec

@@ -15,6 +15,7 @@ from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from certsync.actions import Plan
 from certsync.cli.exit_codes import EXIT_OK
 from certsync.cli.users import find_people
 from certsync.clients.session import Clients, open_clients
@@ -25,7 +26,7 @@ from certsync.engine.observation import Observation
 from certsync.engine.scope import Scope
 from certsync.errors import CertsyncError
 from certsync.mappings_file import load_mapping_file
-from certsync.models import Holding, Plan, Pull
+from certsync.models import Holding, Pull
 from certsync.redaction import Redactor
 from certsync.settings import Settings, check_config
 from certsync.store import MEMORY_URL, Store, no_store_yet, open_store

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from certsync import __version__
+from certsync.actions import Revoke
 from certsync.cli import exit_codes
 from certsync.cli.render import write_report
 from certsync.clients.session import open_clients
@@ -21,7 +22,6 @@ from certsync.engine.report import SyncOptions, SyncReport
 from certsync.engine.review import Reviewed
 from certsync.engine.scope import Scope
 from certsync.errors import ConfigError
-from certsync.models import Revoke
 from certsync.redaction import Redactor
 from certsync.settings import Settings, check_config
 from certsync.store import open_store

@@ -15,6 +15,7 @@ from typing import Protocol
 
 import structlog
 
+from certsync.actions import ApplyResult, Failure
 from certsync.errors import (
     ApiError,
     AuthError,
@@ -24,7 +25,6 @@ from certsync.errors import (
     ResponseFormatError,
     StopRequested,
 )
-from certsync.models import ApplyResult, Failure
 from certsync.writes import Action, AssignItem, AssignRequest, WriteRequest
 
 log = structlog.get_logger("certsync.apply")

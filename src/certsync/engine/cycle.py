@@ -12,6 +12,7 @@ from typing import Any
 import structlog
 
 from certsync import cyclic_gc
+from certsync.actions import HoldBack
 from certsync.clients.session import Clients, open_clients
 from certsync.engine.apply import apply_requests
 from certsync.engine.decide import decide
@@ -23,7 +24,6 @@ from certsync.engine.report import Kind, Outcome, PhaseClock, SyncOptions, SyncR
 from certsync.engine.review import digests, reviewed_decision
 from certsync.errors import CertsyncError, LeaseLostError, StopRequested
 from certsync.mappings_file import MappingFile, load_mapping_file, source_digest
-from certsync.models import HoldBack
 from certsync.settings import Settings
 from certsync.store import PullDelta, Store, utcnow
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from certsync.actions import Plan
 from certsync.engine import plan as planner
 from certsync.engine.observation import Observation
 from certsync.engine.scope import Scope
-from certsync.models import Mappings, Plan
+from certsync.models import Mappings
 from certsync.writes import WriteRequest
 
 

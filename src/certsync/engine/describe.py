@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import structlog
 
+from certsync.actions import Plan
 from certsync.engine.observation import Observation
 from certsync.engine.quiet import QuietRecord, Unchanged
 from certsync.engine.report import SyncReport, type_keys
-from certsync.models import Plan, User
+from certsync.models import User
 from certsync.store import PullDelta, Store
 
 log = structlog.get_logger("certsync.engine.cycle")

@@ -14,11 +14,12 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
+from certsync.actions import Plan
 from certsync.engine.decide import decide
 from certsync.engine.observation import Observation
 from certsync.engine.plan import not_held_because
 from certsync.engine.scope import Scope
-from certsync.models import CertificationRecord, Holding, Ownership, Plan
+from certsync.models import CertificationRecord, Holding, Ownership
 from certsync.people import Person
 
 

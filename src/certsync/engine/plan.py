@@ -13,26 +13,28 @@ from dataclasses import replace
 from datetime import date
 from typing import Literal
 
+from certsync.actions import (
+    Assign,
+    Drift,
+    HoldBack,
+    KeptNewer,
+    MissingUser,
+    Plan,
+    Renewal,
+    Revoke,
+    Unmanaged,
+    Unmapped,
+)
 from certsync.batches import batches
 from certsync.engine.scope import Scope
 from certsync.models import (
-    Assign,
     CertificationRecord,
-    Drift,
-    HoldBack,
     Holdings,
-    KeptNewer,
     Mappings,
-    MissingUser,
     Pair,
-    Plan,
     Policy,
     RejectedRecord,
-    Renewal,
-    Revoke,
     TypeMapping,
-    Unmanaged,
-    Unmapped,
 )
 from certsync.pairs import Pairs
 from certsync.writes import AssignItem, AssignRequest, ResetRequest, WriteRequest

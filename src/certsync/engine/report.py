@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal, Protocol
 
+from certsync.actions import ApplyResult, Plan
 from certsync.engine.review import Reviewed, Skipped
 from certsync.engine.scope import Scope
 from certsync.errors import CertsyncError
-from certsync.models import ApplyResult, Mappings, Plan
+from certsync.models import Mappings
 from certsync.store import PullDelta, Store
 from certsync.writes import WriteRequest
 

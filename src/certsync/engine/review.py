@@ -16,11 +16,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from certsync.actions import Assign, Plan, Renewal, Revoke
 from certsync.engine.decide import Decision
 from certsync.engine.observation import Observation
 from certsync.engine.plan import write_requests
 from certsync.errors import StalePlanError
-from certsync.models import Assign, Plan, Renewal, Revoke
 
 Mode = Literal["approve", "apply"]
 

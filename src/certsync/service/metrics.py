@@ -8,8 +8,8 @@ from importlib.metadata import PackageNotFoundError, version
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from certsync.actions import HoldBack, Plan
 from certsync.engine.cycle import SyncReport
-from certsync.models import HoldBack, Plan
 
 
 class Metrics:

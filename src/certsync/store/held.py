@@ -11,8 +11,8 @@ from datetime import datetime
 
 from sqlalchemy import func, insert, select, update
 
+from certsync.actions import Revoke
 from certsync.errors import CertsyncError
-from certsync.models import Revoke
 from certsync.store.db import Db, table_of
 from certsync.store.lock import utcnow
 from certsync.store.tables import HeldPlanRow, HeldRevokeRow
