@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from certsync.actions import Assign, Plan, Renewal, Revoke, Unmanaged
-from certsync.engine.plan import guard_revokes, plan, write_requests
+from certsync.engine.plan import plan
+from certsync.engine.requests import guard_revokes, write_requests
 from certsync.engine.scope import Scope
 from certsync.models import (
     CertificationRecord,

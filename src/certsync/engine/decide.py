@@ -11,6 +11,7 @@ from datetime import date
 
 from certsync.actions import Plan
 from certsync.engine import plan as planner
+from certsync.engine import requests as sending
 from certsync.engine.observation import Observation
 from certsync.engine.scope import Scope
 from certsync.models import Mappings
@@ -50,13 +51,13 @@ def decide(
         scope=scope,
         removed=observation.removed,
     )
-    the_plan = planner.guard_revokes(
+    the_plan = sending.guard_revokes(
         the_plan,
         mappings.policy,
         pull_empty=not observation.pull.records,
         allow_mass_revoke=allow_mass_revoke,
     )
-    requests = planner.write_requests(
+    requests = sending.write_requests(
         the_plan, chunk_size=chunk_size, notify_on_revoke=mappings.policy.notify_on_revoke
     )
     return Decision(the_plan, tuple(requests))

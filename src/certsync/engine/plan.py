@@ -9,7 +9,6 @@ comparable.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence, Set
-from dataclasses import replace
 from datetime import date
 from typing import Literal
 
@@ -25,7 +24,6 @@ from certsync.actions import (
     Unmanaged,
     Unmapped,
 )
-from certsync.batches import batches
 from certsync.engine.scope import Scope
 from certsync.models import (
     CertificationRecord,
@@ -37,7 +35,6 @@ from certsync.models import (
     TypeMapping,
 )
 from certsync.pairs import Pairs
-from certsync.writes import AssignItem, AssignRequest, ResetRequest, WriteRequest
 
 DRIFT_TOLERANCE_DAYS = 1
 EVERYTHING = Scope()
@@ -93,7 +90,43 @@ def plan(
     scope: Scope = EVERYTHING,
     removed: Mappings | None = None,
 ) -> Plan:
-    """Compute every action that makes Monotree hold exactly what Natecosmic says.
+    """Compute every action that makes Monotree hold exactly what Natecosmic says
+    (`plan_by_person`, without the tally)."""
+    the_plan, _ = plan_by_person(
+        records,
+        mappings,
+        holdings,
+        owned,
+        today,
+        rejected=rejected,
+        missing_users=missing_users,
+        scope=scope,
+        removed=removed,
+        tally=False,
+    )
+    return the_plan
+
+
+# A person's counts, by Monotree user: desired, owned active, left alone.
+Tally = dict[int, list[int]]
+
+
+def plan_by_person(
+    records: Iterable[CertificationRecord],
+    mappings: Mappings,
+    holdings: Holdings,
+    owned: Set[Pair],
+    today: date,
+    *,
+    rejected: Iterable[RejectedRecord] = (),
+    missing_users: Set[int] = frozenset(),
+    scope: Scope = EVERYTHING,
+    removed: Mappings | None = None,
+    unmapped_too: bool = False,
+    tally: bool = True,
+) -> tuple[Plan, Tally]:
+    """Compute every action that makes Monotree hold exactly what Natecosmic says, and
+    (with `tally`) each Monotree user's share of the plan's counts.
 
     `holdings` must hold an entry (possibly empty) for every mapped template:
     a template missing from it is treated as having no holders. It may also
@@ -104,7 +137,8 @@ def plan(
 
     Nothing outside `scope` is planned, and `owned_active` (the guard's base)
     counts only the holdings inside it; records without a mapping are reported
-    only when the scope is everything (a narrower scope cannot say whose they are).
+    only when the scope is everything (a narrower scope cannot say whose they are),
+    or with `unmapped_too`: the records given are then all of their people's.
 
     `removed` holds the mappings the operator took out of the file (or pointed
     elsewhere). A holding that only they explain is a configuration change, not
@@ -121,16 +155,17 @@ def plan(
 
     type_mapping_of = _type_lookup(mappings)
     everyone = scope.is_everything
+    report_unmapped = everyone or unmapped_too
     for record in records:
         type_mapping = type_mapping_of(record)
         if type_mapping is None:
-            if scope.is_everything:
+            if report_unmapped:
                 key = record.type_keys()[0] if record.type_keys() else "(none)"
                 unmapped.append(Unmapped("type", key, record.id))
             continue
         user_id = mappings.users.get(record.user_id)
         if user_id is None:
-            if scope.is_everything:
+            if report_unmapped:
                 unmapped.append(Unmapped("user", record.user_id, record.id))
             continue
         cert = type_mapping.monotree
@@ -178,6 +213,11 @@ def plan(
     unmanaged: list[Unmanaged] = []
     owned_active = 0
     left_alone = 0
+    people: Tally = {}
+    if tally:
+        for wanted in desired.values():
+            for user in wanted:
+                people.setdefault(user, [0, 0, 0])[0] += 1
     owned = Pairs.of(owned)
     for cert, by_user in holdings.items():
         if not scope.has_template(cert):
@@ -191,6 +231,8 @@ def plan(
             if not type_mapped and not is_owned:
                 continue  # a template certsync neither maps nor ever wrote to
             owned_active += is_owned
+            if tally and is_owned:
+                people.setdefault(user, [0, 0, 0])[1] += 1
             if user in wanted_here:
                 continue
             if (cert, user) in kept_by_removed and (is_owned or cert in authoritative):
@@ -201,6 +243,8 @@ def plan(
                     unmanaged.append(Unmanaged(cert, user, reason))
             elif type_mapped and not (is_owned or cert in authoritative):
                 left_alone += 1
+                if tally:
+                    people.setdefault(user, [0, 0, 0])[2] += 1
             elif type_mapped and (user in mapped_users or not is_owned):
                 # Not owned here means authoritative: it never depended on a user mapping.
                 revokes.append(Revoke(cert, user, owned=is_owned))
@@ -210,22 +254,59 @@ def plan(
                 # The mapping was removed: a configuration change, not an upstream fact.
                 unmanaged.append(Unmanaged(cert, user, "user" if type_mapped else "type"))
 
-    return Plan(
-        assigns=tuple(sorted(assigns)),
-        renewals=tuple(sorted(renewals)),
-        revokes=tuple(sorted(revokes)) if policy.revoke else (),
-        drift=tuple(sorted(drift)),
-        kept_newer=tuple(sorted(kept)),
-        unmapped=tuple(sorted(unmapped)),
-        missing_users=tuple(sorted(missing)),
-        rejected=tuple(sorted(rejected, key=lambda r: r.index)),
-        unmanaged=tuple(sorted(unmanaged)),
+    the_plan = assembled(
+        policy,
+        assigns=assigns,
+        renewals=renewals,
+        revokes=revokes,
+        drift=drift,
+        kept_newer=kept,
+        unmapped=unmapped,
+        missing_users=missing,
+        rejected=rejected,
+        unmanaged=unmanaged,
         desired=sum(len(wanted) for wanted in desired.values()),
         owned_active=owned_active,
         left_alone=left_alone,
-        held_back_revokes=() if policy.revoke else tuple(sorted(revokes)),
-        held_back_reason=None if policy.revoke or not revokes else "policy.revoke is false",
-        held_back_kind=None if policy.revoke or not revokes else HoldBack.POLICY,
+    )
+    return the_plan, people
+
+
+def assembled(
+    policy: Policy,
+    *,
+    assigns: Iterable[Assign] = (),
+    renewals: Iterable[Renewal] = (),
+    revokes: Iterable[Revoke] = (),
+    drift: Iterable[Drift] = (),
+    kept_newer: Iterable[KeptNewer] = (),
+    unmapped: Iterable[Unmapped] = (),
+    missing_users: Iterable[MissingUser] = (),
+    rejected: Iterable[RejectedRecord] = (),
+    unmanaged: Iterable[Unmanaged] = (),
+    desired: int = 0,
+    owned_active: int = 0,
+    left_alone: int = 0,
+) -> Plan:
+    """A plan of these items, sorted, its revocations held back if the policy forbids
+    them: what `plan` returns, and what a plan put back together from people is."""
+    revoked = tuple(sorted(revokes))
+    return Plan(
+        assigns=tuple(sorted(assigns)),
+        renewals=tuple(sorted(renewals)),
+        revokes=revoked if policy.revoke else (),
+        drift=tuple(sorted(drift)),
+        kept_newer=tuple(sorted(kept_newer)),
+        unmapped=tuple(sorted(unmapped)),
+        missing_users=tuple(sorted(missing_users)),
+        rejected=tuple(sorted(rejected, key=lambda r: r.index)),
+        unmanaged=tuple(sorted(unmanaged)),
+        desired=desired,
+        owned_active=owned_active,
+        left_alone=left_alone,
+        held_back_revokes=() if policy.revoke else revoked,
+        held_back_reason=None if policy.revoke or not revoked else "policy.revoke is false",
+        held_back_kind=None if policy.revoke or not revoked else HoldBack.POLICY,
     )
 
 
@@ -286,83 +367,3 @@ def _explained_by_removed(
             if scope.has(*pair):
                 out.setdefault(pair, reason)
     return out
-
-
-def guard_revokes(
-    the_plan: Plan,
-    policy: Policy,
-    *,
-    pull_empty: bool,
-    allow_mass_revoke: bool,
-) -> Plan:
-    """Hold back revocations the safety rules forbid; say why in the plan.
-
-    An empty pull never revokes, whatever the override: it is far likelier to
-    be an upstream fault than a company that lost every certification at once.
-    """
-    revokes = the_plan.revokes
-    if not revokes:
-        return the_plan
-    reason: str | None = None
-    kind = HoldBack.EMPTY_PULL
-    if pull_empty:
-        reason = "the Natecosmic pull held no valid record; no revocation follows an empty pull"
-    elif not allow_mass_revoke:
-        kind = HoldBack.MASS_REVOKE
-        limit = policy.max_revoke_fraction * the_plan.owned_active
-        if len(revokes) > limit and len(revokes) > policy.max_revoke_min:
-            reason = (
-                f"mass-revoke guard: {len(revokes)} revocations exceed "
-                f"{policy.max_revoke_fraction:.0%} of {the_plan.owned_active} owned active "
-                f"holdings and the minimum of {policy.max_revoke_min}; "
-                "rerun with --allow-mass-revoke if this is intended"
-            )
-    if reason is None:
-        return the_plan
-    return replace(
-        the_plan,
-        revokes=(),
-        held_back_revokes=tuple(sorted((*the_plan.held_back_revokes, *revokes))),
-        held_back_reason=reason,
-        held_back_kind=kind,
-    )
-
-
-def write_requests(
-    the_plan: Plan, *, chunk_size: int, notify_on_revoke: bool
-) -> list[WriteRequest]:
-    """Batch a plan into the fewest requests, in the order they must be sent.
-
-    Resets come first: a renewal's reset must precede its assign (assign skips
-    active holders). A renewal's reset and a revocation share one request per
-    certificate unless revocations notify users and renewals must not.
-    """
-    if chunk_size < 1:
-        raise ValueError("chunk_size must be at least 1")
-    renew_users: dict[int, set[int]] = {}
-    for r in the_plan.renewals:
-        renew_users.setdefault(r.certificate_id, set()).add(r.user_id)
-    revoke_users: dict[int, set[int]] = {}
-    for v in the_plan.revokes:
-        revoke_users.setdefault(v.certificate_id, set()).add(v.user_id)
-
-    requests: list[WriteRequest] = []
-    for cert in sorted(renew_users.keys() | revoke_users.keys()):
-        renewing = renew_users.get(cert, set())
-        revoking = revoke_users.get(cert, set())
-        if notify_on_revoke and renewing and revoking:
-            groups = [(sorted(renewing), False), (sorted(revoking), True)]
-        else:
-            groups = [(sorted(renewing | revoking), bool(revoking) and notify_on_revoke)]
-        for users, notify in groups:
-            for batch in batches(users, chunk_size):
-                revoked = tuple(u for u in batch if u in revoking)
-                requests.append(ResetRequest(cert, tuple(batch), notify, revoked))
-
-    items = sorted(
-        [AssignItem(a.certificate_id, a.user_id, a.completed_at) for a in the_plan.assigns]
-        + [AssignItem(r.certificate_id, r.user_id, r.completed_at) for r in the_plan.renewals],
-        key=lambda i: (i.certificate_id, i.user_id),
-    )
-    requests.extend(AssignRequest(tuple(batch)) for batch in batches(items, chunk_size))
-    return requests

@@ -19,7 +19,7 @@ from typing import Literal
 from certsync.actions import Assign, Plan, Renewal, Revoke
 from certsync.engine.decide import Decision
 from certsync.engine.observation import Observation
-from certsync.engine.plan import write_requests
+from certsync.engine.requests import write_requests
 from certsync.errors import StalePlanError
 
 Mode = Literal["approve", "apply"]
