@@ -128,7 +128,9 @@ def test_a_changed_body_mapping_or_day_or_a_run_between_forces_a_decision(
                 mock.patch.object(HoldingStore, "count_basis", side_effect=AssertionError),
                 mock.patch("certsync.engine.gather.decode_pull", side_effect=AssertionError),
                 mock.patch.object(PullSnapshots, "load", side_effect=AssertionError),
-                mock.patch("certsync.engine.cycle.load_mapping_file", side_effect=AssertionError),
+                mock.patch(
+                    "certsync.engine.imported.load_mapping_file", side_effect=AssertionError
+                ),
                 mock.patch.object(MappingStore, "users", side_effect=AssertionError),
             ):
                 report = run_sync(settings, store, clients, SyncOptions(today=tomorrow))

@@ -59,9 +59,10 @@ def to_json(report: SyncReport, rows: Rows = _dicts) -> dict[str, Any]:
         "timings": report.timings,
         "counts": report.counts(),
         "unchanged_since": report.unchanged_since,
+        "decided_again_for": report.decided_again,
         "pull": {
             "records": report.pull_records,
-            "since_last": None if report.pull_delta is None else asdict(report.pull_delta),
+            "since_last": None if report.pull_delta is None else report.pull_delta.counts(),
         },
         "plan": {
             "assign": rows(p.assigns),

@@ -15,15 +15,16 @@ from certsync import cyclic_gc
 from certsync.actions import HoldBack
 from certsync.clients.session import Clients, open_clients
 from certsync.engine.apply import apply_requests
-from certsync.engine.decide import decide
 from certsync.engine.describe import describe_observation, describe_unchanged, user_labels
 from certsync.engine.gather import Pulled, gather, gather_users
+from certsync.engine.imported import imported_mapping_file
+from certsync.engine.narrow import carry_decided, decided, keep_decided, last_decided, to_keep
 from certsync.engine.observation import Observation
 from certsync.engine.quiet import QuietCheck, Unchanged, last_quiet, remember_quiet
 from certsync.engine.report import Kind, Outcome, PhaseClock, SyncOptions, SyncReport
 from certsync.engine.review import digests, reviewed_decision
 from certsync.errors import CertsyncError, LeaseLostError, StopRequested
-from certsync.mappings_file import MappingFile, load_mapping_file, source_digest
+from certsync.mappings_file import MappingFile
 from certsync.settings import Settings
 from certsync.store import PullDelta, Store, utcnow
 
@@ -104,7 +105,7 @@ def run_sync(
         try:
             # Token files are read again every cycle: a rotated Secret needs no restart.
             clients.reload_credentials()
-            mapping_file = _mapping_file(settings, store, dry=dry)
+            mapping_file = imported_mapping_file(settings, store, dry=dry)
             lease = store.lock
 
             def stopping() -> bool:
@@ -163,31 +164,6 @@ def run_sync(
     return report
 
 
-def _mapping_file(settings: Settings, store: Store, *, dry: bool) -> MappingFile | None:
-    """The mapping file for a dry run, which reads it without importing it; otherwise
-    None, the file imported into the store (with prune) unless the store holds exactly
-    it already: the same bytes as at the last import (parsing a 25,000-row users CSV
-    cost half a second a cycle)."""
-    if settings.mappings_file is None:
-        return None
-    source = source_digest(settings.mappings_file)
-    if not dry and source is not None and source == store.mappings.imported_from():
-        return None
-    mapping_file = load_mapping_file(settings.mappings_file)
-    if not dry:
-        # Remembered only if the bytes did not change while they were read: else the
-        # digest might name bytes other than those imported.
-        if source != source_digest(settings.mappings_file):
-            source = None
-        summary = store.mappings.import_file(mapping_file, prune=True, source=source)
-        if summary.changed:
-            log.info("mappings.imported", **_summary_fields(summary))
-        # The store holds exactly the file now: the cycle reads it from there, and the
-        # parsed file (20,000 users in a large tenant) is not kept beside it.
-        return None
-    return mapping_file
-
-
 def _finish(store: Store, report: SyncReport) -> None:
     try:
         store.journal.finish_run(
@@ -218,6 +194,8 @@ def _cycle(
     clock = PhaseClock(report.timings)
     today = options.today or now.date()
 
+    pulled_from: dict[str, str] = {}  # the body's `MadeFrom`, and whether it was new
+
     def keep_pull(pulled: Pulled) -> None:
         # The snapshot feeds the report ("since the last pull") and stands for the body
         # it was made from (a 304 to its validators, the same digest), so it is kept as
@@ -225,6 +203,8 @@ def _cycle(
         # body is the snapshot already.
         if dry:
             return
+        pulled_from["made_from"] = pulled.made_from.dumps()
+        pulled_from["unchanged"] = "yes" if pulled.unchanged else ""
         if pulled.unchanged:
             # Nothing here may read `pulled.pull`: that would decode what a quiet cycle
             # never needs to.
@@ -291,6 +271,7 @@ def _cycle(
                 day=now.date(),
                 ranges=seen.count_ranges,
             )
+            carry_decided(store)
             return
     describe_observation(report, seen)
     if not dry:
@@ -304,17 +285,30 @@ def _cycle(
     clock.lap("store_seconds")
 
     plan_cpu = time.process_time()
+    # A decision over everyone, kept by person so the next may be made again for the
+    # people who changed alone (`narrow.py`); a reviewed one is the plan a person saw.
+    whole = not dry and options.review is None and options.scope.is_everything
+    before = last_decided(store) if whole and report.kind == "incremental" else None
     # A pure function making 100,000 small values and no cycle: the collector walking
     # them (and all the records) as they are made doubled the plan's CPU.
     with cyclic_gc.paused():
-        decision = decide(
+        decision, again = decided(
             seen,
-            options.scope,
+            before,
             today,
+            scope=options.scope,
             chunk_size=settings.sync.chunk_size,
             # A person reviewed what a reviewed run sends: they are the guard.
             allow_mass_revoke=options.allow_mass_revoke or options.review is not None,
+            by_person=whole,
+            delta=report.pull_delta,
+            made_from=pulled_from.get("made_from"),
+            unchanged=bool(pulled_from.get("unchanged")),
         )
+        keep = to_keep(decision, seen, today, pulled_from.get("made_from")) if whole else None
+    if again is not None:
+        report.decided_again = len(again.monotree)
+        log.info("sync.decided_again", people=len(again.monotree), accounts=len(again.natecosmic))
     if options.review is not None:
         decision, report.skipped = reviewed_decision(
             options.review,
@@ -339,6 +333,9 @@ def _cycle(
                 kind=(decision.plan.held_back_kind or HoldBack.MASS_REVOKE).value,
             )
         store.held.supersede(by_run=report.run_id, keep=report.held_plan)
+    if keep is not None:
+        # Before the writes: what it names as written is touched next time, sent or not.
+        keep_decided(store, keep)
     report.timings["plan_cpu_seconds"] = round(time.process_time() - plan_cpu, 4)
     clock.lap("plan_seconds")
     report.user_labels = user_labels(store, decision.plan, seen.listed_users)
@@ -355,7 +352,7 @@ def _cycle(
     # The writes need none of what was read: the pull (also one kept for a sync of some
     # people), the holdings and the ownership go before them (10 MB at 100,000 records,
     # at the first full cycle's peak).
-    del seen, decision
+    del seen, decision, keep
     if not dry and report.requests:
         say(f"applying {len(report.requests)} write request(s)")
         report.result = apply_requests(
@@ -388,7 +385,3 @@ def _cycle(
 def _check_stop(should_stop: Callable[[], bool]) -> None:
     if should_stop():
         raise StopRequested("stopping: the cycle ends before its next step")
-
-
-def _summary_fields(summary: Any) -> dict[str, Any]:
-    return {k: getattr(summary, k) for k in summary.__slots__}

@@ -98,6 +98,9 @@ class SyncReport:
     # A quiet cycle (`quiet.py`): the run whose inputs were these, and what it counted.
     unchanged_since: str | None = None
     kept_counts: dict[str, int] = field(default_factory=dict)
+    # A decision made again for the people a change touched (`narrow.py`): how many
+    # Monotree users; None when the cycle decided over everyone, or not at all.
+    decided_again: int | None = None
 
     @property
     def outcome(self) -> Outcome:

@@ -147,26 +147,31 @@ def touched(
     changed: Set[str],
     users_before: Mapping[str, int],
     users_now: Mapping[str, int],
-    removed_users: Mapping[str, int],
+    removed_before: Mapping[str, int],
+    removed_now: Mapping[str, int],
     written: Set[int],
     missing_before: Set[int],
     missing_now: Set[int],
 ) -> tuple[frozenset[str], frozenset[int]]:
     """Who must be decided again: the Natecosmic users whose records `changed` (added,
-    changed or gone) or whose user mapping moved, the Monotree users they were and are
-    mapped to, those a run `written` to since (their holdings moved), and those Monotree
-    now lists or no longer does; then every Natecosmic user whose records reach one of
-    those Monotree users, through a mapping or a removed mapping, for their records are
-    part of that person's decision."""
+    changed or gone) or whose user mapping (or removed one) moved, the Monotree users
+    they were and are mapped to, those a run `written` to since (their holdings moved),
+    and those Monotree now lists or no longer does; then every Natecosmic user whose
+    records reach one of those Monotree users, through a mapping or a removed one, for
+    their records are part of that person's decision."""
     natecosmic = set(changed)
-    natecosmic.update(
-        u for u in users_before.keys() | users_now.keys() if users_before.get(u) != users_now.get(u)
-    )
+    for before, now in ((users_before, users_now), (removed_before, removed_now)):
+        natecosmic.update(u for u in before.keys() | now.keys() if before.get(u) != now.get(u))
     monotree = set(written) | (set(missing_before) ^ set(missing_now))
     for user in natecosmic:
-        for mapped in (users_before.get(user), users_now.get(user)):
+        for mapped in (
+            users_before.get(user),
+            users_now.get(user),
+            removed_before.get(user),
+            removed_now.get(user),
+        ):
             if mapped is not None:
                 monotree.add(mapped)
     natecosmic.update(u for u, m in users_now.items() if m in monotree)
-    natecosmic.update(u for u, m in removed_users.items() if m in monotree)
+    natecosmic.update(u for u, m in removed_now.items() if m in monotree)
     return frozenset(natecosmic), frozenset(monotree)

@@ -16,7 +16,7 @@ import itertools
 import json
 import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 import msgspec
@@ -105,11 +105,18 @@ _FORMAT_ONLY = msgspec.msgpack.Decoder(_Format)
 
 @dataclass(frozen=True, slots=True)
 class PullDelta:
-    """How the latest pull differs from the one before (None counts: no earlier pull)."""
+    """How the latest pull differs from the one before (None counts: no earlier pull).
+    `users`: the Natecosmic users of every record added, removed or changed (before and
+    after), and `since`: the body the pull before was made from (`MadeFrom.dumps`)."""
 
     added: int | None
     removed: int | None
     changed: int | None
+    users: frozenset[str] | None = field(default=None, compare=False, repr=False)
+    since: str | None = field(default=None, compare=False, repr=False)
+
+    def counts(self) -> dict[str, int | None]:
+        return {"added": self.added, "removed": self.removed, "changed": self.changed}
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +215,8 @@ def _delta(before: _Document, kinds: Sequence[Kind], rows: dict[str, Row]) -> Pu
         number = {kind: i for i, kind in enumerate(kinds)}
         renumber = [number.get(kind, -1) for kind in before.kinds]
     found = removed = changed = 0
+    users: set[str] = set()
+    seen: set[str] = set()
     for chunk in before.rows:
         old_rows = _rows(chunk)
         if renumber is not None:
@@ -219,10 +228,16 @@ def _delta(before: _Document, kinds: Sequence[Kind], rows: dict[str, Row]) -> Pu
             row = rows.get(rid)
             if row is None:
                 removed += 1
+                users.add(was[0])
             else:
                 found += 1
-                changed += row != was
-    return PullDelta(len(rows) - found, removed, changed)
+                seen.add(rid)
+                if row != was:
+                    changed += 1
+                    users.update((was[0], row[0]))
+    if found < len(rows):
+        users.update(row[0] for rid, row in rows.items() if rid not in seen)
+    return PullDelta(len(rows) - found, removed, changed, frozenset(users), before.made_from)
 
 
 class PullSnapshots:
