@@ -33,7 +33,7 @@ from certsync import __version__
 from certsync.engine.decide import Decision, decide, decide_again, without_templates
 from certsync.engine.observation import Observation
 from certsync.engine.scope import Scope
-from certsync.engine.standing import Standing, touched
+from certsync.engine.standing import Standing, reported, touched
 from certsync.store import PullDelta, Store
 
 log = structlog.get_logger("certsync.engine.narrow")
@@ -199,6 +199,8 @@ def to_keep(
     standing = decision.standing
     if standing is None or made_from is None:
         return None
+    # Everyone with something to send is decided again next time, sent or not: their
+    # holdings may have moved, and their items to send are not kept (`reported`).
     written = frozenset(
         u for u, p in standing.people.items() if p.assigns or p.renewals or p.revokes
     )
@@ -211,5 +213,5 @@ def to_keep(
         dict(observation.removed.users),
         observation.missing_users,
         written,
-        standing,
+        reported(standing),
     )
