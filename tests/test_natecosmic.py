@@ -24,7 +24,7 @@ from certsync.clients.natecosmic import (
     parse_record,
 )
 from certsync.clients.session import open_clients
-from certsync.engine.gather import pull_certifications
+from certsync.engine.pulled import pull_certifications
 from certsync.errors import CertsyncError, ResponseFormatError
 from certsync.models import CertificationRecord
 from certsync.store import MadeFrom, Store

@@ -19,8 +19,9 @@ from certsync.models import Mappings
 from certsync.sandbox import SandboxState, World, generate
 from certsync.store import Store
 from certsync.store.holdings import HoldingStore
+from certsync.store.made_from import MadeFrom
 from certsync.store.mappings import MappingStore
-from certsync.store.snapshot import MadeFrom, PullSnapshots
+from certsync.store.snapshot import PullSnapshots
 from tests.conftest import Cli
 from tests.test_e2e import sync
 
@@ -126,7 +127,7 @@ def test_a_changed_body_mapping_or_day_or_a_run_between_forces_a_decision(
             # the holdings grouped: the counts expected today are the run before's.
             with (
                 mock.patch.object(HoldingStore, "count_basis", side_effect=AssertionError),
-                mock.patch("certsync.engine.gather.decode_pull", side_effect=AssertionError),
+                mock.patch("certsync.engine.pulled.decode_pull", side_effect=AssertionError),
                 mock.patch.object(PullSnapshots, "load", side_effect=AssertionError),
                 mock.patch(
                     "certsync.engine.imported.load_mapping_file", side_effect=AssertionError

@@ -4,6 +4,7 @@ it: it may give up, never differ."""
 from __future__ import annotations
 
 import json
+from hashlib import sha1
 from typing import Any
 from unittest import mock
 
@@ -68,17 +69,22 @@ def test_the_fast_decoder_never_differs_from_the_reference(
     body = json.dumps({"data": items}, separators=separators).encode()
     # Segments of a few bytes: every cut the decoder can make, it makes.
     with mock.patch.object(records, "_SEGMENT", 64), mock.patch.object(records, "_LOOK_BACK", 2048):
-        fast = fast_records(pieces(body, chunk))
+        fast = fast_records(pieces(body, chunk), printed=True)
     if fast is not None:
-        assert _collect(fast) == reference(body)
+        assert _collect(fast[0]) == reference(body)
+        # Each record's print is that of its bytes as they were sent, in order.
+        sent = [json.dumps(item, separators=separators).encode() for item in items]
+        assert fast[1] == b"".join(sha1(one, usedforsecurity=False).digest() for one in sent)
 
 
 def test_a_documented_body_takes_the_fast_decoder() -> None:
     items = [record(id=f"r{i}", serial_number="}, {") for i in range(300)]
     body = json.dumps({"data": items}).encode()
     with mock.patch.object(records, "_SEGMENT", 512):
-        fast = fast_records(pieces(body, 100))
-    assert fast is not None and [r.id for r in fast] == [f"r{i}" for i in range(300)]
+        decoded = fast_records(pieces(body, 100))
+    assert decoded is not None and decoded[1] == b""  # no prints asked for
+    fast = decoded[0]
+    assert [r.id for r in fast] == [f"r{i}" for i in range(300)]
     assert _collect(fast) == reference(body)
     # Records share what they hold alike: one type object, one string per user.
     assert len({id(r.certification_type) for r in fast}) == 1
@@ -101,7 +107,7 @@ def test_a_record_to_reject_is_read_by_the_reference_decoder() -> None:
 def test_other_envelopes_are_left_to_the_reference_decoder() -> None:
     for body in (b'{"meta": {}, "data": []}', b'{"data": [], "next": null}', b"[]", b""):
         assert fast_records([body]) is None
-    assert fast_records([b'{"data": []}']) == []
+    assert fast_records([b'{"data": []}']) == ([], b"")
     # JSON's whitespace only: a form feed between records is no JSON, for both.
     body = json.dumps({"data": [record(id="a"), record(id="b")]}).encode()
     fed = body.replace(b"}, {", b"}\x0c, {")

@@ -7,7 +7,7 @@ Nothing here does I/O: these are the nouns the rest of certsync passes around.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -73,8 +73,12 @@ class RejectedRecord:
 class Pull:
     """The result of one Natecosmic pull."""
 
-    records: tuple[CertificationRecord, ...]
+    # A tuple, or the records of a pull made of the kept one (`rows.KeptRecords`).
+    records: Sequence[CertificationRecord]
     rejected: tuple[RejectedRecord, ...] = ()
+    # Each record's print, in order, when the pull was decoded with them
+    # (`clients/records.print_of`); else empty.
+    prints: bytes = field(default=b"", repr=False)
 
 
 # --- Monotree -------------------------------------------------------------------

@@ -75,13 +75,17 @@ def parse_certifications_stream(chunks: Iterable[bytes]) -> Pull:
         ) from None
 
 
-def decode_pull(body: Body) -> Pull:
+def decode_pull(body: Body, *, printed: bool = False) -> Pull:
     """A pull's body: by the fast decoder when it can read it, else by the reference one
-    (`records.py`), which rejects what is invalid and says why."""
-    fast = fast_records(body.chunks())
+    (`records.py`), which rejects what is invalid and says why. With `printed`, each
+    record's print too, when every record was read and kept (`Pull.prints`)."""
+    fast = fast_records(body.chunks(), printed=printed)
     if fast is None:
         return parse_certifications_stream(body.chunks())
-    return _collect(fast)
+    records, prints = fast
+    pull = _collect(records)
+    # A record rejected (a duplicate id) leaves the prints out of step with the records.
+    return pull if pull.rejected else Pull(pull.records, (), prints)
 
 
 def _collect(items: Iterable[Any]) -> Pull:

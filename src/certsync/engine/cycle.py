@@ -16,10 +16,11 @@ from certsync.actions import HoldBack
 from certsync.clients.session import Clients, open_clients
 from certsync.engine.apply import apply_requests
 from certsync.engine.describe import describe_observation, describe_unchanged, user_labels
-from certsync.engine.gather import Pulled, gather, gather_users
+from certsync.engine.gather import gather, gather_users
 from certsync.engine.imported import imported_mapping_file
 from certsync.engine.narrow import carry_decided, decided, keep_decided, last_decided, to_keep
 from certsync.engine.observation import Observation
+from certsync.engine.pulled import Pulled
 from certsync.engine.quiet import QuietCheck, Unchanged, last_quiet, remember_quiet
 from certsync.engine.report import Kind, Outcome, PhaseClock, SyncOptions, SyncReport
 from certsync.engine.review import digests, reviewed_decision
@@ -213,9 +214,17 @@ def _cycle(
             report.pull_delta = PullDelta(0, 0, 0)
         else:
             pull = pulled.pull
-            report.pull_delta = store.snapshots.save(
-                pull.records, pull.rejected, made_from=pulled.made_from
-            )
+            if pulled.merged is not None:  # made of the kept pull: rows and delta known
+                m = pulled.merged
+                store.snapshots.save_rows(
+                    m.kinds, m.rows, made_from=pulled.made_from, prints=pull.prints
+                )
+                report.pull_delta = m.delta
+                pulled.merged = None  # the rows go: the records are the pull's
+            else:
+                report.pull_delta = store.snapshots.save(
+                    pull.records, pull.rejected, made_from=pulled.made_from, prints=pull.prints
+                )
         clock.lap("snapshot_seconds")
 
     seen: Observation | Unchanged

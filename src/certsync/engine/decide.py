@@ -19,6 +19,7 @@ from certsync.engine.observation import Observation
 from certsync.engine.scope import Scope
 from certsync.engine.standing import Standing, joined, plan_of, split
 from certsync.models import Mappings
+from certsync.rows import records_of
 from certsync.writes import WriteRequest
 
 
@@ -89,7 +90,7 @@ def decide_again(
     inputs (tests/test_standing.py); the guard then counts the whole tenant, as there."""
     assert not observation.pull.rejected, "a pull with rejected records is decided whole"
     mappings = without_templates(observation.mappings, observation.missing_templates)
-    theirs = [r for r in observation.pull.records if r.user_id in natecosmic]
+    theirs = records_of(observation.pull.records, natecosmic)
     again, tally = planner.plan_by_person(
         theirs,
         mappings,

@@ -12,10 +12,10 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
-from certsync.clients.conditional import Validators
+import structlog
+
 from certsync.clients.holders import read_holders
 from certsync.clients.monotree import user_holding
-from certsync.clients.natecosmic import decode_pull
 from certsync.clients.session import Clients
 from certsync.engine.counts import (
     CountMoved,
@@ -26,8 +26,9 @@ from certsync.engine.counts import (
     watched,
 )
 from certsync.engine.observation import Observation
+from certsync.engine.pulled import Pulled, pull_certifications
 from certsync.engine.quiet import QuietCheck, Unchanged, inputs_digest
-from certsync.errors import NotFoundError, ResponseFormatError, StopRequested
+from certsync.errors import NotFoundError, StopRequested
 from certsync.mappings_file import MappingFile
 from certsync.models import (
     Holding,
@@ -39,76 +40,12 @@ from certsync.models import (
     normal_email,
     resolve_mappings,
 )
-from certsync.store import MadeFrom, Store
+from certsync.store import Store
+
+log = structlog.get_logger("certsync.engine.gather")
 
 Say = Callable[[str], None]
 Lap = Callable[[str], None]
-
-
-class Pulled:
-    """The pull, and the body it came from. `unchanged` when that body is the one the
-    kept snapshot was made from: Natecosmic answered 304 to its validators, or sent the
-    same bytes again (the same SHA-256). `pull` decodes on first use, from the body, or
-    for a 304 from the snapshot, so a cycle that learns it has nothing to decide from
-    decodes nothing. `close` lets the body go."""
-
-    def __init__(self, made_from: MadeFrom, *, unchanged: bool, decode: Callable[[], Pull]):
-        self.made_from = made_from
-        self.unchanged = unchanged
-        self._decode: Callable[[], Pull] | None = decode
-        self._pull: Pull | None = None
-        self.close: Callable[[], None] = lambda: None
-
-    @classmethod
-    def of(cls, pull: Pull, made_from: MadeFrom) -> Pulled:
-        """A pull already decoded."""
-        return cls(made_from, unchanged=False, decode=lambda: pull)
-
-    @property
-    def pull(self) -> Pull:
-        if self._pull is None:
-            assert self._decode is not None
-            try:
-                self._pull = self._decode()
-            finally:
-                self.close()
-            self._decode = None
-        return self._pull
-
-
-def pull_certifications(store: Store, clients: Clients, *, conditional: bool = True) -> Pulled:
-    """Natecosmic's list, asked for with the validators of the body the kept snapshot was
-    made from, when this release made it from the same Natecosmic. Without `conditional`
-    (a full cycle), asked for whole: a server that wrongly answers 304 is then caught at
-    the next full cycle at the latest, and the same bytes are still not decoded twice."""
-    source = clients.natecosmic.base_url
-    kept = store.snapshots.made_from()
-    kept = kept if kept is not None and kept.same_parser(source) else None
-    asked = None if kept is None or not conditional else Validators(kept.etag, kept.last_modified)
-    fetched = clients.natecosmic.fetch_certifications(asked)
-    body = fetched.body
-    if body is None:
-        assert kept is not None  # the HTTP layer refuses a 304 to a request without one
-
-        def from_snapshot() -> Pull:
-            again = store.snapshots.load()
-            if again is None or again.made_from != kept:
-                raise ResponseFormatError(
-                    "natecosmic", "the kept pull changed while the cycle read it"
-                )
-            return Pull(again.records, again.rejected)
-
-        return Pulled(kept, unchanged=True, decode=from_snapshot)
-    answered = fetched.validators
-    made_from = MadeFrom(source, body.digest, answered.etag, answered.last_modified)
-    pulled = Pulled(
-        made_from,
-        # The same bytes with other validators are kept again, to be asked with those.
-        unchanged=made_from == kept,
-        decode=lambda: decode_pull(body),
-    )
-    pulled.close = body.close
-    return pulled
 
 
 def _mappings(
@@ -239,7 +176,10 @@ def gather(
         reading = background.submit(read_monotree)
         try:
             try:
-                pulled = pull_certifications(store, clients, conditional=not full)
+                # A dry run keeps no snapshot: a body decoded whole needs no prints.
+                pulled = pull_certifications(
+                    store, clients, conditional=not full, printed=file_imported
+                )
             finally:
                 lap("pull_seconds")
             on_pull(pulled)
@@ -354,7 +294,7 @@ def gather_users(
     lap("load_seconds")
     if pull is None:
         say("pulling certifications")
-        pulled = pull_certifications(store, clients)
+        pulled = pull_certifications(store, clients, printed=file_imported)
         lap("pull_seconds")
         try:
             on_pull(pulled)

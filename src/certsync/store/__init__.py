@@ -34,8 +34,9 @@ from certsync.store.held import HeldPlan, HeldPlanError, HeldPlans
 from certsync.store.holdings import HoldingStore
 from certsync.store.journal import Journal, JournalEntry, RunSummary
 from certsync.store.lock import LEADER, WRITER, Holder, Lease, utcnow
+from certsync.store.made_from import MadeFrom
 from certsync.store.mappings import ImportSummary, MappingStore
-from certsync.store.snapshot import MadeFrom, PullDelta, PullSnapshots
+from certsync.store.snapshot import PullDelta, PullSnapshots
 from certsync.store.users import UserCache
 from certsync.store.values import Values
 

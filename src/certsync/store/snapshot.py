@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import itertools
-import json
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,15 +21,17 @@ from datetime import date, datetime
 import msgspec
 from sqlalchemy import Connection, delete, insert, select
 
-from certsync import __version__, cyclic_gc
-from certsync.models import CertificationRecord, CertificationType, Pull, RejectedRecord
+from certsync import cyclic_gc
+from certsync.models import CertificationRecord, Pull, RejectedRecord
+from certsync.rows import Kind, Records, Row
 from certsync.store.db import Db, table_of
 from certsync.store.lock import utcnow
+from certsync.store.made_from import MadeFrom
 from certsync.store.tables import PullSnapshotRow
 from certsync.store.values import get_value, set_value
 
 _P = table_of(PullSnapshotRow)
-_FORMAT = 3
+_FORMAT = 4
 # Which body the snapshot was made from (`MadeFrom`), kept in the same transaction as
 # the snapshot: a 304 to its validators, or a body with its digest, *is* that snapshot.
 _MADE_FROM = "pull_made_from"
@@ -39,44 +40,6 @@ _MADE_FROM = "pull_made_from"
 _DOCUMENT = "pull_document"
 # When a pull last found the kept one unchanged (`touch`).
 _FRESH = "pull_fresh_at"
-
-
-@dataclass(frozen=True, slots=True)
-class MadeFrom:
-    """The body a pull came from: its origin (Natecosmic's base URL), the release that
-    parsed it (another may parse differently), its SHA-256, and the validators
-    Natecosmic gave it (`ETag`, `Last-Modified`), if any."""
-
-    source: str
-    digest: str
-    etag: str | None = None
-    last_modified: str | None = None
-    version: str = __version__
-
-    def dumps(self) -> str:
-        return json.dumps([self.source, self.version, self.digest, self.etag, self.last_modified])
-
-    @classmethod
-    def loads(cls, text: str | None) -> MadeFrom | None:
-        try:
-            made = json.loads(text or "null")
-        except ValueError:
-            return None
-        if not (isinstance(made, list) and len(made) == 5):
-            return None  # none, or a release before digests: nothing to compare with
-        source, version, digest, etag, modified = made
-        return cls(source, digest, etag, modified, version)
-
-    def same_parser(self, source: str) -> bool:
-        """Made by this release from this origin: a body it names may stand for this one."""
-        return self.source == source and self.version == __version__
-
-
-# lifecycle, validity and verification status, the type's id, whether the record
-# embeds a type, and the embedded type's id, slug, title and status
-Kind = tuple[str, str, str | None, str | None, bool, str | None, str | None, str | None, str | None]
-# user, kind (an index into the kinds), issued on, expires on
-Row = tuple[str, int, date, date | None]
 
 
 class _Document(msgspec.Struct, frozen=True):
@@ -88,6 +51,10 @@ class _Document(msgspec.Struct, frozen=True):
     rows: list[bytes]
     rejected: list[tuple[int, str | None, str]]
     made_from: str | None
+    # Each record's print (`clients/records.print_of`), in the rows' order, 20 bytes
+    # each; empty when not known (the pull had a record rejected, or was read from a
+    # snapshot): a cycle then decodes the next pull whole.
+    prints: bytes = b""
 
 
 class _Format(msgspec.Struct):
@@ -95,6 +62,7 @@ class _Format(msgspec.Struct):
 
 
 _CHUNK = 10_000
+PRINT_SIZE = 20  # `clients/records.PRINT_SIZE`: the store does not import the clients
 _ENCODER = msgspec.msgpack.Encoder()
 _DECODER = msgspec.msgpack.Decoder(_Document)
 _ROWS = msgspec.msgpack.Decoder(dict[str, Row])
@@ -240,6 +208,17 @@ def _delta(before: _Document, kinds: Sequence[Kind], rows: dict[str, Row]) -> Pu
     return PullDelta(len(rows) - found, removed, changed, frozenset(users), before.made_from)
 
 
+@dataclass(frozen=True, slots=True)
+class KnownRows:
+    """The kept pull, as rows by record id, its kinds, its prints in the rows' order,
+    and the body it was made from (`MadeFrom.dumps`)."""
+
+    kinds: list[Kind]
+    rows: dict[str, Row]
+    prints: bytes
+    made_from: str | None
+
+
 class PullSnapshots:
     def __init__(self, db: Db) -> None:
         self._db = db
@@ -250,9 +229,10 @@ class PullSnapshots:
         rejected: Iterable[RejectedRecord] = (),
         *,
         made_from: MadeFrom | None = None,
+        prints: bytes = b"",
     ) -> PullDelta:
-        """Keep this pull (and `made_from`, the body it was decoded from); say what
-        changed since the last one."""
+        """Keep this pull (and `made_from`, the body it was decoded from, and `prints`,
+        its records' prints in their order); say what changed since the last one."""
         # One step at a time, each one's values let go before the next: the pull kept
         # and the one before it are never held whole, as text and as rows, at once.
         # The writer lock keeps the one before from changing until this one replaces it.
@@ -268,6 +248,21 @@ class PullSnapshots:
             except _UNREADABLE:  # a chunk damaged: as after an upgrade, say nothing
                 delta = PullDelta(None, None, None)
             del before
+        self.save_rows(kinds, rows, rejected, made_from=made_from, prints=prints)
+        return delta
+
+    def save_rows(
+        self,
+        kinds: list[Kind],
+        rows: dict[str, Row],
+        rejected: Iterable[RejectedRecord] = (),
+        *,
+        made_from: MadeFrom | None = None,
+        prints: bytes = b"",
+    ) -> None:
+        """Keep a pull already made into rows (`known.py`: the kept rows and the new)."""
+        if len(prints) != PRINT_SIZE * len(rows):
+            prints = b""  # they would not say which row is which
         # `made_from` is in the document too: a release before it rewrites the document
         # without it and leaves the stored value stale, and a 304 must never be answered
         # from a snapshot of another body.
@@ -278,16 +273,42 @@ class PullSnapshots:
                 _chunked(rows),
                 [(r.index, r.record_id, r.reason) for r in rejected],
                 None if made_from is None else made_from.dumps(),
+                prints,
             )
         )
         count = len(rows)
-        del kinds, rows
         with self._db.write() as conn:
             conn.execute(delete(_P))
             conn.execute(insert(_P).values(id=1, pulled_at=utcnow(), record_count=count, body=body))
             set_value(conn, _MADE_FROM, "" if made_from is None else made_from.dumps())
             set_value(conn, _DOCUMENT, _written(conn) or "")
-        return delta
+
+    def known(self) -> KnownRows | None:
+        """The kept pull's rows, by record id, with their prints, when it has them and
+        this release wrote it; None otherwise."""
+        with cyclic_gc.paused():
+            kept = self._kept_document()
+            document = None if kept is None else kept[1]
+            if document is None or not document.prints or document.rejected:
+                return None
+            # Each user's id and each date once, as the decoders share them: the rows
+            # are the pull's records until a decision makes them (35 MB unshared at
+            # 100,000, 20 MB shared).
+            users: dict[str, str] = {}
+            days: dict[date | None, date | None] = {None: None}
+            user, day = users.setdefault, days.setdefault
+            try:
+                rows: dict[str, Row] = {}
+                for chunk in document.rows:
+                    rows.update(
+                        (rid, (user(u, u), k, day(i, i), day(e, e)))  # type: ignore[misc]  # the first date is never None
+                        for rid, (u, k, i, e) in _rows(chunk).items()
+                    )
+            except _UNREADABLE:
+                return None
+            if len(document.prints) != PRINT_SIZE * len(rows):
+                return None
+            return KnownRows(document.kinds, rows, document.prints, document.made_from)
 
     def _kept_document(self) -> tuple[datetime, _Document | None] | None:
         """When the kept pull was made, and its document (None: written by an earlier
@@ -351,31 +372,7 @@ class PullSnapshots:
 
 
 def _kept(pulled_at: datetime, document: _Document) -> KeptPull:
-    kinds = [
-        (k[0], k[1], k[3], CertificationType(*k[5:]) if k[4] else None, k[2])
-        for k in document.kinds
-    ]
-    # A user's id and each date once, however many records name them.
-    users: dict[str, str] = {}
-    share = users.setdefault
-    days: dict[date, date] = {}
-    day = days.setdefault
-    records = []
-    for chunk in document.rows:
-        for rid, (user, k, issued, expires) in _rows(chunk).items():
-            lifecycle, validity, type_id, ctype, verification = kinds[k]
-            records.append(
-                CertificationRecord(
-                    rid,
-                    share(user, user),
-                    day(issued, issued),
-                    lifecycle,
-                    validity,
-                    type_id,
-                    ctype,
-                    None if expires is None else day(expires, expires),
-                    verification,
-                )
-            )
+    make = Records(document.kinds)
+    records = [make(rid, row) for chunk in document.rows for rid, row in _rows(chunk).items()]
     rejected = tuple(RejectedRecord(*r) for r in document.rejected)
     return KeptPull(pulled_at, tuple(records), rejected, MadeFrom.loads(document.made_from))
