@@ -41,11 +41,10 @@ def renew_upstream(state: SandboxState, index: int) -> None:
 def test_a_change_is_decided_again_for_its_people_alone_and_says_the_whole_plan(
     cli: Cli, sandbox_state: SandboxState, world: World
 ) -> None:
-    first = sync(cli)  # full: reads every template, decides over everyone, keeps it
+    first = sync(cli)  # full: reads every template; owned nothing before, keeps nothing
     assert first["decided_again_for"] is None and first["write_requests"]
-    # Decided again for the people the first run wrote to: nothing left to do.
-    kept = sync(cli)
-    assert kept["decided_again_for"] is not None and kept["write_requests"] == []
+    kept = sync(cli)  # decides over everyone, and keeps it by person
+    assert kept["decided_again_for"] is None and kept["write_requests"] == []
     assert sync(cli)["unchanged_since"] is not None  # quiet: carries the kept decision on
 
     cert, user = revoke_upstream(sandbox_state, world, 0)

@@ -74,7 +74,7 @@ def test_the_fast_decoder_never_differs_from_the_reference(
         assert _collect(fast[0]) == reference(body)
         # Each record's print is that of its bytes as they were sent, in order.
         sent = [json.dumps(item, separators=separators).encode() for item in items]
-        assert fast[1] == b"".join(sha1(one, usedforsecurity=False).digest() for one in sent)
+        assert fast[1] == b"".join(sha1(one, usedforsecurity=False).digest()[:12] for one in sent)
 
 
 def test_a_documented_body_takes_the_fast_decoder() -> None:

@@ -147,8 +147,8 @@ def test_a_plan_decided_again_for_the_touched_people_is_the_whole_plan(
     have = world_holdings(hs)
     _, standing = whole(records, before, have, owned, frozenset(missing_before), removed)
     # Kept without what it sends: everyone with something to send counts as written.
-    senders = {u for u, p in standing.people.items() if p.assigns or p.renewals or p.revokes}
     standing = reported(standing)
+    senders = standing.sending
     # The cycle after: what changed upstream, in the mappings, and by the run's writes.
     records_now = edited(records, data)
     now = replace(base, users=remapped(dict(before.users), data))
@@ -208,6 +208,9 @@ def test_a_plan_put_back_together_from_its_people_is_the_plan(
     m = world_mappings(authoritative, revoke)
     the_plan, standing = whole(records, m, world_holdings(hs), owned, frozenset(), m)
     assert plan_of(standing, m.policy) == the_plan
+    # What a whole decision keeps, made without splitting what it sends first.
+    _, tally = plan_by_person(records, m, world_holdings(hs), owned, TODAY, removed=m)
+    assert split(the_plan, tally, records, senders=False) == reported(standing)
     kept = msgspec.msgpack.decode(msgspec.msgpack.encode(standing), type=Standing)
     assert kept == standing
 

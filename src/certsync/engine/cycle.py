@@ -225,6 +225,7 @@ def _cycle(
                 report.pull_delta = store.snapshots.save(
                     pull.records, pull.rejected, made_from=pulled.made_from, prints=pull.prints
                 )
+            pulled.forget_prints()  # the snapshot's now: not held through the cycle
         clock.lap("snapshot_seconds")
 
     seen: Observation | Unchanged
@@ -309,7 +310,8 @@ def _cycle(
             chunk_size=settings.sync.chunk_size,
             # A person reviewed what a reviewed run sends: they are the guard.
             allow_mass_revoke=options.allow_mass_revoke or options.review is not None,
-            by_person=whole,
+            # A first cycle (nothing owned yet) keeps none: whom it assigns to is decided again.
+            by_person=whole and len(seen.owned) > 0,
             delta=report.pull_delta,
             made_from=pulled_from.get("made_from"),
             unchanged=bool(pulled_from.get("unchanged")),

@@ -17,7 +17,7 @@ from certsync.engine import plan as planner
 from certsync.engine import requests as sending
 from certsync.engine.observation import Observation
 from certsync.engine.scope import Scope
-from certsync.engine.standing import Standing, joined, plan_of, split
+from certsync.engine.standing import Standing, joined, plan_of, reported, split
 from certsync.models import Mappings
 from certsync.rows import records_of
 from certsync.writes import WriteRequest
@@ -26,7 +26,7 @@ from certsync.writes import WriteRequest
 @dataclass(frozen=True)
 class Decision:
     """The plan after the guard, and the batched write requests that carry it out; with
-    `by_person`, the plan before the guard, by person, for the next cycle."""
+    `by_person`, what to keep of it for the next cycle (`standing.reported`)."""
 
     plan: Plan
     requests: tuple[WriteRequest, ...]
@@ -63,7 +63,7 @@ def decide(
     )
     # A pull with rejected records is decided whole again next time: nothing kept.
     keep = by_person and not observation.pull.rejected
-    standing = split(the_plan, tally, records) if keep else None
+    standing = split(the_plan, tally, records, senders=False) if keep else None
     return _sent(
         the_plan,
         mappings,
@@ -102,8 +102,9 @@ def decide_again(
         removed=observation.removed,
         unmapped_too=True,
     )
-    standing = joined(before, split(again, tally, theirs), monotree, natecosmic)
-    the_plan = plan_of(standing, mappings.policy)
+    whole = joined(before, split(again, tally, theirs), monotree, natecosmic)
+    the_plan = plan_of(whole, mappings.policy)
+    standing = reported(whole)
     return _sent(
         the_plan,
         mappings,

@@ -22,7 +22,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import zlib
-from collections.abc import Set
+from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from datetime import date
 
@@ -33,7 +33,7 @@ from certsync import __version__
 from certsync.engine.decide import Decision, decide, decide_again, without_templates
 from certsync.engine.observation import Observation
 from certsync.engine.scope import Scope
-from certsync.engine.standing import Standing, reported, touched
+from certsync.engine.standing import Standing, touched
 from certsync.store import PullDelta, Store
 
 log = structlog.get_logger("certsync.engine.narrow")
@@ -199,19 +199,20 @@ def to_keep(
     standing = decision.standing
     if standing is None or made_from is None:
         return None
-    # Everyone with something to send is decided again next time, sent or not: their
-    # holdings may have moved, and their items to send are not kept (`reported`).
-    written = frozenset(
-        u for u, p in standing.people.items() if p.assigns or p.renewals or p.revokes
-    )
     return Decided(
         __version__,
         today,
         common_digest(observation, today),
         made_from,
-        dict(observation.mappings.users),
-        dict(observation.removed.users),
+        _as_dict(observation.mappings.users),
+        _as_dict(observation.removed.users),
         observation.missing_users,
-        written,
-        reported(standing),
+        # Everyone with something to send is decided again next time, sent or not.
+        standing.sending,
+        standing,
     )
+
+
+def _as_dict(mapping: Mapping[str, int]) -> dict[str, int]:
+    # The mapping itself when it is a dict (20,000 users: not copied at a cycle's peak).
+    return mapping if isinstance(mapping, dict) else dict(mapping)

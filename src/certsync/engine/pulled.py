@@ -44,6 +44,10 @@ class Pulled:
         """A pull already decoded."""
         return cls(made_from, unchanged=False, decode=lambda: pull)
 
+    def forget_prints(self) -> None:
+        if self._pull is not None and self._pull.prints:
+            self._pull = Pull(self._pull.records, self._pull.rejected)
+
     @property
     def pull(self) -> Pull:
         if self._pull is None:

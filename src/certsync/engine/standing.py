@@ -59,6 +59,9 @@ class Standing(msgspec.Struct, frozen=True):
 
     people: dict[int, Person] = msgspec.field(default_factory=dict)
     unmapped: dict[str, tuple[Unmapped, ...]] = msgspec.field(default_factory=dict)
+    # People left out of `people` because their part sends something (`reported`): the
+    # next cycle decides them again, as their holdings may have moved.
+    sending: frozenset[int] = frozenset()
 
 
 class _OfUser(Protocol):
@@ -76,19 +79,31 @@ def _by_user(items: Iterable[_Item]) -> dict[int, tuple[_Item, ...]]:
     return {user: tuple(found) for user, found in out.items()}
 
 
-def split(plan: Plan, tally: Tally, records: Iterable[CertificationRecord]) -> Standing:
+def split(
+    plan: Plan, tally: Tally, records: Iterable[CertificationRecord], *, senders: bool = True
+) -> Standing:
     """A plan straight from `plan_by_person` (no guard, nothing rejected) by person.
     `records` are those it was made from: an unmapped type's item names the record, not
-    whose it is."""
+    whose it is. Without `senders`, the people whose part sends something are left out,
+    named in `sending` (`reported`): a first cycle's 95,000 assigns are not split."""
     assert not plan.rejected, "a pull with rejected records is decided whole"
-    assigns, renewals = _by_user(plan.assigns), _by_user(plan.renewals)
     # `plan_by_person` holds every revocation back or none, by the policy alone.
-    revokes = _by_user((*plan.revokes, *plan.held_back_revokes))
+    revoked = (*plan.revokes, *plan.held_back_revokes)
+    if senders:
+        assigns, renewals, revokes = (
+            _by_user(plan.assigns),
+            _by_user(plan.renewals),
+            _by_user(revoked),
+        )
+        sending: set[int] = set()
+    else:
+        assigns, renewals, revokes = {}, {}, {}
+        sending = {i.user_id for found in (plan.assigns, plan.renewals, revoked) for i in found}
     drift, kept_newer = _by_user(plan.drift), _by_user(plan.kept_newer)
     missing, unmanaged = _by_user(plan.missing_users), _by_user(plan.unmanaged)
     everyone = set(tally).union(assigns, renewals, revokes, drift, kept_newer, missing, unmanaged)
     people: dict[int, Person] = {}
-    for user in everyone:
+    for user in everyone - sending:
         desired, owned_active, left_alone = tally.get(user, (0, 0, 0))
         people[user] = Person(
             desired,
@@ -106,7 +121,8 @@ def split(plan: Plan, tally: Tally, records: Iterable[CertificationRecord]) -> S
     unmapped: dict[str, list[Unmapped]] = {}
     for item in plan.unmapped:
         unmapped.setdefault(owner[item.record_id], []).append(item)
-    return Standing(people, {user: tuple(found) for user, found in unmapped.items()})
+    found = {user: tuple(items) for user, items in unmapped.items()}
+    return Standing(people, found, frozenset(sending))
 
 
 def _owners(unmapped: Sequence[Unmapped], records: Iterable[CertificationRecord]) -> dict[str, str]:
@@ -122,24 +138,22 @@ def joined(before: Standing, again: Standing, monotree: Set[int], natecosmic: Se
     people.update(again.people)
     unmapped = {u: items for u, items in before.unmapped.items() if u not in natecosmic}
     unmapped.update(again.unmapped)
-    return Standing(people, unmapped)
+    return Standing(people, unmapped, (before.sending - monotree) | again.sending)
 
 
 def reported(standing: Standing) -> Standing:
-    """Its parts without what they send (assign, renew, revoke): kept for the next cycle,
-    which decides again for everyone with something to send (`written`), so those items
-    are never taken from here (95,000 assigns after a first cycle)."""
-    people = {
-        user: msgspec.structs.replace(p, assigns=(), renewals=(), revokes=())
-        if p.assigns or p.renewals or p.revokes
-        else p
-        for user, p in standing.people.items()
-    }
-    return Standing(people, standing.unmapped)
+    """What is kept for the next cycle: the parts of the people with nothing to send. The
+    others are named (`sending`) and decided again next time, sent or not: their holdings
+    may have moved, so their kept part could not stand."""
+    sending = {u for u, p in standing.people.items() if p.assigns or p.renewals or p.revokes}
+    people = {u: p for u, p in standing.people.items() if u not in sending}
+    return Standing(people, standing.unmapped, standing.sending | sending)
 
 
 def plan_of(standing: Standing, policy: Policy) -> Plan:
-    """The plan its people's parts make, as `plan` would have made it whole."""
+    """The plan its people's parts make, as `plan` would have made it whole (no one may
+    be left out as `sending`)."""
+    assert not standing.sending, "a part left out cannot be planned"
     people = standing.people.values()
     return assembled(
         policy,

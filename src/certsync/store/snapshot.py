@@ -51,7 +51,7 @@ class _Document(msgspec.Struct, frozen=True):
     rows: list[bytes]
     rejected: list[tuple[int, str | None, str]]
     made_from: str | None
-    # Each record's print (`clients/records.print_of`), in the rows' order, 20 bytes
+    # Each record's print (`clients/records.print_of`), in the rows' order, 12 bytes
     # each; empty when not known (the pull had a record rejected, or was read from a
     # snapshot): a cycle then decodes the next pull whole.
     prints: bytes = b""
@@ -62,7 +62,7 @@ class _Format(msgspec.Struct):
 
 
 _CHUNK = 10_000
-PRINT_SIZE = 20  # `clients/records.PRINT_SIZE`: the store does not import the clients
+PRINT_SIZE = 12  # `clients/records.PRINT_SIZE`: the store does not import the clients
 _ENCODER = msgspec.msgpack.Encoder()
 _DECODER = msgspec.msgpack.Decoder(_Document)
 _ROWS = msgspec.msgpack.Decoder(dict[str, Row])
@@ -248,7 +248,9 @@ class PullSnapshots:
             except _UNREADABLE:  # a chunk damaged: as after an upgrade, say nothing
                 delta = PullDelta(None, None, None)
             del before
-        self.save_rows(kinds, rows, rejected, made_from=made_from, prints=prints)
+            count, chunks = len(rows), _chunked(rows)
+            del rows  # 100,000 rows let go before the document is encoded
+        self._write(kinds, chunks, count, rejected, made_from=made_from, prints=prints)
         return delta
 
     def save_rows(
@@ -261,7 +263,20 @@ class PullSnapshots:
         prints: bytes = b"",
     ) -> None:
         """Keep a pull already made into rows (`known.py`: the kept rows and the new)."""
-        if len(prints) != PRINT_SIZE * len(rows):
+        count = len(rows)
+        self._write(kinds, _chunked(rows), count, rejected, made_from=made_from, prints=prints)
+
+    def _write(
+        self,
+        kinds: list[Kind],
+        chunks: list[bytes],
+        count: int,
+        rejected: Iterable[RejectedRecord] = (),
+        *,
+        made_from: MadeFrom | None = None,
+        prints: bytes = b"",
+    ) -> None:
+        if len(prints) != PRINT_SIZE * count:
             prints = b""  # they would not say which row is which
         # `made_from` is in the document too: a release before it rewrites the document
         # without it and leaves the stored value stale, and a 304 must never be answered
@@ -270,13 +285,13 @@ class PullSnapshots:
             _Document(
                 _FORMAT,
                 kinds,
-                _chunked(rows),
+                chunks,
                 [(r.index, r.record_id, r.reason) for r in rejected],
                 None if made_from is None else made_from.dumps(),
                 prints,
             )
         )
-        count = len(rows)
+        del chunks
         with self._db.write() as conn:
             conn.execute(delete(_P))
             conn.execute(insert(_P).values(id=1, pulled_at=utcnow(), record_count=count, body=body))
