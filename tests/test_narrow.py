@@ -4,16 +4,20 @@ Against the sandbox over real HTTP."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, timedelta
 from typing import Any
+from unittest import mock
 
 import pytest
 
 from certsync.clients.session import open_clients
 from certsync.engine.cycle import run_sync
 from certsync.engine.report import SyncOptions
+from certsync.models import Holding
 from certsync.sandbox import SandboxState, World, generate
 from certsync.store import Store
+from certsync.store.holdings import HoldingStore
 from tests.conftest import Cli, revoke_upstream
 from tests.test_e2e import sync
 
@@ -132,5 +136,36 @@ def test_what_cannot_be_vouched_for_is_decided_whole(
             renew_upstream(sandbox_state, 6)
             report = run_sync(settings, store, clients, SyncOptions(today=tomorrow))
             assert report.error is None and report.decided_again is not None
+    finally:
+        store.close()
+
+
+def test_a_decision_made_again_reads_only_its_peoples_holdings(
+    cli: Cli, sandbox_state: SandboxState, world: World
+) -> None:
+    sync(cli)
+    sync(cli)
+    renew_upstream(sandbox_state, 1)
+    settings = cli.settings()
+    store = Store(settings.database_url)
+    asked: list[object] = []
+    real_known = HoldingStore.known
+
+    def known(
+        self: HoldingStore, certificate_ids: Iterable[int], user_ids: Iterable[int] | None = None
+    ) -> dict[int, dict[int, Holding]]:
+        asked.append(None if user_ids is None else sorted(user_ids))
+        return real_known(self, certificate_ids, user_ids)
+
+    try:
+        with (
+            open_clients(settings) as clients,
+            # Neither every holding nor every pair certsync owns is read.
+            mock.patch.object(HoldingStore, "owned_pairs", side_effect=AssertionError),
+            mock.patch.object(HoldingStore, "known", known),
+        ):
+            report = run_sync(settings, store, clients)
+        assert report.error is None and report.decided_again is not None
+        assert asked and all(isinstance(a, list) and len(a) == report.decided_again for a in asked)
     finally:
         store.close()

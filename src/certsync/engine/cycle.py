@@ -311,7 +311,7 @@ def _cycle(
             # A person reviewed what a reviewed run sends: they are the guard.
             allow_mass_revoke=options.allow_mass_revoke or options.review is not None,
             # A first cycle (nothing owned yet) keeps none: whom it assigns to is decided again.
-            by_person=whole and len(seen.owned) > 0,
+            by_person=whole and store.holdings.owned_count() > 0,
             delta=report.pull_delta,
             made_from=pulled_from.get("made_from"),
             unchanged=bool(pulled_from.get("unchanged")),

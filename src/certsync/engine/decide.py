@@ -15,6 +15,7 @@ from datetime import date
 from certsync.actions import Plan
 from certsync.engine import plan as planner
 from certsync.engine import requests as sending
+from certsync.engine.known import KnownHoldings, KnownOwnership
 from certsync.engine.observation import Observation
 from certsync.engine.scope import Scope
 from certsync.engine.standing import Standing, joined, plan_of, reported, split
@@ -91,11 +92,16 @@ def decide_again(
     assert not observation.pull.rejected, "a pull with rejected records is decided whole"
     mappings = without_templates(observation.mappings, observation.missing_templates)
     theirs = records_of(observation.pull.records, natecosmic)
+    # Their holdings and ownership alone, when the store is read on demand (`known.py`):
+    # the plan looks at no one else's in this scope.
+    holdings, owned = observation.holdings, observation.owned
+    holdings = holdings.of_users(monotree) if isinstance(holdings, KnownHoldings) else holdings
+    owned = owned.of_users(monotree) if isinstance(owned, KnownOwnership) else owned
     again, tally = planner.plan_by_person(
         theirs,
         mappings,
-        observation.holdings,
-        observation.owned,
+        holdings,
+        owned,
         today,
         missing_users=observation.missing_users,
         scope=Scope.of_users(monotree),

@@ -25,6 +25,7 @@ from certsync.engine.counts import (
     untrusted,
     watched,
 )
+from certsync.engine.known import KnownHoldings, KnownOwnership
 from certsync.engine.observation import Observation
 from certsync.engine.pulled import Pulled, pull_certifications
 from certsync.engine.quiet import QuietCheck, Unchanged, inputs_digest
@@ -232,8 +233,17 @@ def gather(
     known = [
         c for c in [*mapped, *unmapped_owned] if c not in read and c in listed and c not in gone
     ]
-    holdings: dict[int, Mapping[int, Holding]] = dict(store.holdings.known(known))
-    holdings.update(read)
+    # Read when the decision first looks: one made again for some people reads theirs.
+    holdings = KnownHoldings(
+        known,
+        lambda: store.holdings.known(known),
+        lambda users: store.holdings.known(known, users),
+        read,
+    )
+    owned = KnownOwnership(
+        store.holdings.owned_pairs,
+        lambda users: store.holdings.owned_pairs_of([*known, *read], users),
+    )
     return Observation(
         full=full,
         pull=pull,
@@ -245,7 +255,7 @@ def gather(
         templates=listed,
         read=read,
         holdings=holdings,
-        owned=store.holdings.owned_pairs(),
+        owned=owned,
         missing_templates=tuple(missing),
         unmapped_owned=tuple(unmapped_owned),
         inputs=inputs,
