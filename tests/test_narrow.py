@@ -69,6 +69,18 @@ def test_a_change_is_decided_again_for_its_people_alone_and_says_the_whole_plan(
     assert said(after) == said(sync(cli, "--dry-run"))
     assert sync(cli)["unchanged_since"] is not None
 
+    # What a person reads in the terminal says so, in a line that fits it.
+    renew_upstream(sandbox_state, 7)
+    table = cli("sync")
+    assert table.returncode == 0, table.stderr[-2000:]
+    said_again = [line for line in table.stdout.splitlines() if "decided again" in line]
+    assert len(said_again) == 1 and "person(s) a change touched" in said_again[0]
+    assert len(said_again[0]) <= 100
+    # After a full cycle that sent nothing, nobody is touched: the kept plan stands.
+    assert sync(cli, "--full")["write_requests"] == []
+    table = cli("sync")
+    assert "no one's records, mappings or certificates moved" in table.stdout
+
 
 def test_swapped_user_mappings_are_decided_again_for_both_people(
     cli: Cli, sandbox_state: SandboxState, world: World

@@ -157,6 +157,13 @@ def render_table(report: SyncReport) -> str:
             f"unchanged since run {report.unchanged_since}: same pull, mappings, templates "
             "and day, so no new plan"
         )
+    if report.decided_again == 0:
+        lines.append("no one's records, mappings or certificates moved: the kept plan stands")
+    elif report.decided_again is not None:
+        lines.append(
+            f"decided again for {report.decided_again} person(s) a change touched; "
+            "everyone else's part of the plan stands"
+        )
     counts = {k: v for k, v in report.counts().items() if v}
     lines.append("")
     if counts:
