@@ -12,8 +12,6 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
-import structlog
-
 from certsync.clients.holders import read_holders
 from certsync.clients.monotree import user_holding
 from certsync.clients.session import Clients
@@ -42,8 +40,6 @@ from certsync.models import (
     resolve_mappings,
 )
 from certsync.store import Store
-
-log = structlog.get_logger("certsync.engine.gather")
 
 Say = Callable[[str], None]
 Lap = Callable[[str], None]
