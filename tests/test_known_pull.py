@@ -78,12 +78,7 @@ def test_a_pull_read_against_the_kept_one_is_the_pull_decoded_whole(
         store.snapshots.save(first.records, prints=first.prints)
         known = store.snapshots.known()
         assert known is not None
-        prints = known.prints
-        by_print = {
-            prints[i : i + PRINT_SIZE]: rid
-            for i, rid in zip(range(0, len(prints), PRINT_SIZE), known.rows, strict=True)
-        }
-        scanned = scan(pieces(body_of(after), 50), by_print)
+        scanned = scan(pieces(body_of(after), 50), known.by_print())
         assert scanned is not None
         # Only what is not byte for byte a kept record is decoded.
         assert len(scanned.fresh) == sum(1 for r in after if r not in before)

@@ -28,20 +28,22 @@ def kind_of(record: CertificationRecord) -> Kind:
     )
 
 
+def _fields(k: Kind) -> tuple[str, str, str | None, CertificationType | None, str | None]:
+    """A kind as a record's fields: lifecycle, validity, type id, type, verification."""
+    return (k[0], k[1], k[3], CertificationType(*k[5:]) if k[4] else None, k[2])
+
+
 class Records:
     """Makes records of rows, sharing each kind's type, a user's id and each date among
     the records that hold them, as the decoders do."""
 
     def __init__(self, kinds: Sequence[Kind]) -> None:
-        self._kinds = [
-            (k[0], k[1], k[3], CertificationType(*k[5:]) if k[4] else None, k[2]) for k in kinds
-        ]
+        self._kinds = [_fields(k) for k in kinds]
         self._users: dict[str, str] = {}
         self._days: dict[date, date] = {}
 
     def add_kind(self, kind: Kind) -> None:
-        k = kind
-        self._kinds.append((k[0], k[1], k[3], CertificationType(*k[5:]) if k[4] else None, k[2]))
+        self._kinds.append(_fields(kind))
 
     def __call__(self, rid: str, row: Row) -> CertificationRecord:
         user, k, issued, expires = row

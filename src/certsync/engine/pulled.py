@@ -17,7 +17,6 @@ from certsync.errors import ResponseFormatError
 from certsync.models import Pull
 from certsync.store import MadeFrom, Store
 from certsync.store.known import Merged, merged
-from certsync.store.snapshot import PRINT_SIZE
 
 log = structlog.get_logger("certsync.engine.pulled")
 
@@ -94,13 +93,7 @@ def pull_certifications(
         # only the records whose bytes changed are decoded (`clients/prints.py`).
         known = store.snapshots.known() if kept is not None else None
         if known is not None:
-            prints = known.prints
-            by_print = {
-                prints[i : i + PRINT_SIZE]: rid
-                for i, rid in zip(range(0, len(prints), PRINT_SIZE), known.rows, strict=True)
-            }
-            scanned = scan(body.chunks(), by_print)
-            del by_print
+            scanned = scan(body.chunks(), known.by_print())
             if scanned is not None:
                 pulled.merged = merged(known, scanned.kept, scanned.fresh)
                 return Pull(pulled.merged.records, (), scanned.prints)

@@ -23,7 +23,7 @@ from sqlalchemy import Connection, delete, insert, select
 
 from certsync import cyclic_gc
 from certsync.models import CertificationRecord, Pull, RejectedRecord
-from certsync.rows import Kind, Records, Row
+from certsync.rows import Kind, Records, Row, kind_of
 from certsync.store.db import Db, table_of
 from certsync.store.lock import utcnow
 from certsync.store.made_from import MadeFrom
@@ -115,15 +115,7 @@ def _compact(records: Sequence[CertificationRecord]) -> tuple[list[Kind], dict[s
         )
         index = seen.get(key)
         if index is None:
-            kind: Kind = (
-                r.lifecycle_status,
-                r.validity_status,
-                r.verification_status,
-                r.certification_type_id,
-                ct is not None,
-                *((ct.id, ct.slug, ct.title, ct.status) if ct is not None else (None,) * 4),
-            )
-            index = seen[key] = kinds.setdefault(kind, len(kinds))
+            index = seen[key] = kinds.setdefault(kind_of(r), len(kinds))
         rows[r.id] = (r.user_id, index, r.issued_on, r.expires_on)
     return list(kinds), rows
 
@@ -217,6 +209,11 @@ class KnownRows:
     rows: dict[str, Row]
     prints: bytes
     made_from: str | None
+
+    def by_print(self) -> dict[bytes, str]:
+        """Each kept record's id, by its print."""
+        at = range(0, len(self.prints), PRINT_SIZE)
+        return {self.prints[i : i + PRINT_SIZE]: rid for i, rid in zip(at, self.rows, strict=True)}
 
 
 class PullSnapshots:
