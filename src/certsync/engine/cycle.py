@@ -195,7 +195,8 @@ def _cycle(
     clock = PhaseClock(report.timings)
     today = options.today or now.date()
 
-    pulled_from: dict[str, str] = {}  # the body's `MadeFrom`, and whether it was new
+    # The pull's body (`MadeFrom.dumps`), and whether it was the kept snapshot's.
+    pulled_from: list[tuple[str, bool]] = []
 
     def keep_pull(pulled: Pulled) -> None:
         # The snapshot feeds the report ("since the last pull") and stands for the body
@@ -204,8 +205,7 @@ def _cycle(
         # body is the snapshot already.
         if dry:
             return
-        pulled_from["made_from"] = pulled.made_from.dumps()
-        pulled_from["unchanged"] = "yes" if pulled.unchanged else ""
+        pulled_from.append((pulled.made_from.dumps(), pulled.unchanged))
         if pulled.unchanged:
             # Nothing here may read `pulled.pull`: that would decode what a quiet cycle
             # never needs to.
@@ -299,6 +299,7 @@ def _cycle(
     # people who changed alone (`narrow.py`); a reviewed one is the plan a person saw.
     whole = not dry and options.review is None and options.scope.is_everything
     before = last_decided(store) if whole and report.kind == "incremental" else None
+    made_from, unchanged = pulled_from[0] if pulled_from else (None, False)
     # A pure function making 100,000 small values and no cycle: the collector walking
     # them (and all the records) as they are made doubled the plan's CPU.
     with cyclic_gc.paused():
@@ -313,10 +314,10 @@ def _cycle(
             # A first cycle (nothing owned yet) keeps none: whom it assigns to is decided again.
             by_person=whole and store.holdings.owned_count() > 0,
             delta=report.pull_delta,
-            made_from=pulled_from.get("made_from"),
-            unchanged=bool(pulled_from.get("unchanged")),
+            made_from=made_from,
+            unchanged=unchanged,
         )
-        keep = to_keep(decision, seen, today, pulled_from.get("made_from")) if whole else None
+        keep = to_keep(decision, seen, today, made_from) if whole else None
     if again is not None:
         report.decided_again = len(again.monotree)
         log.info("sync.decided_again", people=len(again.monotree), accounts=len(again.natecosmic))

@@ -47,9 +47,7 @@ _SEQ_KEY = "decided_by_person_seq"
 class Decided(msgspec.Struct, frozen=True):
     """A whole decision by person, and what it was made from."""
 
-    release: str
-    day: date
-    common: str  # `common_digest`
+    common: str  # `common_digest`: the release and the day are part of it
     made_from: str  # the pull's body (`MadeFrom.dumps`)
     users: dict[str, int]  # the user mappings, Natecosmic to Monotree
     removed_users: dict[str, int]  # those taken out of the file (or re-pointed)
@@ -123,8 +121,6 @@ def who_changed(
     unchanged: bool,
 ) -> Again | None:
     """The people to decide again, or None when `before` cannot stand (see above)."""
-    if before.release != __version__ or before.day != today:
-        return None
     if observation.read or observation.pull.rejected or made_from is None:
         return None
     if unchanged:
@@ -200,8 +196,6 @@ def to_keep(
     if standing is None or made_from is None:
         return None
     return Decided(
-        __version__,
-        today,
         common_digest(observation, today),
         made_from,
         _as_dict(observation.mappings.users),
