@@ -238,3 +238,17 @@ def test_mappings_list_and_prune_from_the_command_line(tmp_path: Path) -> None:
     second = write(tmp_path, "[[types]]\nnatecosmic = 'food'\nmonotree = 12\n")
     out = certsync("mappings", "import", str(second), "--prune")
     assert out.returncode == 0 and "pruned 1" in out.stdout
+
+
+def test_csv_columns_in_any_order_with_blank_lines_and_short_rows(tmp_path: Path) -> None:
+    """Columns are found by their header, wherever they stand; a blank line is skipped
+    and a row short of the header's last column reads it as empty."""
+    path = write(
+        tmp_path,
+        "users_csv = 'users.csv'",
+        "monotree_email, natecosmic ,monotree\n\n,u1, 5 \nB@Example.com,u2\n\n",
+    )
+    assert load_mapping_file(path).users == (
+        UserMapping("u1", 5, None),
+        UserMapping("u2", None, "b@example.com"),
+    )

@@ -103,12 +103,12 @@ def _read_csv(path: Path, shown: str) -> list[UserMapping]:
         raise ConfigError(f"{shown!r}: not a usable users CSV path: {exc}") from None
     out: list[UserMapping] = []
     with handle:
-        reader = csv.DictReader(handle)
+        # Rows as lists, not DictReader's dicts: half the cost of reading 25,000 rows.
+        reader = csv.reader(handle)
         try:
-            header = [h.strip() for h in (reader.fieldnames or [])]
+            header = [h.strip() for h in next(reader, [])]
         except (csv.Error, UnicodeDecodeError) as exc:
             raise ConfigError(f"{shown} line 1: unreadable header: {exc}") from None
-        reader.fieldnames = header
         if "natecosmic" not in header or not ({"monotree", "monotree_email"} & set(header)):
             raise ConfigError(
                 f"{shown} line 1: the header needs a 'natecosmic' column and a 'monotree' "
@@ -117,22 +117,31 @@ def _read_csv(path: Path, shown: str) -> list[UserMapping]:
         unknown = set(header) - {"natecosmic", "monotree", "monotree_email"}
         if unknown:
             raise ConfigError(f"{shown} line 1: unknown column(s): {', '.join(sorted(unknown))}")
+        # A column named twice: the last one counts, as it did for csv.DictReader.
+        column = {name: i for i, name in enumerate(header)}
+        width = len(header)
+
+        def cell(row: list[str], name: str) -> str:
+            i = column.get(name)
+            return row[i].strip() if i is not None and i < len(row) else ""
+
         try:
             for row in reader:
+                if not row:
+                    continue  # a blank line, as csv.DictReader skipped it
                 line = reader.line_num
-                if None in row:
+                if len(row) > width:
                     raise ConfigError(f"{shown} line {line}: more fields than the header has")
-                values = {k: (v or "").strip() for k, v in row.items() if k is not None}
-                raw: dict[str, Any] = {"natecosmic": values.get("natecosmic", "")}
-                if values.get("monotree"):
-                    if not values["monotree"].isdecimal():
+                raw: dict[str, Any] = {"natecosmic": cell(row, "natecosmic")}
+                monotree, email = cell(row, "monotree"), cell(row, "monotree_email")
+                if monotree:
+                    if not monotree.isdecimal():
                         raise ConfigError(
-                            f"{shown} line {line}: monotree {values['monotree']!r} "
-                            "is not a whole number"
+                            f"{shown} line {line}: monotree {monotree!r} is not a whole number"
                         )
-                    raw["monotree"] = int(values["monotree"])
-                if values.get("monotree_email"):
-                    raw["monotree_email"] = values["monotree_email"]
+                    raw["monotree"] = int(monotree)
+                if email:
+                    raw["monotree_email"] = email
                 elif raw["natecosmic"] and raw.get("monotree", 0) > 0:
                     # The common row, valid as it stands: what the model below would
                     # make of it, without its cost (a third of reading 25,000 rows).

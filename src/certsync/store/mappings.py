@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -113,8 +113,8 @@ class MappingStore:
                 conn,
                 types=[old_types[k] for k in t_gone] + [old_types[t.natecosmic] for t in t_upd],
                 users=[old_users[k] for k in u_gone] + [old_users[u.natecosmic] for u in u_upd],
-                current_types=new_types.values(),
-                current_users=new_users.values(),
+                current_types=new_types,
+                current_users=new_users,
             )
 
             policy_json = json.dumps(asdict(mapping_file.policy), sort_keys=True)
@@ -233,8 +233,8 @@ def _remember_removed(
     *,
     types: Iterable[Any],
     users: Iterable[Any],
-    current_types: Iterable[TypeMapping],
-    current_users: Iterable[UserMapping],
+    current_types: Mapping[str, TypeMapping],
+    current_users: Mapping[str, UserMapping],
 ) -> None:
     """Keep what a removed (or re-pointed) mapping said; forget it once the file says it again."""
     now = utcnow()
@@ -257,9 +257,17 @@ def _remember_removed(
         )
     if rows:
         conn.execute(insert(_RM), rows)
-    said_again = {("type", t.natecosmic, t.monotree, None) for t in current_types} | {
-        ("user", u.natecosmic, u.monotree, u.monotree_email) for u in current_users
-    }
+    # Looked up by the few removed rows, not a set of the file's 25,000 users made to
+    # meet them (a third of an import that adds a few hires).
     for r in list(conn.execute(select(_RM))):
-        if (r.kind, r.natecosmic, r.monotree, r.monotree_email) in said_again:
+        if r.kind == "type":
+            t = current_types.get(r.natecosmic)
+            said_again = t is not None and t.monotree == r.monotree and r.monotree_email is None
+        else:
+            u = current_users.get(r.natecosmic)
+            said_again = u is not None and (u.monotree, u.monotree_email) == (
+                r.monotree,
+                r.monotree_email,
+            )
+        if said_again:
             conn.execute(delete(_RM).where(_RM.c.kind == r.kind, _RM.c.natecosmic == r.natecosmic))
