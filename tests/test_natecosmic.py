@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import zlib
@@ -242,8 +241,10 @@ def test_a_snapshot_another_release_rewrote_is_not_asked_for_by_its_validators(
     store.snapshots.save([older], made_from=MadeFrom(NATECOSMIC, "00" * 32, '"v1"'))
     with store.engine.begin() as conn:  # rewritten as a release before it would: at its time
         conn.execute(
-            text("UPDATE pull_snapshot SET body = :b, pulled_at = '2026-01-02 03:04:05.000006'"),
-            {"b": base64.b64encode(zlib.compress(b'["older"]')).decode()},
+            text(
+                "UPDATE pull_snapshot SET document = :b, pulled_at = '2026-01-02 03:04:05.000006'"
+            ),
+            {"b": zlib.compress(b'["older"]')},
         )
     route = respx.get(URL).mock(return_value=httpx.Response(200, json={"data": [record(id="now")]}))
     with open_clients(settings) as clients:

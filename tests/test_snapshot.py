@@ -14,10 +14,11 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from alembic import command
 from sqlalchemy import text
 
 from certsync.models import CertificationRecord, CertificationType, RejectedRecord
-from certsync.store import MadeFrom, PullDelta, Store, snapshot
+from certsync.store import MadeFrom, PullDelta, Store, schema, snapshot
 
 
 def test_the_kept_pull_carries_what_it_was_made_from_and_its_rejected_records(
@@ -55,7 +56,9 @@ def test_the_kept_pull_carries_what_it_was_made_from_and_its_rejected_records(
     # and leaves the stored value behind.
     with store.engine.begin() as conn:
         conn.execute(
-            text("UPDATE pull_snapshot SET body = :b, pulled_at = '2026-01-03 00:00:00.000001'"),
+            text(
+                "UPDATE pull_snapshot SET document = :b, pulled_at = '2026-01-03 00:00:00.000001'"
+            ),
             {"b": _earlier_release_document({"format": 2, "types": [], "rows": {}})},
         )
     assert store.snapshots.made_from() is None
@@ -81,15 +84,15 @@ def test_pull_snapshot_says_what_changed(store: Store) -> None:
     assert store.snapshots.save([r("a", 2), r("c", 3)]) == PullDelta(0, 1, 1)
 
 
-def _earlier_release_document(document: object) -> str:
+def _earlier_release_document(document: object) -> bytes:
     """A snapshot's document as releases before format 3 wrote it (zlib'd JSON)."""
-    return base64.b64encode(zlib.compress(json.dumps(document).encode(), 6)).decode()
+    return zlib.compress(json.dumps(document).encode(), 6)
 
 
-def _another_format(document: object) -> str:
+def _another_format(document: object) -> bytes:
     """A document in this release's encoding (msgpack) but another format number, as a
     release after it, or before this one's layout, may write."""
-    return base64.b64encode(msgspec.msgpack.encode(document)).decode()
+    return msgspec.msgpack.encode(document)
 
 
 @pytest.mark.parametrize(
@@ -104,7 +107,7 @@ def _another_format(document: object) -> str:
     ids=["digests", "format-2", "msgpack-format-3", "msgpack-format-99"],
 )
 def test_a_snapshot_kept_by_an_earlier_release_is_replaced_not_misread(
-    tmp_path: Path, body: str
+    tmp_path: Path, body: bytes
 ) -> None:
     """After an upgrade the kept pull is not read as records, nor compared: the first
     pull says nothing of what changed (rather than something wrong), the next does."""
@@ -113,10 +116,10 @@ def test_a_snapshot_kept_by_an_earlier_release_is_replaced_not_misread(
     record = CertificationRecord("a", "u", date(2026, 1, 1), "active", "valid", "t")
     store.snapshots.save([record], made_from=MadeFrom("https://127.0.0.1:8001", "ab" * 32, '"1"'))
     con = sqlite3.connect(path)
-    con.execute("UPDATE pull_snapshot SET body = ?", (body,))
+    con.execute("UPDATE pull_snapshot SET document = ?", (body,))
     # As that release wrote it: the digest of its document beside the body it was made
     # from. Its validators are not sent: a 304 would leave nothing to decide from.
-    digest = hashlib.sha256(body.encode()).hexdigest()
+    digest = hashlib.sha256(body).hexdigest()
     con.execute("UPDATE setting SET value = ? WHERE key = 'pull_document'", (digest,))
     con.commit()
     con.close()
@@ -134,9 +137,12 @@ def test_a_damaged_snapshot_is_neither_loaded_nor_compared(tmp_path: Path) -> No
     store = Store(f"sqlite:///{path}")
     record = CertificationRecord("a", "u", date(2026, 1, 1), "active", "valid", "t")
     store.snapshots.save([record])
-    damaged = snapshot._encode(snapshot._Document(3, [], [b"not a chunk"], [], None))
+    empty = snapshot.Tables([], [])
+    damaged = msgspec.msgpack.encode(
+        snapshot._Document(snapshot._FORMAT, [], empty, [b"not a chunk"], [], None, b"p" * 12)
+    )
     con = sqlite3.connect(path)
-    con.execute("UPDATE pull_snapshot SET body = ?", (damaged,))
+    con.execute("UPDATE pull_snapshot SET document = ?", (damaged,))
     con.commit()
     con.close()
     assert store.snapshots.load() is None
@@ -167,3 +173,58 @@ def test_the_kept_pull_gives_back_every_field_a_decision_reads(store: Store) -> 
     assert store.snapshots.save(records).changed == 0
     revoked = replace(records[0], lifecycle_status="revoked")
     assert store.snapshots.save([revoked, records[1]]).changed == 1
+
+
+def test_a_row_naming_no_user_or_day_is_unreadable_not_a_traceback(tmp_path: Path) -> None:
+    """A chunk whose numbers point past the tables (or whose columns differ in length)
+    makes the snapshot unread, as a damaged one, rather than rows with the wrong user."""
+    from certsync.store import snapshot_rows
+
+    path = tmp_path / "s.db"
+    store = Store(f"sqlite:///{path}")
+    record = CertificationRecord("a", "u", date(2026, 1, 1), "active", "valid", "t")
+    store.snapshots.save([record])
+    kept = store.snapshots.load()
+    assert kept is not None and kept.records == (record,)
+    saved = store.snapshots._kept_document()
+    assert saved is not None and saved[1] is not None
+    kinds = saved[1].kinds
+    tables = snapshot.Tables(["u"], [date(2026, 1, 1), None])
+
+    def loaded(ids: list[str], user: int, issued: int, expires: int) -> object:
+        chunk = snapshot_rows._Chunk(ids, [user], [0], [issued], [expires])
+        document = snapshot._Document(
+            snapshot._FORMAT, kinds, tables, [msgspec.msgpack.encode(chunk)], [], None
+        )
+        con = sqlite3.connect(path)
+        con.execute("UPDATE pull_snapshot SET document = ?", (msgspec.msgpack.encode(document),))
+        con.commit()
+        con.close()
+        kept = store.snapshots.load()
+        return None if kept is None else kept.records
+
+    assert loaded(["a"], 0, 0, 1) == (record,)
+    assert loaded(["a"], 1, 0, 1) is None  # no second user
+    assert loaded(["a"], 0, 0, 2) is None  # no third day
+    assert loaded(["a", "b"], 0, 0, 1) is None  # a column short of the ids
+
+
+def test_the_kept_pull_crosses_revision_0016_both_ways(store_url: str) -> None:
+    """0016 keeps the document as bytes: going down it is base64 text again, byte for
+    byte, and coming back up the same pull is kept, still vouched for by its body."""
+    store = Store(store_url)
+    record = CertificationRecord("a", "u", date(2026, 1, 1), "active", "valid", "t")
+    made = MadeFrom("https://127.0.0.1:8001", "ab" * 32, '"1"')
+    store.snapshots.save([record], made_from=made)
+    with store.engine.begin() as conn:
+        document = conn.execute(text("SELECT document FROM pull_snapshot")).scalar_one()
+        command.downgrade(schema._config(conn), "0015")
+        body = conn.execute(text("SELECT body FROM pull_snapshot")).scalar_one()
+    store.close()
+    assert base64.b64decode(body) == bytes(document)
+    again = Store(store_url)
+    assert again.upgrade() is not None
+    kept = again.snapshots.load()
+    assert kept is not None and kept.records == (record,)
+    assert again.snapshots.made_from() == made
+    again.close()

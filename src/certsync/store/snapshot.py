@@ -4,19 +4,16 @@ to Natecosmic).
 
 Each record is kept as the fields a decision reads. What many records share (the three
 statuses and the type) is kept once, as a "kind"; a row is the record's user, its kind
-and its two dates. The document is msgpack (msgspec, in C both ways), lightly
-compressed. A snapshot of an earlier release is not read: the next pull replaces it,
+and its two dates, kept as columns (`snapshot_rows.py`). The document is msgpack
+(msgspec, in C both ways). A snapshot of an earlier release is not read: the next pull replaces it,
 and that one cycle cannot say what changed since the pull before.
 """
 
 from __future__ import annotations
 
-import base64
-import itertools
-import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 
 import msgspec
 from sqlalchemy import Connection, delete, insert, select
@@ -27,11 +24,12 @@ from certsync.rows import Kind, Records, Row, kind_of
 from certsync.store.db import Db, table_of
 from certsync.store.lock import utcnow
 from certsync.store.made_from import MadeFrom
+from certsync.store.snapshot_rows import Tables, decoded, encoded
 from certsync.store.tables import PullSnapshotRow
 from certsync.store.values import get_value, set_value
 
 _P = table_of(PullSnapshotRow)
-_FORMAT = 4
+_FORMAT = 5
 # Which body the snapshot was made from (`MadeFrom`), kept in the same transaction as
 # the snapshot: a 304 to its validators, or a body with its digest, *is* that snapshot.
 _MADE_FROM = "pull_made_from"
@@ -45,9 +43,9 @@ _FRESH = "pull_fresh_at"
 class _Document(msgspec.Struct, frozen=True):
     format: int
     kinds: list[Kind]
-    # Maps of at most _CHUNK rows by record id, each encoded and compressed on its own:
-    # the pull before is compared (and loaded) a chunk at a time, never held whole as
-    # rows, nor as their uncompressed bytes.
+    tables: Tables
+    # Chunks of rows (`snapshot_rows.py`), each encoded on its own: the pull before is
+    # compared (and loaded) a chunk at a time, never held whole as rows.
     rows: list[bytes]
     rejected: list[tuple[int, str | None, str]]
     made_from: str | None
@@ -61,13 +59,11 @@ class _Format(msgspec.Struct):
     format: int = 0
 
 
-_CHUNK = 10_000
 PRINT_SIZE = 12  # `clients/records.PRINT_SIZE`: the store does not import the clients
 _ENCODER = msgspec.msgpack.Encoder()
 _DECODER = msgspec.msgpack.Decoder(_Document)
-_ROWS = msgspec.msgpack.Decoder(dict[str, Row])
-# A damaged chunk, or a kind index out of range: the snapshot is not read.
-_UNREADABLE = (msgspec.DecodeError, zlib.error, IndexError)
+# A damaged chunk, or a kind, user or date number out of range: the snapshot is not read.
+_UNREADABLE = (msgspec.DecodeError, IndexError)
 _FORMAT_ONLY = msgspec.msgpack.Decoder(_Format)
 
 
@@ -120,30 +116,6 @@ def _compact(records: Sequence[CertificationRecord]) -> tuple[list[Kind], dict[s
     return list(kinds), rows
 
 
-def _chunked(rows: dict[str, Row]) -> list[bytes]:
-    items = iter(rows.items())
-    out = []
-    while chunk := dict(itertools.islice(items, _CHUNK)):
-        # Level 1: a higher level costs more CPU a cycle for a blob nobody reads whole.
-        out.append(zlib.compress(_ENCODER.encode(chunk), 1))
-    return out
-
-
-def _rows(chunk: bytes) -> dict[str, Row]:
-    return _ROWS.decode(zlib.decompress(chunk))
-
-
-def _encode(document: _Document) -> str:
-    return base64.b64encode(_ENCODER.encode(document)).decode()
-
-
-def _unbase64(body: str) -> bytes | None:
-    try:
-        return base64.b64decode(body)
-    except ValueError:
-        return None
-
-
 def _read(raw: bytes) -> _Document | None:
     """The document, or None when an earlier release wrote it (or it is unreadable)."""
     try:
@@ -178,7 +150,7 @@ def _delta(before: _Document, kinds: Sequence[Kind], rows: dict[str, Row]) -> Pu
     users: set[str] = set()
     seen: set[str] = set()
     for chunk in before.rows:
-        old_rows = _rows(chunk)
+        old_rows = dict(decoded(before.tables, chunk))
         if renumber is not None:
             old_rows = {
                 rid: (user, renumber[k], issued, expires)
@@ -245,9 +217,9 @@ class PullSnapshots:
             except _UNREADABLE:  # a chunk damaged: as after an upgrade, say nothing
                 delta = PullDelta(None, None, None)
             del before
-            count, chunks = len(rows), _chunked(rows)
+            count, (tables, chunks) = len(rows), encoded(rows)
             del rows  # 100,000 rows let go before the document is encoded
-        self._write(kinds, chunks, count, rejected, made_from=made_from, prints=prints)
+        self._write(kinds, tables, chunks, count, rejected, made_from=made_from, prints=prints)
         return delta
 
     def save_rows(
@@ -260,12 +232,13 @@ class PullSnapshots:
         prints: bytes = b"",
     ) -> None:
         """Keep a pull already made into rows (`known.py`: the kept rows and the new)."""
-        count = len(rows)
-        self._write(kinds, _chunked(rows), count, rejected, made_from=made_from, prints=prints)
+        tables, chunks = encoded(rows)
+        self._write(kinds, tables, chunks, len(rows), rejected, made_from=made_from, prints=prints)
 
     def _write(
         self,
         kinds: list[Kind],
+        tables: Tables,
         chunks: list[bytes],
         count: int,
         rejected: Iterable[RejectedRecord] = (),
@@ -278,20 +251,22 @@ class PullSnapshots:
         # `made_from` is in the document too: a release before it rewrites the document
         # without it and leaves the stored value stale, and a 304 must never be answered
         # from a snapshot of another body.
-        body = _encode(
+        document = _ENCODER.encode(
             _Document(
                 _FORMAT,
                 kinds,
+                tables,
                 chunks,
                 [(r.index, r.record_id, r.reason) for r in rejected],
                 None if made_from is None else made_from.dumps(),
                 prints,
             )
         )
-        del chunks
+        del tables, chunks  # the document holds them
         with self._db.write() as conn:
             conn.execute(delete(_P))
-            conn.execute(insert(_P).values(id=1, pulled_at=utcnow(), record_count=count, body=body))
+            values = {"pulled_at": utcnow(), "record_count": count, "document": document}
+            conn.execute(insert(_P).values(id=1, **values))
             set_value(conn, _MADE_FROM, "" if made_from is None else made_from.dumps())
             set_value(conn, _DOCUMENT, _written(conn) or "")
 
@@ -303,19 +278,10 @@ class PullSnapshots:
             document = None if kept is None else kept[1]
             if document is None or not document.prints or document.rejected:
                 return None
-            # Each user's id and each date once, as the decoders share them: the rows
-            # are the pull's records until a decision makes them (35 MB unshared at
-            # 100,000, 20 MB shared).
-            users: dict[str, str] = {}
-            days: dict[date | None, date | None] = {None: None}
-            user, day = users.setdefault, days.setdefault
             try:
                 rows: dict[str, Row] = {}
                 for chunk in document.rows:
-                    rows.update(
-                        (rid, (user(u, u), k, day(i, i), day(e, e)))  # type: ignore[misc]  # the first date is never None
-                        for rid, (u, k, i, e) in _rows(chunk).items()
-                    )
+                    rows.update(decoded(document.tables, chunk))
             except _UNREADABLE:
                 return None
             if len(document.prints) != PRINT_SIZE * len(rows):
@@ -326,14 +292,12 @@ class PullSnapshots:
         """When the kept pull was made, and its document (None: written by an earlier
         release, or unreadable); None when no pull was kept."""
         with self._db.read() as conn:
-            row = conn.execute(select(_P.c.pulled_at, _P.c.body).where(_P.c.id == 1)).first()
+            row = conn.execute(select(_P.c.pulled_at, _P.c.document).where(_P.c.id == 1)).first()
         if row is None:
             return None
-        pulled_at, body = row
-        del row
-        raw = _unbase64(body)
-        del body  # let go before the document is decoded, as each step below
-        return pulled_at, None if raw is None else _read(raw)
+        pulled_at, raw = row
+        del row  # let go before the document is decoded
+        return pulled_at, _read(raw)
 
     def made_from(self) -> MadeFrom | None:
         """The body the kept snapshot was made from; None when unknown, when the
@@ -385,6 +349,7 @@ class PullSnapshots:
 
 def _kept(pulled_at: datetime, document: _Document) -> KeptPull:
     make = Records(document.kinds)
-    records = [make(rid, row) for chunk in document.rows for rid, row in _rows(chunk).items()]
+    rows = (row for chunk in document.rows for row in decoded(document.tables, chunk))
+    records = [make(rid, row) for rid, row in rows]
     rejected = tuple(RejectedRecord(*r) for r in document.rejected)
     return KeptPull(pulled_at, tuple(records), rejected, MadeFrom.loads(document.made_from))

@@ -200,7 +200,7 @@ class PullSnapshotRow(SQLModel, table=True):
     id: int = Field(default=1, primary_key=True)
     pulled_at: datetime
     record_count: int
-    body: str
+    document: bytes  # msgpack (`store/snapshot.py`)
 
 
 class WriterLockRow(SQLModel, table=True):
