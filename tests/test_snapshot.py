@@ -18,7 +18,7 @@ from alembic import command
 from sqlalchemy import text
 
 from certsync.models import CertificationRecord, CertificationType, RejectedRecord
-from certsync.store import MadeFrom, PullDelta, Store, schema, snapshot
+from certsync.store import MadeFrom, PullDelta, Store, schema, snapshot, snapshot_rows
 
 
 def test_the_kept_pull_carries_what_it_was_made_from_and_its_rejected_records(
@@ -137,7 +137,7 @@ def test_a_damaged_snapshot_is_neither_loaded_nor_compared(tmp_path: Path) -> No
     store = Store(f"sqlite:///{path}")
     record = CertificationRecord("a", "u", date(2026, 1, 1), "active", "valid", "t")
     store.snapshots.save([record])
-    empty = snapshot.Tables([], [])
+    empty = snapshot_rows.Tables([], [])
     damaged = msgspec.msgpack.encode(
         snapshot._Document(snapshot._FORMAT, [], empty, [b"not a chunk"], [], None, b"p" * 12)
     )
@@ -178,8 +178,6 @@ def test_the_kept_pull_gives_back_every_field_a_decision_reads(store: Store) -> 
 def test_a_row_naming_no_user_or_day_is_unreadable_not_a_traceback(tmp_path: Path) -> None:
     """A chunk whose numbers point past the tables (or whose columns differ in length)
     makes the snapshot unread, as a damaged one, rather than rows with the wrong user."""
-    from certsync.store import snapshot_rows
-
     path = tmp_path / "s.db"
     store = Store(f"sqlite:///{path}")
     record = CertificationRecord("a", "u", date(2026, 1, 1), "active", "valid", "t")
@@ -189,7 +187,7 @@ def test_a_row_naming_no_user_or_day_is_unreadable_not_a_traceback(tmp_path: Pat
     saved = store.snapshots._kept_document()
     assert saved is not None and saved[1] is not None
     kinds = saved[1].kinds
-    tables = snapshot.Tables(["u"], [date(2026, 1, 1), None])
+    tables = snapshot_rows.Tables(["u"], [date(2026, 1, 1), None])
 
     def loaded(ids: list[str], user: int, issued: int, expires: int) -> object:
         chunk = snapshot_rows._Chunk(ids, [user], [0], [issued], [expires])

@@ -20,10 +20,10 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, fields
 from datetime import date, datetime
-from hashlib import sha1
 from typing import TypeVar, get_type_hints
 
 import msgspec
+from xxhash import xxh3_128_digest
 
 from certsync import cyclic_gc
 from certsync.models import CertificationRecord, CertificationType
@@ -210,14 +210,16 @@ def _printed(array: bytes) -> tuple[list[CertificationRecord], bytes]:
 
 
 def print_of(raw: msgspec.Raw) -> bytes:
-    """A record's fingerprint: the first 96 bits of the SHA-1 of its bytes as Natecosmic
-    sent them (the same bytes decode to the same record). Not a defence against
-    forgery, which is not the threat here: Natecosmic is the source of truth either
-    way. What it must do is tell a changed record from a kept one: 1,000 changed
-    records meet one of 100,000 kept prints by chance once in 10^21 cycles. SHA-1 costs
-    1.4 us a record here, BLAKE2b 2.4 us; 12 bytes, not 20, keep the snapshot (and a
-    first cycle's peak) a megabyte smaller at 100,000 records."""
-    return sha1(raw, usedforsecurity=False).digest()[:PRINT_SIZE]
+    """A record's fingerprint: the first 96 bits of the XXH3-128 of its bytes as
+    Natecosmic sent them (the same bytes decode to the same record). Not a defence
+    against forgery, which is not the threat here: Natecosmic is the source of truth
+    either way. What it must do is tell a changed record from a kept one, and a 128-bit
+    XXH3 spreads inputs as evenly as a cryptographic hash would for that: 1,000 changed
+    records meet one of 100,000 kept prints by chance once in 10^21 cycles. It costs
+    0.3 us a record here, where SHA-1 cost 1.4 us (one sixth of a 1%-changed cycle at
+    100,000 records); 12 bytes, not 16, keep the snapshot (and a first cycle's peak)
+    0.4 MB smaller at 100,000 records."""
+    return xxh3_128_digest(raw)[:PRINT_SIZE]
 
 
 def fast_records(

@@ -29,7 +29,7 @@ from certsync.store.tables import PullSnapshotRow
 from certsync.store.values import get_value, set_value
 
 _P = table_of(PullSnapshotRow)
-_FORMAT = 5
+_FORMAT = 6  # 6: prints by XXH3-128 (5: by SHA-1)
 # Which body the snapshot was made from (`MadeFrom`), kept in the same transaction as
 # the snapshot: a 304 to its validators, or a body with its digest, *is* that snapshot.
 _MADE_FROM = "pull_made_from"
