@@ -80,15 +80,14 @@ class MappingStore:
             ]
             t_gone = [k for k in old_types if k not in new_types] if prune else []
 
-            old_users = {u.natecosmic: u for u in self._all_users(conn)}
+            # Compared as columns: a mapping object is made only for those that go.
+            old_users = self._user_columns(conn)
             new_users = {u.natecosmic: u for u in mapping_file.users}
             u_add = [u for k, u in new_users.items() if k not in old_users]
             u_upd = [
                 u
                 for k, u in new_users.items()
-                if k in old_users
-                and (old_users[k].monotree, old_users[k].monotree_email)
-                != (u.monotree, u.monotree_email)
+                if k in old_users and old_users[k] != (u.monotree, u.monotree_email)
             ]
             u_gone = [k for k in old_users if k not in new_users] if prune else []
 
@@ -112,7 +111,8 @@ class MappingStore:
             _remember_removed(
                 conn,
                 types=[old_types[k] for k in t_gone] + [old_types[t.natecosmic] for t in t_upd],
-                users=[old_users[k] for k in u_gone] + [old_users[u.natecosmic] for u in u_upd],
+                users=[UserMapping(k, *old_users[k]) for k in u_gone]
+                + [UserMapping(u.natecosmic, *old_users[u.natecosmic]) for u in u_upd],
                 current_types=new_types,
                 current_users=new_users,
             )
@@ -184,6 +184,12 @@ class MappingStore:
         with cyclic_gc.paused():
             rows = conn.execute(query.order_by(_U.c.natecosmic)).all()
             return [UserMapping(nc, monotree, email) for nc, monotree, email in rows]
+
+    @staticmethod
+    def _user_columns(conn: Connection) -> dict[str, tuple[int | None, str | None]]:
+        query = select(_U.c.natecosmic, _U.c.monotree, _U.c.monotree_email)
+        with cyclic_gc.paused():
+            return {nc: (monotree, email) for nc, monotree, email in conn.execute(query).all()}
 
     def users_naming(self, users: Sequence[tuple[int, str | None]]) -> list[UserMapping]:
         """The user mappings that name any of these Monotree users, by id or by email."""
