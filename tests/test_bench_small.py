@@ -30,18 +30,24 @@ def test_every_cycle_meets_the_request_lower_bound_at_1000_records() -> None:
         "incremental, 1% changed",
         "drift, hand unassign",
     ]
-    for cycle in result["cycles"]:
+    # The cycles measured three times (the ratios' numerators), every run of them too.
+    repeated = {c.name: len(c.others) for c in result["cycles"] if c.others}
+    assert repeated == {"quiet, 304": 2, "quiet, same body": 2, "incremental, 1% changed": 2}
+    for cycle in [x for c in result["cycles"] for x in [c, *c.others]]:
         bound = {k: cycle.bound[k] for k in ("natecosmic", "reads", "writes")}
         assert cycle.counts == bound, cycle.name
         assert cycle.run.doc["outcome"] == "converged", cycle.name
     quiet = result["cycles"][2]
     assert quiet.counts == {"natecosmic": 1, "reads": 1, "writes": 0}  # one request per API
-    for quiet in result["cycles"][3:5]:  # nothing changed: nothing decoded, no plan made
+    for quiet in [x for c in result["cycles"][3:5] for x in [c, *c.others]]:
+        # Nothing changed: nothing decoded, no plan made.
         assert quiet.counts == {"natecosmic": 1, "reads": 1, "writes": 0}, quiet.name
         assert quiet.run.doc["unchanged_since"] is not None, quiet.name
-    changed = result["cycles"][5]
-    assert changed.run.doc["counts"]["revoke"] > 0 and changed.run.doc["counts"]["renew"] > 0
-    assert changed.run.doc["counts"]["assign"] >= changed.extra["hired"]
+    for changed in [result["cycles"][5], *result["cycles"][5].others]:
+        # Each run a change of its own: the hires before it keep their certificates.
+        counts = changed.run.doc["counts"]
+        assert 0 < counts["revoke"] <= changed.extra["revoked"] and counts["renew"] > 0, counts
+        assert counts["assign"] >= changed.extra["hired"], counts
     drift = result["cycles"][6]  # a hand unassign: that template read, the holding restored
     assert len(drift.run.doc["templates_read"]) == 1 and drift.run.doc["counts"]["assign"] == 1
     # The bare client read every holder page the bound counts, and saw every holder.
