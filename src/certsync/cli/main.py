@@ -18,7 +18,7 @@ from typing import TextIO, cast
 import httpx
 import structlog
 
-from certsync import heap
+from certsync import cyclic_gc, heap
 from certsync import logging as certsync_logging
 from certsync.cli import exit_codes
 from certsync.cli.audit import cmd_history, cmd_journal
@@ -350,6 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # error lines below hide them.
     redactor = Redactor()
     heap.tune_allocator()
+    cyclic_gc.keep_what_imports_built()
     try:
         args = build_parser().parse_args(argv)
         needs_apis = args.command in ("sync", "plan", "run", "explain", "approve", "apply") or (
