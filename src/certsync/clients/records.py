@@ -216,7 +216,7 @@ def print_of(raw: msgspec.Raw) -> bytes:
     either way. What it must do is tell a changed record from a kept one, and a 128-bit
     XXH3 spreads inputs as evenly as a cryptographic hash would for that: 1,000 changed
     records meet one of 100,000 kept prints by chance once in 10^21 cycles. It costs
-    0.3 us a record here, where SHA-1 cost 1.4 us (one sixth of a 1%-changed cycle at
+    0.3 us a record here, where SHA-1 cost 1.4 us (a tenth of a 1%-changed cycle at
     100,000 records); 12 bytes, not 16, keep the snapshot (and a first cycle's peak)
     0.4 MB smaller at 100,000 records."""
     return xxh3_128_digest(raw)[:PRINT_SIZE]

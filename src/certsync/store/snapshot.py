@@ -5,8 +5,8 @@ to Natecosmic).
 Each record is kept as the fields a decision reads. What many records share (the three
 statuses and the type) is kept once, as a "kind"; a row is the record's user, its kind
 and its two dates, kept as columns (`snapshot_rows.py`). The document is msgpack
-(msgspec, in C both ways). A snapshot of an earlier release is not read: the next pull replaces it,
-and that one cycle cannot say what changed since the pull before.
+(msgspec, in C both ways). A snapshot of an earlier release is not read: the next pull
+replaces it, and that one cycle cannot say what changed since the pull before.
 """
 
 from __future__ import annotations
@@ -262,7 +262,7 @@ class PullSnapshots:
                 prints,
             )
         )
-        del tables, chunks  # the document holds them
+        del tables, chunks  # encoded into the document: not held twice
         with self._db.write() as conn:
             conn.execute(delete(_P))
             values = {"pulled_at": utcnow(), "record_count": count, "document": document}
