@@ -6,6 +6,7 @@ Pure, as the plan is: the same plan always gives the same requests.
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import replace
 
 from certsync.actions import HoldBack, Plan
@@ -54,6 +55,10 @@ def guard_revokes(
     )
 
 
+def _pair(item: AssignItem) -> tuple[int, int]:
+    return item.certificate_id, item.user_id
+
+
 def write_requests(
     the_plan: Plan, *, chunk_size: int, notify_on_revoke: bool
 ) -> list[WriteRequest]:
@@ -85,10 +90,15 @@ def write_requests(
                 revoked = tuple(u for u in batch if u in revoking)
                 requests.append(ResetRequest(cert, tuple(batch), notify, revoked))
 
-    items = sorted(
-        [AssignItem(a.certificate_id, a.user_id, a.completed_at) for a in the_plan.assigns]
-        + [AssignItem(r.certificate_id, r.user_id, r.completed_at) for r in the_plan.renewals],
-        key=lambda i: (i.certificate_id, i.user_id),
+    # A plan keeps its items sorted (`Plan`), so its assigns and renewals merge in order:
+    # sorting them again held a key for each of a first cycle's 100,000 assigns at once,
+    # the largest step of its peak (10 MB).
+    items = list(
+        heapq.merge(
+            (AssignItem(a.certificate_id, a.user_id, a.completed_at) for a in the_plan.assigns),
+            (AssignItem(r.certificate_id, r.user_id, r.completed_at) for r in the_plan.renewals),
+            key=_pair,
+        )
     )
     requests.extend(AssignRequest(tuple(batch)) for batch in batches(items, chunk_size))
     return requests
