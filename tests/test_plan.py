@@ -631,3 +631,22 @@ def test_the_guard_counts_within_the_scope() -> None:
     assert scoped.revokes == (Revoke(FOOD, 501, owned=True),) and scoped.owned_active == 1
     guarded = guard_revokes(scoped, policy, pull_empty=False, allow_mass_revoke=False)
     assert guarded.revokes == () and guarded.guard_held
+
+
+def test_assigns_and_renewals_go_out_in_one_order_by_certificate_and_user() -> None:
+    """A renewal's assign takes its place among the plain assigns, by certificate and
+    user, so the batches are the same whatever kind of action each item came from."""
+    day = date(2026, 1, 1)
+    the_plan = Plan(
+        assigns=(Assign(1, 3, day, "a"), Assign(1, 7, day, "b"), Assign(2, 1, day, "c")),
+        renewals=(Renewal(1, 5, day, day - timedelta(days=400), "d"), Renewal(3, 2, day, day, "e")),
+    )
+    requests = write_requests(the_plan, chunk_size=2, notify_on_revoke=False)
+    sent = [
+        (i.certificate_id, i.user_id)
+        for r in requests
+        if isinstance(r, AssignRequest)
+        for i in r.items
+    ]
+    assert sent == [(1, 3), (1, 5), (1, 7), (2, 1), (3, 2)]
+    assert [len(r.items) for r in requests if isinstance(r, AssignRequest)] == [2, 2, 1]
